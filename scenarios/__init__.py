@@ -1,0 +1,1 @@
+"""Scenarios: recorded and synthetic plant data, replay, rule checking and reports."""

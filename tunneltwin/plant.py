@@ -1,0 +1,146 @@
+"""Plant physics shared by the twin and the controller's own model.
+
+Both build from the same site config, so they agree on geometry and hydraulics; the
+twin adds dynamics and state, the controller linearises. Operating points are solved
+once on a (frequency, level) grid and interpolated, because the twin's hot loop asks
+for them a million times a simulated year.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tunneltwin.site import PumpType, Site, Tunnel
+
+FloatArray = NDArray[np.float64]
+
+
+class LevelVolume:
+    """Official level <-> volume table.
+
+    Below the first level where volume starts to rise (the sump, 0-0.4 m here) the table
+    is flat; for the inverse we spread the sump's volume linearly over that depth so that
+    every volume has exactly one level.
+    """
+
+    def __init__(self, tunnel: Tunnel) -> None:
+        self.levels = np.asarray(tunnel.level_m, dtype=float)
+        self.volumes = np.asarray(tunnel.volume_m3, dtype=float)
+        rising = np.flatnonzero(np.diff(self.volumes) > 0)[0]
+        self._inv_v = np.r_[0.0, self.volumes[rising:]]
+        self._inv_l = np.r_[self.levels[0], self.levels[rising:]]
+        self.max_level_m = float(self.levels[-1])
+        self.max_volume_m3 = float(self.volumes[-1])
+
+    def volume(self, level_m: float) -> float:
+        return float(np.interp(level_m, self.levels, self.volumes))
+
+    def level(self, volume_m3: float) -> float:
+        return float(np.interp(volume_m3, self._inv_v, self._inv_l))
+
+    def area_m2(self, level_m: float, dl: float = 0.05) -> float:
+        """Surface area dV/dL (central difference), used to translate flow into level rate."""
+        return (self.volume(level_m + dl) - self.volume(level_m - dl)) / (2 * dl)
+
+
+def _poly(x: FloatArray, y: FloatArray, degree: int = 3) -> np.poly1d:
+    return np.poly1d(np.polyfit(x, y, degree))
+
+
+@dataclass(frozen=True)
+class OperatingGrid:
+    """Flow and power of one pump type over a regular (frequency, level) grid."""
+
+    freq_hz: FloatArray
+    level_m: FloatArray
+    flow_m3h: FloatArray  # shape (n_freq, n_level)
+    power_kw: FloatArray
+
+    def lookup(self, freq_hz: FloatArray, level_m: float) -> tuple[FloatArray, FloatArray]:
+        """Bilinear interpolation for a vector of frequencies at one level."""
+        f0, df = self.freq_hz[0], self.freq_hz[1] - self.freq_hz[0]
+        l0, dl = self.level_m[0], self.level_m[1] - self.level_m[0]
+        fi = np.clip((freq_hz - f0) / df, 0, len(self.freq_hz) - 1.000001)
+        li = min(max((level_m - l0) / dl, 0.0), len(self.level_m) - 1.000001)
+        i = fi.astype(int)
+        j = int(li)
+        a = fi - i
+        b = li - j
+        return self._bilinear(self.flow_m3h, i, j, a, b), self._bilinear(self.power_kw, i, j, a, b)
+
+    @staticmethod
+    def _bilinear(z: FloatArray, i: NDArray[np.int_], j: int, a: FloatArray, b: float) -> FloatArray:
+        top = z[i, j] * (1 - b) + z[i, j + 1] * b
+        bottom = z[i + 1, j] * (1 - b) + z[i + 1, j + 1] * b
+        return top * (1 - a) + bottom * a
+
+
+class PumpHydraulics:
+    """Affinity-scaled pump curve against the calibrated system curve.
+
+    Head at frequency f: H_f(Q) = r^2 H_50(Q/r), power P_f(Q) = pf * r^3 P_50(Q/r), r = f/50.
+    System head: L2 + offset - gain * L1 + k Q^2. The operating point is where they meet;
+    if the pump's shut-off head is below the system head, it delivers nothing.
+    """
+
+    def __init__(self, ptype: PumpType, discharge_level_m: float) -> None:
+        c = ptype.curve_50hz
+        q = np.asarray(c.flow_m3h, dtype=float)
+        self.head50 = _poly(q, np.asarray(c.head_m, dtype=float))
+        self.power50 = _poly(q, np.asarray(c.power_kw, dtype=float))
+        self.q_max_50 = float(q.max()) * 1.3
+        self.ptype = ptype
+        self.static_m = discharge_level_m + ptype.head_offset_m
+
+    def system_head_m(self, flow_m3h: FloatArray, level_m: FloatArray) -> FloatArray:
+        p = self.ptype
+        return self.static_m - p.level_gain * level_m + p.loss_m_per_m3h2 * flow_m3h**2
+
+    def flow_m3h(self, freq_hz: FloatArray, level_m: FloatArray) -> FloatArray:
+        """Vectorised bisection on Q in [0, r*q_max]; monotone so 50 halvings are exact."""
+        freq = np.asarray(freq_hz, dtype=float)
+        level = np.asarray(level_m, dtype=float)
+        r = np.maximum(freq / 50.0, 1e-6)
+        lo = np.zeros(np.broadcast(r, level).shape)
+        hi = np.broadcast_to(r * self.q_max_50, lo.shape).copy()
+        for _ in range(50):
+            mid = 0.5 * (lo + hi)
+            surplus = r**2 * self.head50(mid / r) - self.system_head_m(mid, level)
+            lo = np.where(surplus > 0, mid, lo)
+            hi = np.where(surplus > 0, hi, mid)
+        shut_off = r**2 * self.head50(0.0) - self.system_head_m(np.zeros_like(lo), level)
+        return np.where((shut_off > 0) & (freq > 0), lo, 0.0)
+
+    def power_kw(self, freq_hz: FloatArray, flow_m3h: FloatArray) -> FloatArray:
+        r = np.asarray(freq_hz, dtype=float) / 50.0
+        safe_r = np.maximum(r, 1e-6)
+        p = self.ptype.power_factor * r**3 * self.power50(np.asarray(flow_m3h) / safe_r)
+        return np.where(r > 0, np.maximum(p, 0.0), 0.0)
+
+    def grid(self, max_level_m: float, df: float = 0.1, dl: float = 0.05) -> OperatingGrid:
+        freqs = np.arange(0.0, self.ptype.drive_max_hz + df / 2, df)
+        levels = np.arange(-0.5, max_level_m + dl, dl)
+        f2, l2 = np.meshgrid(freqs, levels, indexing="ij")
+        flow = self.flow_m3h(f2, l2)
+        return OperatingGrid(freqs, levels, flow, self.power_kw(f2, flow))
+
+
+@dataclass(frozen=True)
+class PlantPhysics:
+    """Geometry and per-pump operating grids for one site, built once."""
+
+    geometry: LevelVolume
+    hydraulics: dict[str, PumpHydraulics]  # by pump type
+    grids: dict[str, OperatingGrid]  # by pump type
+
+    @classmethod
+    def from_site(cls, site: Site) -> PlantPhysics:
+        geometry = LevelVolume(site.tunnel)
+        hyd = {
+            name: PumpHydraulics(pt, site.discharge_level_m) for name, pt in site.pump_types.items()
+        }
+        grids = {name: h.grid(geometry.max_level_m) for name, h in hyd.items()}
+        return cls(geometry, hyd, grids)

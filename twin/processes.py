@@ -1,0 +1,32 @@
+"""SimPy processes that schedule the pure model. Each is a plain generator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING
+
+import simpy
+
+from twin import model
+
+if TYPE_CHECKING:
+    from twin.twin import Twin
+
+InflowFn = Callable[[float], float]
+
+
+def plant(env: simpy.Environment, twin: Twin, dt: float) -> Generator[simpy.Event, None, None]:
+    """Step the plant every dt: the step starting now covers [now, now + dt]."""
+    while True:
+        flows = model.step(twin.model, twin.state, twin.inflow_m3h(env.now), dt)
+        twin.meter.add(flows, dt)
+        yield env.timeout(dt)
+
+
+def outage(env: simpy.Environment, twin: Twin, index: int, start_s: float,
+           end_s: float) -> Generator[simpy.Event, None, None]:
+    """Take one pump out of service for a window (maintenance or a trip)."""
+    yield env.timeout(max(0.0, start_s - env.now))
+    model.trip(twin.state, index, available=False)
+    yield env.timeout(max(0.0, end_s - env.now))
+    model.trip(twin.state, index, available=True)
