@@ -68,3 +68,18 @@ class Setpoints(_Frozen):
 
     def as_dict(self) -> dict[str, PumpSetpoint]:
         return {p.id: p for p in self.pumps}
+
+
+class PriceCurve(_Frozen):
+    """Prices known at decision time: one value per step from ``start`` (EUR/kWh)."""
+
+    start: datetime
+    step_s: float
+    eur_per_kwh: tuple[float, ...]
+
+
+class Observation(_Frozen):
+    """Everything a controller may use at one decision: measured state and known prices."""
+
+    telemetry: Telemetry
+    prices: PriceCurve

@@ -46,8 +46,32 @@ class LevelVolume:
         return (self.volume(level_m + dl) - self.volume(level_m - dl)) / (2 * dl)
 
 
-def _poly(x: FloatArray, y: FloatArray, degree: int = 3) -> np.poly1d:
-    return np.poly1d(np.polyfit(x, y, degree))
+SHUT_OFF_CAP = 1.1  # shut-off head at most 10 % above the curve's first point
+
+
+class Curve:
+    """A datasheet curve, extended linearly beyond its points.
+
+    Datasheets stop short of shut-off; a fitted polynomial bends back there and makes the
+    head curve non-monotone, so we extend the end slopes instead (head capped at shut-off).
+    """
+
+    def __init__(self, x: FloatArray, y: FloatArray, cap: float | None = None) -> None:
+        order = np.argsort(x)
+        x, y = x[order], y[order]
+        x, keep = np.unique(x, return_index=True)
+        y = y[keep]
+        k = min(5, len(x) - 1)
+        y0 = y[0] - (y[k] - y[0]) / (x[k] - x[0]) * x[0]
+        if cap is not None:
+            y0 = min(max(y0, y[0]), cap * y[0])
+        x_end = 3 * x[-1]
+        y_end = y[-1] + (y[-1] - y[-1 - k]) / (x[-1] - x[-1 - k]) * (x_end - x[-1])
+        self.x = np.r_[0.0, x, x_end]
+        self.y = np.r_[y0, y, y_end]
+
+    def __call__(self, q: FloatArray | float) -> FloatArray:
+        return np.interp(q, self.x, self.y)
 
 
 @dataclass(frozen=True)
@@ -82,22 +106,24 @@ class PumpHydraulics:
     """Affinity-scaled pump curve against the calibrated system curve.
 
     Head at frequency f: H_f(Q) = r^2 H_50(Q/r), power P_f(Q) = pf * r^3 P_50(Q/r), r = f/50.
-    System head: L2 + offset - gain * L1 + k Q^2. The operating point is where they meet;
+    System head: L2 + offset - suction(L1) + k Q^2 (see PumpType for suction). The operating point is where they meet;
     if the pump's shut-off head is below the system head, it delivers nothing.
     """
 
     def __init__(self, ptype: PumpType, discharge_level_m: float) -> None:
         c = ptype.curve_50hz
         q = np.asarray(c.flow_m3h, dtype=float)
-        self.head50 = _poly(q, np.asarray(c.head_m, dtype=float))
-        self.power50 = _poly(q, np.asarray(c.power_kw, dtype=float))
+        self.head50 = Curve(q, np.asarray(c.head_m, dtype=float), cap=SHUT_OFF_CAP)
+        self.power50 = Curve(q, np.asarray(c.power_kw, dtype=float))
         self.q_max_50 = float(q.max()) * 1.3
         self.ptype = ptype
         self.static_m = discharge_level_m + ptype.head_offset_m
 
     def system_head_m(self, flow_m3h: FloatArray, level_m: FloatArray) -> FloatArray:
         p = self.ptype
-        return self.static_m - p.level_gain * level_m + p.loss_m_per_m3h2 * flow_m3h**2
+        low = np.minimum(level_m, p.level_gain_until_m)
+        suction = p.level_gain * low + (level_m - low)
+        return self.static_m - suction + p.loss_m_per_m3h2 * flow_m3h**2
 
     def flow_m3h(self, freq_hz: FloatArray, level_m: FloatArray) -> FloatArray:
         """Vectorised bisection on Q in [0, r*q_max]; monotone so 50 halvings are exact."""

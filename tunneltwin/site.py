@@ -40,14 +40,18 @@ class Curve50Hz(_Strict):
 class PumpType(_Strict):
     """A pump model with its calibrated installation parameters.
 
-    System head seen by the pump: ``L2 + head_offset_m - level_gain * L1 + loss_m_per_m3h2 * Q**2``.
-    ``level_gain`` > 1 stands for suction losses that grow as the tunnel empties (fitted).
+    System head seen by the pump:
+    ``L2 + head_offset_m - level_gain * min(L1, Ls) - max(L1 - Ls, 0) + loss_m_per_m3h2 * Q**2``
+    with Ls = ``level_gain_until_m``. ``level_gain`` > 1 stands for suction losses that grow as
+    the tunnel empties (fitted); above Ls the inlet is well submerged and head follows L1 1:1.
+    Ls defaults to the top of the recorded levels, so the fit is never extrapolated upwards.
     """
 
     curve_50hz: Curve50Hz
     rated_power_kw: float = Field(gt=0)
     head_offset_m: float = 4.0
     level_gain: float = Field(default=1.0, ge=0)
+    level_gain_until_m: float = Field(default=2.5, ge=0)
     loss_m_per_m3h2: float = Field(default=0.0, ge=0)
     power_factor: float = Field(default=1.0, gt=0)
     drive_min_hz: float = Field(default=40.0, gt=0)
@@ -55,9 +59,14 @@ class PumpType(_Strict):
 
 
 class Pump(_Strict):
+    """One installed pump. The scales absorb what differs between pumps of one type
+    (wear, meter calibration); they are fitted by ``tunneltwin calibrate``."""
+
     id: str
     type: str
     available: bool = True
+    flow_scale: float = Field(default=1.0, gt=0.5, lt=1.5)
+    power_scale: float = Field(default=1.0, gt=0.5, lt=1.5)
 
 
 class Tunnel(_Strict):

@@ -53,6 +53,8 @@ class PlantModel:
     physics: PlantPhysics
     pump_types: list[str]
     ramp_s: float
+    flow_scale: NDArray[np.float64]
+    power_scale: NDArray[np.float64]
     type_index: dict[str, NDArray[np.int_]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -62,7 +64,9 @@ class PlantModel:
     @classmethod
     def from_site(cls, site: Site, physics: PlantPhysics | None = None) -> PlantModel:
         physics = physics or PlantPhysics.from_site(site)
-        return cls(physics, [p.type for p in site.pumps], site.timing.ramp_s)
+        return cls(physics, [p.type for p in site.pumps], site.timing.ramp_s,
+                   np.array([p.flow_scale for p in site.pumps]),
+                   np.array([p.power_scale for p in site.pumps]))
 
     def initial_state(self, level_m: float, on: NDArray[np.bool_], freq_hz: NDArray[np.float64],
                       available: NDArray[np.bool_]) -> PlantState:
@@ -81,7 +85,7 @@ class PlantModel:
         power = np.zeros_like(freq_hz)
         for name, idx in self.type_index.items():
             flow[idx], power[idx] = self.physics.grids[name].lookup(freq_hz[idx], level_m)
-        return flow, power
+        return flow * self.flow_scale, power * self.power_scale
 
 
 def command(state: PlantState, on: NDArray[np.bool_], freq_hz: NDArray[np.float64]) -> None:

@@ -1,0 +1,56 @@
+"""The controller's own station model, built from the site config (never from the twin).
+
+It answers: what flow and power does a set of pumps give at a frequency and level.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tunneltwin.plant import PlantPhysics
+from tunneltwin.site import Site
+
+Array = NDArray[np.float64]
+
+
+class StationModel:
+    def __init__(self, site: Site, physics: PlantPhysics | None = None) -> None:
+        self.site = site
+        self.physics = physics or PlantPhysics.from_site(site)
+        self.ids = site.pump_ids
+        self._grid = [self.physics.grids[p.type] for p in site.pumps]
+        self._flow_scale = np.array([p.flow_scale for p in site.pumps])
+        self._power_scale = np.array([p.power_scale for p in site.pumps])
+
+    def pump_flow_power(self, index: int, freq_hz: float, level_m: float) -> tuple[float, float]:
+        flow, power = self._grid[index].lookup(np.array([freq_hz]), level_m)
+        return float(flow[0] * self._flow_scale[index]), float(power[0] * self._power_scale[index])
+
+    def set_flow(self, on: list[int], freq_hz: float, level_m: float) -> float:
+        return sum(self.pump_flow_power(i, freq_hz, level_m)[0] for i in on)
+
+    def set_power(self, on: list[int], freq_hz: float, level_m: float) -> float:
+        return sum(self.pump_flow_power(i, freq_hz, level_m)[1] for i in on)
+
+    def freq_for_flow(self, on: list[int], target_m3h: float, level_m: float) -> float:
+        """Common frequency in the rule band giving ``target_m3h``, clipped to the band."""
+        rules = self.site.rules
+        lo, hi = rules.min_freq_hz, rules.max_freq_hz
+        if not on or self.set_flow(on, lo, level_m) >= target_m3h:
+            return lo
+        if self.set_flow(on, hi, level_m) <= target_m3h:
+            return hi
+        for _ in range(30):
+            mid = 0.5 * (lo + hi)
+            if self.set_flow(on, mid, level_m) < target_m3h:
+                lo = mid
+            else:
+                hi = mid
+        return 0.5 * (lo + hi)
+
+    def volume(self, level_m: float) -> float:
+        return self.physics.geometry.volume(level_m)
+
+    def level(self, volume_m3: float) -> float:
+        return self.physics.geometry.level(volume_m3)

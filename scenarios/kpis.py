@@ -1,0 +1,44 @@
+"""Key figures of a trajectory: what summary.json and the comparison table show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scenarios.rules import RuleReport
+from scenarios.trajectory import Trajectory
+
+
+def pump_starts(traj: Trajectory) -> dict[str, int]:
+    on = np.asarray(traj.pump_on, dtype=bool).reshape(len(traj), -1)
+    return {p: int((on[1:, j] & ~on[:-1, j]).sum()) for j, p in enumerate(traj.pump_ids)}
+
+
+def summary(traj: Trajectory, report: RuleReport, name: str, controller: str) -> dict[str, Any]:
+    energy = float(traj.col("energy_kwh").sum())
+    cost = float(traj.col("cost_eur").sum())
+    pumped = float(traj.col("outflow_m3h").sum() * traj.step_s / 3600)
+    outflow = traj.col("outflow_m3h")
+    level = traj.col("level_m")
+    solve = np.asarray(traj.solve_s) if traj.solve_s else np.zeros(1)
+    starts = pump_starts(traj)
+    return {
+        "scenario": name, "controller": controller,
+        "start": traj.timestamps[0].isoformat(), "end": traj.timestamps[-1].isoformat(), "steps": len(traj),
+        "energy_kwh": round(energy, 1), "cost_eur": round(cost, 2), "pumped_m3": round(pumped, 0),
+        "kwh_per_m3": round(energy / pumped, 4) if pumped else None,
+        "mean_price_paid_eur_per_kwh": round(cost / energy, 5) if energy else None,
+        "level_min_m": round(float(level.min()), 3), "level_max_m": round(float(level.max()), 3),
+        "level_mean_m": round(float(level.mean()), 3),
+        "overflow_m3": round(float(traj.col("overflow_m3").sum()), 1),
+        "pump_starts": sum(starts.values()), "pump_starts_by_pump": starts,
+        "f2_std_m3h": round(float(outflow.std()), 1),
+        "f2_mean_abs_step_change_m3h": round(float(np.abs(np.diff(outflow)).mean()), 1),
+        "hard_violations": report.hard_violations, "violations": report.counts(),
+        "alarms_above_alarm_level": len(report.alarms),
+        "emptied_by_day": {d.isoformat(): ok for d, ok in report.emptied_by_day.items()},
+        "decision_time_s": {"p50": round(float(np.percentile(solve, 50)), 4),
+                            "p95": round(float(np.percentile(solve, 95)), 4),
+                            "max": round(float(solve.max()), 4)},
+    }

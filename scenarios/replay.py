@@ -1,0 +1,143 @@
+"""Lockstep replay: the twin advances one control interval, the controller answers, repeat."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from controller.base import Controller
+from scenarios.drive import run_recorded_step, twin_at_row
+from scenarios.recorded import RecordedData
+from scenarios.trajectory import Trajectory, commanded
+from tunneltwin.contracts import Observation, PriceCurve, Telemetry
+from tunneltwin.plant import PlantPhysics
+from tunneltwin.site import Site
+from twin import Twin
+
+DAY_AHEAD_PUBLISH_HOUR = 13  # next day's prices are known from 13:00 local time
+
+
+@dataclass(frozen=True)
+class Outage:
+    pump_id: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class SensorFault:
+    """The level reading freezes at its last value for a window (the plant keeps moving)."""
+
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class ReplaySetup:
+    """Everything a replay needs; step k covers (start + k*dt, start + (k+1)*dt]."""
+
+    name: str
+    site: Site
+    start: datetime
+    inflow_m3h: np.ndarray
+    price_eur_per_kwh: np.ndarray
+    level_m: float
+    running: dict[str, float]
+    outages: tuple[Outage, ...] = ()
+    sensor_faults: tuple[SensorFault, ...] = ()
+    recorded: RecordedData | None = None
+    price_key: str = "normal"
+    physics: PlantPhysics | None = field(default=None, compare=False)
+
+    @property
+    def steps(self) -> int:
+        return len(self.inflow_m3h)
+
+    @property
+    def step_s(self) -> float:
+        return self.site.timing.control_interval_s
+
+
+def known_prices(setup: ReplaySetup, now: datetime) -> PriceCurve:
+    """Prices as day-ahead publication allows: today's, plus tomorrow's after 13:00."""
+    days_ahead = 2 if now.hour >= DAY_AHEAD_PUBLISH_HOUR else 1
+    horizon_end = datetime.combine(now.date() + timedelta(days=days_ahead), datetime.min.time())
+    k0 = round((now - setup.start).total_seconds() / setup.step_s)
+    k1 = min(setup.steps, round((horizon_end - setup.start).total_seconds() / setup.step_s))
+    values = tuple(float(x) for x in setup.price_eur_per_kwh[k0:max(k0, k1)])
+    return PriceCurve(start=now, step_s=setup.step_s, eur_per_kwh=values)
+
+
+def inflow_fn(setup: ReplaySetup) -> Callable[[float], float]:
+    last = setup.steps - 1
+
+    def inflow(t_s: float) -> float:
+        return float(setup.inflow_m3h[min(int(t_s // setup.step_s), last)])
+
+    return inflow
+
+
+def make_twin(setup: ReplaySetup) -> Twin:
+    twin = Twin(setup.site, setup.start, inflow_fn(setup), setup.level_m, setup.running, setup.physics)
+    for o in setup.outages:
+        twin.schedule_outage(o.pump_id, o.start_s, o.end_s)
+    return twin
+
+
+class FaultySensor:
+    """Applies sensor faults to telemetry on its way to the controller."""
+
+    def __init__(self, faults: tuple[SensorFault, ...], start: datetime) -> None:
+        self.faults, self.start = faults, start
+        self.frozen: Telemetry | None = None
+
+    def __call__(self, tel: Telemetry) -> Telemetry:
+        t = (tel.time - self.start).total_seconds()
+        if not any(f.start_s <= t < f.end_s for f in self.faults):
+            self.frozen = tel
+            return tel
+        held = self.frozen or tel
+        return tel.model_copy(update={"level_m": held.level_m, "volume_m3": held.volume_m3})
+
+
+def run_controller(setup: ReplaySetup, controller: Controller) -> Trajectory:
+    twin = make_twin(setup)
+    sensor = FaultySensor(setup.sensor_faults, setup.start)
+    traj = Trajectory(twin.ids, setup.step_s)
+    cmd = {p: (p in setup.running, setup.running.get(p, 0.0)) for p in twin.ids}
+    for k in range(setup.steps):
+        tel = sensor(twin.telemetry())
+        available = [p.available for p in tel.pumps]
+        t0 = time.perf_counter()
+        sp = controller.decide(Observation(telemetry=tel, prices=known_prices(setup, tel.time)))
+        traj.solve_s.append(time.perf_counter() - t0)
+        twin.apply(sp)
+        cmd = commanded(sp, cmd)
+        rec = twin.advance()
+        traj.add(twin.now, twin.level_m, twin.state.volume_m3, rec, float(setup.price_eur_per_kwh[k]),
+                 cmd, available, rec.spilled_m3)
+    return traj
+
+
+def run_historical(setup: ReplaySetup) -> Trajectory:
+    """The recorded operation on the twin in tracking mode (level corrected every step)."""
+    data = setup.recorded
+    if data is None:
+        raise ValueError(f"scenario {setup.name!r} has no recorded operation to replay")
+    site = setup.site
+    twin = twin_at_row(data, site, 0, setup.physics)
+    traj = Trajectory(twin.ids, setup.step_s)
+    available = [p.available for p in site.pumps]
+    for k in range(1, len(data)):
+        rec = run_recorded_step(twin, data, site, k)
+        level = float(data.level_m[k])  # measured; below the flat sump the table can't return it
+        twin.set_level(level)
+        cmd = {p: (bool(data.pump_flow_m3h[p][k] > 0), float(data.pump_freq_hz[p][k]))
+               for p in twin.ids}
+        traj.add(data.timestamps[k], level, twin.state.volume_m3, rec,
+                 float(setup.price_eur_per_kwh[k - 1]), cmd, available, rec.spilled_m3)
+    return traj

@@ -1,0 +1,134 @@
+"""The `tunneltwin` command: the one place where the application is wired together."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from tunneltwin.errors import TunneltwinError
+from tunneltwin.settings import Settings
+
+log = structlog.get_logger()
+
+CONTROLLERS = ("historical", "baseline")
+
+
+def _time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tunneltwin", description=__doc__)
+    p.add_argument("--site", help="site TOML (default: bundled reference plant; env TUNNELTWIN_SITE)")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("replay", help="replay a scenario with one controller and write a report")
+    r.add_argument("scenario", help="bundled name, scenario TOML, or recorded data file (.xlsx/.csv)")
+    r.add_argument("--controller", choices=CONTROLLERS, default="baseline")
+    r.add_argument("--out", type=Path, required=True, help="output directory")
+    _data_window(r)
+    c = sub.add_parser("calibrate", help="fit pump parameters to recorded data; write a site TOML")
+    c.add_argument("datafile", type=Path)
+    c.add_argument("--out", type=Path, required=True)
+    f = sub.add_parser("fidelity", help="open-loop twin vs recorded operation")
+    f.add_argument("datafile", type=Path)
+    g = sub.add_parser("fit-generator", help="fit the synthetic generator to recorded data")
+    g.add_argument("datafile", type=Path)
+    g.add_argument("--out", type=Path, required=True)
+    sub.add_parser("scenarios", help="list bundled scenarios")
+    return p
+
+
+def _data_window(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prices", choices=("normal", "high"), default=None,
+                   help="price series of a recorded data file")
+    p.add_argument("--start", type=_time, help="first timestamp of a recorded data file to use")
+    p.add_argument("--end", type=_time, help="last timestamp of a recorded data file to use")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.build(args.site)
+    handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+        "replay": _replay, "calibrate": _calibrate, "fidelity": _fidelity,
+        "fit-generator": _fit_generator, "scenarios": _scenarios}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            return handlers[args.command](args, settings)
+    except TunneltwinError as exc:
+        print(f"tunneltwin: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    print(f"tunneltwin: warning: {message}", file=sys.stderr)
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from scenarios.runner import replay_to_dir
+
+    summary = replay_to_dir(args.scenario, args.controller, args.out, settings.site(),
+                            args.prices, args.start, args.end)
+    print(f"{summary['scenario']} / {summary['controller']}: cost {summary['cost_eur']:.2f} EUR, "
+          f"energy {summary['energy_kwh']:.0f} kWh, hard violations {summary['hard_violations']}, "
+          f"level {summary['level_min_m']}..{summary['level_max_m']} m -> {args.out}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from scenarios.fidelity import calibrate
+    from scenarios.loaders import load_recorded
+    from tunneltwin.site_io import write_site
+
+    site, fits = calibrate(load_recorded(args.datafile), settings.site())
+    lines = [f"calibrated from {args.datafile}"]
+    for name, fit in fits.items():
+        pt = fit.pump_type
+        lines.append(f"{name}: head_offset_m={pt.head_offset_m:.3f} level_gain={pt.level_gain:.3f} "
+                     f"loss_m_per_m3h2={pt.loss_m_per_m3h2:.3g} power_factor={pt.power_factor:.4f} "
+                     f"({fit.points} running points)")
+    lines += [f"pump {p.id}: flow_scale={p.flow_scale:.4f} power_scale={p.power_scale:.4f}" for p in site.pumps]
+    write_site(site, args.out, header=lines)
+    print("\n".join([*lines, f"written to {args.out}"]))
+    return 0
+
+
+def _fidelity(args: argparse.Namespace, settings: Settings) -> int:
+    from scenarios.fidelity import fidelity, format_fidelity
+    from scenarios.loaders import load_recorded
+
+    print(format_fidelity(fidelity(load_recorded(args.datafile), settings.site())))
+    return 0
+
+
+def _fit_generator(args: argparse.Namespace, settings: Settings) -> int:
+    from scenarios.loaders import load_recorded
+    from scenarios.synthetic import fit, write_params
+
+    params = fit(load_recorded(args.datafile), settings.site().rules.dry_day_max_inflow_m3)
+    write_params(params, args.out, source=str(args.datafile))
+    print(f"generator statistics written to {args.out}")
+    return 0
+
+
+def _scenarios(args: argparse.Namespace, settings: Settings) -> int:
+    from scenarios.scenario import BUNDLED_DIR, bundled_names
+    from tunneltwin.site import read_toml
+
+    for name in bundled_names():
+        print(f"{name:14s} {read_toml(BUNDLED_DIR / f'{name}.toml').get('description', '')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
