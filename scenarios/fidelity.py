@@ -77,7 +77,9 @@ def fidelity(data: RecordedData, site: Site) -> Fidelity:
     run = open_loop(data, site, window)
     ids = site.pump_ids
     hours = data.step_s / 3600
-    flow_mape, power_mape, points = {}, {}, {}
+    flow_mape: dict[str, float] = {}
+    power_mape: dict[str, float] = {}
+    points: dict[str, int] = {}
     for j, pid in enumerate(ids):
         if pid not in data.pump_freq_hz:
             continue

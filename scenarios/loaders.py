@@ -7,6 +7,7 @@ problem is an error naming file, column and row, or a documented repair with a w
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 import warnings
@@ -17,8 +18,15 @@ from typing import Any
 import numpy as np
 
 from scenarios.recorded import (
-    Array, DataRepairWarning, RecordedData, check_finite, check_inflow_unit, check_range,
-    check_timestamps, clamp_small_negatives)
+    Array,
+    DataRepairWarning,
+    RecordedData,
+    check_finite,
+    check_inflow_unit,
+    check_range,
+    check_timestamps,
+    clamp_small_negatives,
+)
 from tunneltwin.errors import DataError
 
 PER_STEP_TO_PER_HOUR = 4.0  # m3 per 15 min -> m3/h
@@ -87,10 +95,8 @@ def _workbook_stamps(source: str, data: list[tuple[Any, ...]], name: str) -> lis
     for i, row in enumerate(data):
         value = row[0]
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):
                 value = datetime.fromisoformat(value)
-            except ValueError:
-                pass
         if not isinstance(value, datetime):
             raise DataError(f"{source}: column {name!r}, row {WORKBOOK_FIRST_ROW + i}: "
                             f"{value!r} is not a timestamp")
@@ -160,12 +166,16 @@ def load_tidy_csv(path: Path) -> RecordedData:
     except csv.Error as exc:
         raise DataError(f"{source}: not a readable CSV: {exc}") from exc
     if not header or header[0] != "timestamp":
-        raise DataError(f"{source}: first column must be 'timestamp' (found {header[:1]})")
+        raise DataError(f"{source}: first column must be 'timestamp' (found {(header or [''])[0]!r})")
     cols, price_units = _tidy_columns(source, header, body)
     stamps = _tidy_stamps(source, body)
-    if "inflow" not in cols and "inflow_per_step" in cols:
-        cols["inflow"] = cols.pop("inflow_per_step") * PER_STEP_TO_PER_HOUR
-    cols.pop("inflow_per_step", None)
+    if "inflow_per_step" in cols:
+        per_hour = cols.pop("inflow_per_step") * PER_STEP_TO_PER_HOUR
+        if "inflow" in cols and not np.allclose(cols["inflow"], per_hour, rtol=0.01, atol=1.0, equal_nan=True):
+            bad = int(np.flatnonzero(~np.isclose(cols["inflow"], per_hour, rtol=0.01, atol=1.0))[0])
+            raise DataError(f"{source}: columns 'F1_m3h' and 'F1_m3_per_15min' disagree from row {bad + 2} "
+                            f"({cols['inflow'][bad]:g} vs 4 x {per_hour[bad] / 4:g}); which unit is right?")
+        cols.setdefault("inflow", per_hour)
     _require(source, cols, ["level", "outflow", "inflow"], {})
     for name, unit in price_units.items():
         if unit == "c":

@@ -6,9 +6,10 @@ level and volume at t, flows and powers averaged over the step, inflow over the 
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
@@ -57,24 +58,22 @@ class RecordedData:
 
 
 def check_timestamps(source: str, column: str, stamps: list[datetime], first_row: int) -> None:
-    """Monotonic, unique, evenly spaced: a gap would silently stretch the water balance."""
+    """Monotonic, unique, evenly spaced: a gap would silently stretch the water balance.
+    Order problems are reported before gaps, since a swapped row also looks like a gap."""
     if len(stamps) < 2:
         raise DataError(f"{source}: column {column!r}: need at least 2 rows, found {len(stamps)}")
-    step = stamps[1] - stamps[0]
-    if step <= timedelta(0):
-        raise DataError(f"{source}: column {column!r}, row {first_row + 1}: timestamp "
-                        f"{stamps[1]} does not follow {stamps[0]}")
     for i in range(1, len(stamps)):
-        delta = stamps[i] - stamps[i - 1]
         row = first_row + i
-        if delta == timedelta(0):
+        if stamps[i] == stamps[i - 1]:
             raise DataError(f"{source}: column {column!r}, row {row}: duplicate timestamp {stamps[i]}")
-        if delta < timedelta(0):
+        if stamps[i] < stamps[i - 1]:
             raise DataError(f"{source}: column {column!r}, row {row}: timestamp {stamps[i]} "
                             f"is earlier than the row before ({stamps[i - 1]})")
-        if delta != step:
-            raise DataError(f"{source}: column {column!r}, row {row}: gap of {delta} before "
-                            f"{stamps[i]} (expected steps of {step})")
+    step = min(b - a for a, b in itertools.pairwise(stamps))
+    for i in range(1, len(stamps)):
+        if stamps[i] - stamps[i - 1] != step:
+            raise DataError(f"{source}: column {column!r}, row {first_row + i}: gap of "
+                            f"{stamps[i] - stamps[i - 1]} before {stamps[i]} (expected steps of {step})")
 
 
 def check_finite(source: str, column: str, values: Array, first_row: int) -> None:

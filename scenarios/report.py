@@ -21,7 +21,8 @@ BASE_COLUMNS = ("level_m", "volume_m3", "inflow_m3h", "outflow_m3h", "price_eur_
 def write_trajectory(traj: Trajectory, path: Path) -> None:
     per_pump = [(f"pump_{p}_{k}", j, k) for j, p in enumerate(traj.pump_ids)
                 for k in ("on", "freq_hz", "flow_m3h", "power_kw")]
-    arrays = {"on": traj.pump_on, "freq_hz": traj.pump_freq_hz, "flow_m3h": traj.pump_flow_m3h,
+    arrays: dict[str, list[list[bool]] | list[list[float]]] = {
+        "on": traj.pump_on, "freq_hz": traj.pump_freq_hz, "flow_m3h": traj.pump_flow_m3h,
               "power_kw": traj.pump_power_kw}
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)

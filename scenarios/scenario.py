@@ -128,9 +128,8 @@ def from_spec(spec: ScenarioFile, path: Path, site: Site) -> ReplaySetup:
     else:
         inflow, prices, start = _synthetic(spec, site)
     step_s = site.timing.control_interval_s
-    inflow = inflow * np.prod([synthetic.storm_shape(len(inflow), step_s, s.start_h, s.duration_h,
-                                                     s.multiplier, s.decay_h) for s in spec.storm] or [1.0],
-                              axis=0)
+    for s in spec.storm:
+        inflow = inflow * synthetic.storm_shape(len(inflow), step_s, s.start_h, s.duration_h, s.multiplier, s.decay_h)
     return ReplaySetup(
         name=spec.name, site=site, start=start, inflow_m3h=inflow, price_eur_per_kwh=prices,
         level_m=spec.initial.level_m, running=dict(spec.initial.running),

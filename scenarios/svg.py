@@ -23,15 +23,15 @@ def lines(title: str, x: np.ndarray, series: dict[str, np.ndarray],
     lo, hi = float(np.nanmin(ys)), float(np.nanmax(ys))
     xs = _scale(x, float(x[0]), float(x[-1]), W, flip=False)
     body = [_frame(title, lo, hi, float(x[-1] - x[0]))]
-    for (name, y), colour in zip(series.items(), COLOURS, strict=False):
+    for y, colour in zip(series.values(), COLOURS, strict=False):
         pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, _scale(y, lo, hi, H, True), strict=True))
         body.append(f"<polyline fill='none' stroke='{colour}' stroke-width='1.2' points='{pts}'/>")
     for i, (name, _) in enumerate(series.items()):
         body.append(f"<text x='{PAD + 120 * i}' y='{H - 8}' fill='{COLOURS[i % 8]}'>{html.escape(name)}</text>")
     for value, label in hlines:
-        y = float(_scale(np.array([value]), lo, hi, H, True)[0])
-        body.append(f"<line x1='{PAD}' x2='{W - PAD}' y1='{y:.1f}' y2='{y:.1f}' stroke='#999' "
-                    f"stroke-dasharray='4'/><text x='{W - PAD + 2}' y='{y:.1f}'>{html.escape(label)}</text>")
+        yh = float(_scale(np.array([value]), lo, hi, H, True)[0])
+        body.append(f"<line x1='{PAD}' x2='{W - PAD}' y1='{yh:.1f}' y2='{yh:.1f}' stroke='#999' "
+                    f"stroke-dasharray='4'/><text x='{W - PAD + 2}' y='{yh:.1f}'>{html.escape(label)}</text>")
     return f"<svg width='{W}' height='{H}' font-size='11'>{''.join(body)}</svg>"
 
 

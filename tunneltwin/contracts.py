@@ -7,7 +7,7 @@ they can never reach the twin or the solver.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +16,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
 
 
-class PumpStatus(str, Enum):
+class PumpStatus(StrEnum):
     OFF = "off"
     STARTING = "starting"
     RUNNING = "running"

@@ -71,7 +71,7 @@ class Curve:
         self.y = np.r_[y0, y, y_end]
 
     def __call__(self, q: FloatArray | float) -> FloatArray:
-        return np.interp(q, self.x, self.y)
+        return np.asarray(np.interp(q, self.x, self.y), dtype=float)
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class OperatingGrid:
     def _bilinear(z: FloatArray, i: NDArray[np.int_], j: int, a: FloatArray, b: float) -> FloatArray:
         top = z[i, j] * (1 - b) + z[i, j + 1] * b
         bottom = z[i + 1, j] * (1 - b) + z[i + 1, j + 1] * b
-        return top * (1 - a) + bottom * a
+        return np.asarray(top * (1 - a) + bottom * a, dtype=float)
 
 
 class PumpHydraulics:

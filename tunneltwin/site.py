@@ -7,6 +7,7 @@ silently fall back to a default.
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ class Tunnel(_Strict):
     @model_validator(mode="after")
     def _monotonic(self) -> Tunnel:
         pairs = list(zip(self.level_m, self.volume_m3, strict=True))
-        for (l0, v0), (l1, v1) in zip(pairs, pairs[1:], strict=False):
+        for (l0, v0), (l1, v1) in itertools.pairwise(pairs):
             if l1 <= l0 or v1 < v0:
                 raise ValueError(f"table not increasing at level {l1} m (volume {v1} m3)")
         return self

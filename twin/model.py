@@ -15,6 +15,7 @@ from tunneltwin.contracts import PumpStatus
 from tunneltwin.plant import PlantPhysics
 from tunneltwin.site import Site
 
+Floats = NDArray[np.float64]
 OFF, STARTING, RUNNING, STOPPING = 0, 1, 2, 3
 STATUS = (PumpStatus.OFF, PumpStatus.STARTING, PumpStatus.RUNNING, PumpStatus.STOPPING)
 
@@ -80,7 +81,7 @@ class PlantModel:
             starts=np.zeros(n, dtype=int), available=available.copy(),
         )
 
-    def pump_flows(self, freq_hz: NDArray[np.float64], level_m: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def pump_flows(self, freq_hz: Floats, level_m: float) -> tuple[Floats, Floats]:
         flow = np.zeros_like(freq_hz)
         power = np.zeros_like(freq_hz)
         for name, idx in self.type_index.items():
