@@ -6,7 +6,7 @@ prices, initial state, disturbances and rule overrides. See README, "Scenario fi
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -150,6 +150,3 @@ def _synthetic(spec: ScenarioFile, site: Site) -> tuple[np.ndarray, np.ndarray, 
         inflow = inflow * synthetic.random_rain(params, steps, step_s, rng)
     return inflow, synthetic.prices(params, start, steps, step_s, rng), start
 
-
-def period_end(setup: ReplaySetup) -> datetime:
-    return setup.start + timedelta(seconds=setup.steps * setup.step_s)
