@@ -60,16 +60,23 @@ class BaselineController:
         self.step_h = site.timing.control_interval_s / 3600
         self.days = DayTracker()
         self.recent_inflow: deque[float] = deque(maxlen=round(86400 / site.timing.control_interval_s))
+        self._observed: Telemetry | None = None
 
     def decide(self, obs: Observation) -> Setpoints:
         tel = obs.telemetry
-        self.days.update(tel, self.rules.emptying_level_m)
-        self.recent_inflow.append(tel.inflow_m3h)
+        if self._observed is not tel:
+            self.observe(tel)
         target = self._target_outflow(tel)
         on = self._choose_set(tel, target)
         freq = self.model.freq_for_flow(on, target, tel.level_m)
         on, freq = self._guard(tel, on, freq)
         return self._setpoints(on, freq)
+
+    def observe(self, tel: Telemetry) -> None:
+        """Keep the day and inflow history current even on intervals another controller decides."""
+        self.days.update(tel, self.rules.emptying_level_m)
+        self.recent_inflow.append(tel.inflow_m3h)
+        self._observed = tel
 
     # -- targets ---------------------------------------------------------------
 

@@ -54,3 +54,25 @@ class StationModel:
 
     def level(self, volume_m3: float) -> float:
         return self.physics.geometry.level(volume_m3)
+
+    def levels(self, volumes_m3: Array) -> Array:
+        return self.physics.geometry.levels_of(volumes_m3)
+
+    def flow_of(self, freqs_hz: dict[int, float], level_m: float) -> float:
+        """Station outflow with each listed pump at its own frequency."""
+        return sum(self.pump_flow_power(i, f, level_m)[0] for i, f in freqs_hz.items())
+
+    def band(self, index: int, levels_m: Array) -> tuple[Array, Array, Array, Array]:
+        """Flow and power of one pump at the rule band's min and max frequency, per level.
+
+        Vectorised over levels, for the optimiser's per-step coefficients.
+        """
+        grid = self._grid[index]
+        rules = self.site.rules
+        out = []
+        for freq in (rules.min_freq_hz, rules.max_freq_hz):
+            flow_row, power_row = grid.lookup_levels(freq)
+            out.append(np.interp(levels_m, grid.level_m, flow_row) * self._flow_scale[index])
+            out.append(np.interp(levels_m, grid.level_m, power_row) * self._power_scale[index])
+        q_lo, p_lo, q_hi, p_hi = out
+        return q_lo, q_hi, p_lo, p_hi

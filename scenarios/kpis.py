@@ -42,3 +42,24 @@ def summary(traj: Trajectory, report: RuleReport, name: str, controller: str) ->
                             "p95": round(float(np.percentile(solve, 95)), 4),
                             "max": round(float(solve.max()), 4)},
     }
+
+
+FORECAST_LEADS_H = (0.25, 1.0, 3.0, 6.0, 12.0, 24.0)
+
+
+def forecast_error(traj: Trajectory, forecasts: list[tuple[float, ...]]) -> dict[str, dict[str, float]]:
+    """Inflow forecast error by lead time: forecast k's step j is trajectory row k + j."""
+    actual = traj.col("inflow_m3h")
+    out: dict[str, dict[str, float]] = {}
+    for lead_h in FORECAST_LEADS_H:
+        j = round(lead_h * 3600 / traj.step_s) - 1
+        pairs = [(f[j], actual[k + j]) for k, f in enumerate(forecasts) if j < len(f) and k + j < len(actual)]
+        if not pairs:
+            continue
+        err = np.array([f - a for f, a in pairs])
+        act = np.array([a for _, a in pairs])
+        out[f"{lead_h:g}"] = {"mae_m3h": round(float(np.abs(err).mean()), 1),
+                              "bias_m3h": round(float(err.mean()), 1),
+                              "mape_pct": round(float(np.mean(np.abs(err) / np.maximum(act, 1.0)) * 100), 2),
+                              "n": len(pairs)}
+    return out

@@ -61,12 +61,23 @@ TABLE_FIELDS = (("controller", "controller"), ("cost_eur", "cost EUR"), ("energy
                 ("kwh_per_m3", "kWh/m3"), ("mean_price_paid_eur_per_kwh", "mean price EUR/kWh"),
                 ("hard_violations", "hard violations"), ("level_min_m", "min level m"),
                 ("level_max_m", "max level m"), ("overflow_m3", "overflow m3"), ("pump_starts", "starts"),
-                ("f2_std_m3h", "F2 std m3/h"))
+                ("f2_std_m3h", "F2 std m3/h"), ("f2_mean_abs_step_change_m3h", "F2 mean step change m3/h"),
+                ("decision_time_s.p50", "decision p50 s"), ("decision_time_s.p95", "decision p95 s"),
+                ("decision_time_s.max", "decision max s"), ("end_level_m", "end level m"),
+                ("cost_adjusted_eur", "cost adj. for storage EUR"), ("cost_vs_reference", "cost / reference"),
+                ("oracle_saving_captured", "oracle saving captured"))
+
+
+def _field(summary: dict[str, Any], key: str) -> object:
+    value: object = summary
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "" if value is None else value
 
 
 def _table(summaries: list[dict[str, Any]]) -> str:
     head = "".join(f"<th>{html.escape(label)}</th>" for _, label in TABLE_FIELDS)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(s.get(k)))}</td>" for k, _ in TABLE_FIELDS)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(_field(s, k)))}</td>" for k, _ in TABLE_FIELDS)
                    + "</tr>" for s in summaries)
     return f"<table><tr>{head}</tr>{rows}</table>"
 

@@ -1,13 +1,19 @@
-"""Run a named controller on a scenario and write the replay's output directory."""
+"""Run named controllers on a scenario and write the replay's or comparison's output directory.
+
+The registry below is the one list of controller names; the CLI offers exactly these.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from controller.baseline import BaselineController
-from scenarios.kpis import summary
+from controller.mpc import MpcController
+from controller.oracle import OracleController
+from scenarios.kpis import forecast_error, summary
 from scenarios.replay import ReplaySetup, run_controller, run_historical
 from scenarios.report import write_html, write_summary, write_trajectory
 from scenarios.rules import check
@@ -16,24 +22,75 @@ from scenarios.trajectory import Trajectory
 from tunneltwin.errors import ConfigError
 from tunneltwin.site import Site
 
+Run = tuple[Trajectory, dict[str, Any]]
+
+
+def _historical(setup: ReplaySetup) -> Run:
+    if setup.recorded is None:
+        raise ConfigError(f"scenario {setup.name!r} has no recorded operation; "
+                          "'historical' needs a recorded data file")
+    return run_historical(setup), {}
+
+
+def _baseline(setup: ReplaySetup) -> Run:
+    return run_controller(setup, BaselineController(setup.site)), {}
+
+
+def _mpc(setup: ReplaySetup) -> Run:
+    mpc = MpcController(setup.site)
+    traj = run_controller(setup, mpc)
+    solves = [s.solve_s for s in mpc.log]
+    extra = {"forecast_error_by_lead_h": forecast_error(traj, [s.inflow_forecast_m3h for s in mpc.log]),
+             "solver_s": solves, "fallbacks": sum(s.source != "mpc" for s in mpc.log),
+             "supervisor_overrides": dict(mpc.supervisor.counts)}
+    return traj, extra
+
+
+def _oracle(setup: ReplaySetup) -> Run:
+    oracle = OracleController(setup.site, setup.start, setup.inflow_m3h, setup.price_eur_per_kwh)
+    traj = run_controller(setup, oracle)
+    return traj, {"solver_s": oracle.solve_s, "supervisor_overrides": dict(oracle.planner.supervisor.counts),
+                  "plan_gap": oracle.plan.gap if oracle.plan else None}
+
+
+CONTROLLERS: dict[str, Callable[[ReplaySetup], Run]] = {
+    "historical": _historical, "baseline": _baseline, "mpc": _mpc, "oracle": _oracle}
+
 
 def run_named(setup: ReplaySetup, controller: str) -> Trajectory:
-    if controller == "historical":
-        if setup.recorded is None:
-            raise ConfigError(f"scenario {setup.name!r} has no recorded operation; "
-                              "'historical' needs a recorded data file")
-        return run_historical(setup)
-    if controller == "baseline":
-        return run_controller(setup, BaselineController(setup.site))
-    raise ConfigError(f"unknown controller {controller!r}")
+    return _run(setup, controller)[0]
+
+
+def _run(setup: ReplaySetup, controller: str) -> Run:
+    runner = CONTROLLERS.get(controller)
+    if runner is None:
+        raise ConfigError(f"unknown controller {controller!r}; known: {', '.join(CONTROLLERS)}")
+    return runner(setup)
+
+
+def evaluate(setup: ReplaySetup, controller: str) -> tuple[Trajectory, dict[str, Any]]:
+    """Run one controller and score it with the one rule checker."""
+    traj, extra = _run(setup, controller)
+    result = summary(traj, check(traj, setup.site.rules), setup.name, controller)
+    solves = extra.pop("solver_s", None)
+    if solves:
+        result["solver_time_s"] = _percentiles(solves)
+    result.update(extra)
+    return traj, result
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    import numpy as np
+
+    a = np.asarray(values)
+    return {"p50": round(float(np.percentile(a, 50)), 4), "p95": round(float(np.percentile(a, 95)), 4),
+            "max": round(float(a.max()), 4), "n": int(a.size)}
 
 
 def replay_to_dir(scenario: str, controller: str, out: Path, site: Site, prices: str | None = None,
                   start: datetime | None = None, end: datetime | None = None) -> dict[str, Any]:
     setup = load_scenario(scenario, site, prices, start, end)
-    traj = run_named(setup, controller)
-    report = check(traj, setup.site.rules)
-    result = summary(traj, report, setup.name, controller)
+    traj, result = evaluate(setup, controller)
     out.mkdir(parents=True, exist_ok=True)
     write_trajectory(traj, out / "trajectory.csv")
     write_summary(result, out / "summary.json")

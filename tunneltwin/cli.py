@@ -11,12 +11,12 @@ from pathlib import Path
 
 import structlog
 
-from tunneltwin.errors import TunneltwinError
+from tunneltwin.errors import ConfigError, TunneltwinError
 from tunneltwin.settings import Settings
 
 log = structlog.get_logger()
 
-CONTROLLERS = ("historical", "baseline")
+CONTROLLERS = ("historical", "baseline", "mpc", "oracle")  # scenarios.runner.CONTROLLERS; a test keeps them equal
 
 
 def _time(text: str) -> datetime:
@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--controller", choices=CONTROLLERS, default="baseline")
     r.add_argument("--out", type=Path, required=True, help="output directory")
     _data_window(r)
+    m = sub.add_parser("compare", help="run every controller on one scenario and write one report")
+    m.add_argument("scenario", help="bundled name, scenario TOML, or recorded data file (.xlsx/.csv)")
+    m.add_argument("--out", type=Path, required=True, help="output directory")
+    m.add_argument("--controllers", help="comma-separated subset (default: all that apply)")
+    _data_window(m)
     c = sub.add_parser("calibrate", help="fit pump parameters to recorded data; write a site TOML")
     c.add_argument("datafile", type=Path)
     c.add_argument("--out", type=Path, required=True)
@@ -58,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.build(args.site)
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
-        "replay": _replay, "calibrate": _calibrate, "fidelity": _fidelity,
+        "replay": _replay, "compare": _compare, "calibrate": _calibrate, "fidelity": _fidelity,
         "fit-generator": _fit_generator, "scenarios": _scenarios}
     try:
         with warnings.catch_warnings():
@@ -82,6 +87,26 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{summary['scenario']} / {summary['controller']}: cost {summary['cost_eur']:.2f} EUR, "
           f"energy {summary['energy_kwh']:.0f} kWh, hard violations {summary['hard_violations']}, "
           f"level {summary['level_min_m']}..{summary['level_max_m']} m -> {args.out}")
+    return 0
+
+
+def _compare(args: argparse.Namespace, settings: Settings) -> int:
+    from scenarios.compare import compare
+
+    wanted = [c.strip() for c in args.controllers.split(",")] if args.controllers else None
+    unknown = [c for c in wanted or [] if c not in CONTROLLERS]
+    if unknown:
+        raise ConfigError(f"--controllers: unknown {', '.join(unknown)}; known: {', '.join(CONTROLLERS)}")
+    result = compare(args.scenario, settings.site(), args.out, args.prices, args.start, args.end, wanted)
+    print(f"{result['scenario']} (reference: {result['reference']})")
+    print(f"{'controller':12s} {'cost EUR':>10s} {'vs ref':>7s} {'adj. EUR':>10s} {'viol':>5s} {'starts':>6s} "
+          f"{'p95 s':>6s} {'oracle %':>8s}")
+    for s in result["runs"]:
+        share = s.get("oracle_saving_captured")
+        print(f"{s['controller']:12s} {s['cost_eur']:10.2f} {s['cost_vs_reference']:7.3f} "
+              f"{s['cost_adjusted_eur']:10.2f} {s['hard_violations']:5d} {s['pump_starts']:6d} "
+              f"{s['decision_time_s']['p95']:6.3f} {'' if share is None else f'{share * 100:.1f}':>8s}")
+    print(f"-> {args.out}")
     return 0
 
 

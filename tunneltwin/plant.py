@@ -41,6 +41,9 @@ class LevelVolume:
     def level(self, volume_m3: float) -> float:
         return float(np.interp(volume_m3, self._inv_v, self._inv_l))
 
+    def levels_of(self, volumes_m3: FloatArray) -> FloatArray:
+        return np.asarray(np.interp(volumes_m3, self._inv_v, self._inv_l), dtype=float)
+
     def area_m2(self, level_m: float, dl: float = 0.05) -> float:
         """Surface area dV/dL (central difference), used to translate flow into level rate."""
         return (self.volume(level_m + dl) - self.volume(level_m - dl)) / (2 * dl)
@@ -94,6 +97,14 @@ class OperatingGrid:
         a = fi - i
         b = li - j
         return self._bilinear(self.flow_m3h, i, j, a, b), self._bilinear(self.power_kw, i, j, a, b)
+
+    def lookup_levels(self, freq_hz: float) -> tuple[FloatArray, FloatArray]:
+        """Flow and power at one frequency over the whole level axis (linear in frequency)."""
+        f0, df = self.freq_hz[0], self.freq_hz[1] - self.freq_hz[0]
+        fi = min(max((freq_hz - f0) / df, 0.0), len(self.freq_hz) - 1.000001)
+        i, a = int(fi), fi - int(fi)
+        return (self.flow_m3h[i] * (1 - a) + self.flow_m3h[i + 1] * a,
+                self.power_kw[i] * (1 - a) + self.power_kw[i + 1] * a)
 
     @staticmethod
     def _bilinear(z: FloatArray, i: NDArray[np.int_], j: int, a: FloatArray, b: float) -> FloatArray:

@@ -1,0 +1,166 @@
+"""Causal forecasts: inflow from what has been measured so far, prices from what is published.
+
+Inflow: a diurnal profile (median of the same time slot over the last days, so one rainy
+day does not become the norm), scaled by how far the last hour runs above or below it;
+that ratio fades back to the profile over a few hours. A rain onset therefore lifts the
+forecast at once, and a dry night after a storm does not keep it high for a day.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tunneltwin.contracts import PriceCurve
+from tunneltwin.errors import DataError
+
+Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    history_days: int = 7  # days kept for the diurnal profile
+    recent_h: float = 1.0  # measured window the correction ratio is taken over
+    decay_h: float = 6.0  # how fast the correction fades back to the profile
+    ratio_min: float = 0.5
+    ratio_max: float = 4.0
+
+
+class InflowForecaster:
+    def __init__(self, step_s: float, settings: ForecastSettings | None = None) -> None:
+        self.step_s = step_s
+        self.cfg = settings or ForecastSettings()
+        self.slots = max(1, round(86400 / step_s))
+        self.by_slot: list[deque[float]] = [deque(maxlen=self.cfg.history_days) for _ in range(self.slots)]
+        self.recent: deque[tuple[int, float]] = deque(maxlen=max(1, round(self.cfg.recent_h * 3600 / step_s)))
+        self.external: ExternalInflow | None = None
+
+    def slot(self, time: datetime) -> int:
+        seconds = time.hour * 3600 + time.minute * 60 + time.second
+        return int(seconds // self.step_s) % self.slots
+
+    def observe(self, time: datetime, inflow_m3h: float) -> None:
+        """``inflow_m3h`` is the mean over the interval ending at ``time``."""
+        if not math.isfinite(inflow_m3h):
+            return
+        s = self.slot(time)
+        self.by_slot[s].append(inflow_m3h)
+        self.recent.append((s, inflow_m3h))
+
+    def forecast(self, now: datetime, steps: int) -> Array:
+        """Mean inflow for each step (now + k dt, now + (k+1) dt]."""
+        if self.external is not None:
+            ext = self.external.window(now, steps, self.step_s)
+            if ext is not None:
+                return ext
+        if not self.recent:
+            raise ValueError("no inflow observed yet: the forecaster needs one measurement")
+        recent_mean = float(np.mean([v for _, v in self.recent]))
+        slots = [self.slot(now + timedelta(seconds=(k + 1) * self.step_s)) for k in range(steps)]
+        base = np.array([self._profile(s, recent_mean) for s in slots])
+        ratio = self._ratio(recent_mean)
+        lead_h = (np.arange(steps) + 1) * self.step_s / 3600
+        return np.asarray(base * (1 + (ratio - 1) * np.exp(-lead_h / self.cfg.decay_h)))
+
+    def _profile(self, slot: int, fallback: float) -> float:
+        values = self.by_slot[slot]
+        return float(np.median(values)) if values else fallback
+
+    def _ratio(self, recent_mean: float) -> float:
+        expected = float(np.mean([self._profile(s, v) for s, v in self.recent]))
+        if expected <= 0:
+            return 1.0
+        return min(max(recent_mean / expected, self.cfg.ratio_min), self.cfg.ratio_max)
+
+
+class ExternalInflow:
+    """An inflow forecast supplied from outside (CSV: ``time,inflow_m3h``), used where it covers
+    the whole horizon."""
+
+    def __init__(self, times: list[datetime], inflow_m3h: Array) -> None:
+        self.times, self.values = times, inflow_m3h
+
+    @classmethod
+    def from_csv(cls, path: Path) -> ExternalInflow:
+        times: list[datetime] = []
+        values: list[float] = []
+        try:
+            with path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                missing = {"time", "inflow_m3h"} - set(reader.fieldnames or [])
+                if missing:
+                    raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+                for row_no, row in enumerate(reader, start=2):
+                    times.append(_parse_time(path, row_no, row["time"]))
+                    values.append(_parse_flow(path, row_no, row["inflow_m3h"]))
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read external forecast: {exc.strerror}") from exc
+        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+            raise DataError(f"{path}: column time must increase strictly")
+        return cls(times, np.asarray(values))
+
+    def window(self, now: datetime, steps: int, step_s: float) -> Array | None:
+        wanted = [now + timedelta(seconds=(k + 1) * step_s) for k in range(steps)]
+        if not self.times or wanted[0] < self.times[0] or wanted[-1] > self.times[-1]:
+            return None
+        t = np.array([x.timestamp() for x in self.times])
+        return np.interp([w.timestamp() for w in wanted], t, self.values)
+
+
+def _parse_time(path: Path, row: int, text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise DataError(f"{path}: row {row}, column time: {text!r} is not an ISO time") from None
+
+
+def _parse_flow(path: Path, row: int, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"{path}: row {row}, column inflow_m3h: {text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise DataError(f"{path}: row {row}, column inflow_m3h: {value} must be a finite flow >= 0")
+    return value
+
+
+class PriceBook:
+    """Every published price seen so far; unpublished steps take the price 24 h earlier."""
+
+    def __init__(self) -> None:
+        self.known: dict[datetime, float] = {}
+
+    def observe(self, curve: PriceCurve) -> None:
+        for k, price in enumerate(curve.eur_per_kwh):
+            self.known[curve.start + timedelta(seconds=k * curve.step_s)] = price
+        oldest = curve.start - timedelta(days=8)  # a daemon runs for months: keep a week
+        for t in [t for t in self.known if t < oldest]:
+            del self.known[t]
+
+    def horizon(self, now: datetime, steps: int, step_s: float) -> tuple[Array, int]:
+        """Prices for the next ``steps`` steps, and how many of them are published."""
+        out = np.zeros(steps)
+        published = 0
+        last = next(reversed(self.known.values()), 0.0) if self.known else 0.0
+        for k in range(steps):
+            t = now + timedelta(seconds=k * step_s)
+            if t in self.known:
+                out[k] = last = self.known[t]
+                published += published == k
+                continue
+            out[k] = self._day_before(t, last)
+        return out, published
+
+    def _day_before(self, t: datetime, fallback: float) -> float:
+        for days in (1, 2, 7):
+            earlier = t - timedelta(days=days)
+            if earlier in self.known:
+                return self.known[earlier]
+        return fallback

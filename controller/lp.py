@@ -1,0 +1,167 @@
+"""A small sparse MILP builder over HiGHS: variables in named blocks, rows as coefficient lists.
+
+Building the matrix ourselves (rather than one highspy call per row) keeps a 96-step
+model's set-up in milliseconds, which matters when it is rebuilt every control interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+INF = highspy.kHighsInf
+
+
+@dataclass
+class Block:
+    """A contiguous range of columns, shaped like the quantity it holds (e.g. groups x steps)."""
+
+    start: int
+    shape: tuple[int, ...]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> int:
+        if isinstance(key, tuple):
+            return self.start + key[0] * self.shape[1] + key[1]
+        return self.start + key
+
+    def index(self) -> NDArray[np.int64]:
+        return np.arange(self.start, self.start + int(np.prod(self.shape))).reshape(self.shape)
+
+    def values(self, x: Array) -> Array:
+        return np.asarray(x[self.start:self.start + int(np.prod(self.shape))]).reshape(self.shape)
+
+
+@dataclass
+class Result:
+    status: str
+    has_solution: bool
+    x: Array
+    objective: float
+    gap: float
+    seconds: float
+
+
+@dataclass
+class Model:
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
+    integer: list[int] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    cols: list[int] = field(default_factory=list)
+    vals: list[float] = field(default_factory=list)
+    row_lo: list[float] = field(default_factory=list)
+    row_hi: list[float] = field(default_factory=list)
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.lower)
+
+    def block(self, shape: tuple[int, ...], lower: Array | float = 0.0, upper: Array | float = INF,
+              cost: Array | float = 0.0, integer: bool = False) -> Block:
+        n = int(np.prod(shape))
+        start = self.n_cols
+        for target, value in ((self.lower, lower), (self.upper, upper), (self.cost, cost)):
+            target.extend(np.broadcast_to(np.asarray(value, dtype=float), shape).ravel().tolist())
+        self.integer.extend([1 if integer else 0] * n)
+        return Block(start, shape)
+
+    def row(self, terms: list[tuple[int, float]], lo: float = -INF, hi: float = INF) -> None:
+        r = len(self.row_lo)
+        for col, coef in terms:
+            if coef != 0.0:
+                self.rows.append(r)
+                self.cols.append(col)
+                self.vals.append(float(coef))
+        self.row_lo.append(float(lo))
+        self.row_hi.append(float(hi))
+
+    def add_cost(self, col: int, value: float) -> None:
+        self.cost[col] += value
+
+    def solve(self, time_limit_s: float, mip_gap: float = 1e-3, start: Array | None = None) -> Result:
+        h = _quiet_highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("time_limit", float(time_limit_s))
+        h.setOptionValue("mip_rel_gap", float(mip_gap))
+        h.setOptionValue("threads", 1)
+        h.passModel(self._lp())
+        if start is not None and len(start) == self.n_cols:
+            sol = highspy.HighsSolution()
+            sol.col_value = list(map(float, start))
+            sol.value_valid = True
+            h.setSolution(sol)
+        t0 = time.perf_counter()
+        h.run()
+        seconds = time.perf_counter() - t0
+        info = h.getInfo()
+        status = h.modelStatusToString(h.getModelStatus())
+        has = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        x = np.asarray(h.getSolution().col_value, dtype=float) if has else np.zeros(self.n_cols)
+        gap = float(getattr(info, "mip_gap", 0.0)) if has else float("inf")
+        return Result(status, has, x, float(info.objective_function_value), gap, seconds)
+
+    def _lp(self) -> highspy.HighsLp:
+        lp = highspy.HighsLp()
+        lp.num_col_ = self.n_cols
+        lp.num_row_ = len(self.row_lo)
+        lp.col_cost_ = np.asarray(self.cost)
+        lp.col_lower_ = np.asarray(self.lower)
+        lp.col_upper_ = np.asarray(self.upper)
+        lp.row_lower_ = np.asarray(self.row_lo)
+        lp.row_upper_ = np.asarray(self.row_hi)
+        starts, index, values = _csc(self.rows, self.cols, self.vals, self.n_cols)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = starts
+        lp.a_matrix_.index_ = index
+        lp.a_matrix_.value_ = values
+        if any(self.integer):
+            lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                               for i in self.integer]
+        return lp
+
+
+def _csc(rows: list[int], cols: list[int], vals: list[float], n_cols: int
+         ) -> tuple[NDArray[np.int32], NDArray[np.int32], Array]:
+    c = np.asarray(cols, dtype=np.int64)
+    order = np.argsort(c, kind="stable")
+    starts = np.searchsorted(c[order], np.arange(n_cols + 1)).astype(np.int32)
+    return starts, np.asarray(rows, dtype=np.int32)[order], np.asarray(vals, dtype=float)[order]
+
+
+_BANNER_DONE = False
+
+
+def _quiet_highs() -> highspy.Highs:
+    """HiGHS prints a banner to fd 1 the first time it is built; keep it off our stdout."""
+    global _BANNER_DONE
+    if _BANNER_DONE:
+        return highspy.Highs()
+    with _stdout_to_devnull():
+        h = highspy.Highs()
+    _BANNER_DONE = True
+    return h
+
+
+@contextlib.contextmanager
+def _stdout_to_devnull() -> Iterator[None]:
+    try:
+        fd = os.dup(1)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(fd, 1)
+        os.close(fd)

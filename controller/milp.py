@@ -1,0 +1,287 @@
+"""The pump-scheduling MILP: cheapest group counts and flows over a horizon, every rule kept.
+
+Identical pumps are one group with an integer count (symmetry gone); a group of one pump
+is the naive formulation, kept for the benchmark. Flow and power are linear in the count
+and the group flow at each step's expected level (sequential linearisation: the caller
+passes the level trajectory of the previous plan). Level bounds and daily emptying are
+soft with heavy penalties so a state that already breaks them still gets a recovery plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from controller.lp import INF, Block, Model, Result
+from controller.model import StationModel
+
+Array = NDArray[np.float64]
+Ints = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Group:
+    """Pumps the optimiser treats as interchangeable (same type, available)."""
+
+    name: str
+    members: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Soft terms, in EUR so they trade directly against electricity cost."""
+
+    switch_eur: float = 0.5  # per pump start or stop (wear, and the plant's dislike of cycling)
+    smooth_eur_per_m3h: float = 2e-4  # per m3/h change in F2 between steps (steady feed downstream)
+    level_eur_per_m3: float = 1000.0  # per m3 outside the safe band (only in recovery)
+    emptying_eur: float = 5000.0  # per required daily emptying the plan cannot reach
+    terminal_eur_per_m3: float = 0.0  # value of each m3 left stored at the horizon's end (a cost)
+
+
+@dataclass(frozen=True)
+class Problem:
+    step_h: float
+    volume0_m3: float
+    inflow_m3h: Array  # (H,) forecast per step
+    price_eur_per_kwh: Array  # (H,)
+    level_guess_m: Array  # (H,) expected mean level per step, for the linearisation
+    groups: tuple[Group, ...]
+    n_now: Ints  # (G,) pumps on in each group now
+    locked_on: Ints  # (G, H) pumps that must still run at step k (min-on timers)
+    locked_off: Ints  # (G, H) pumps that must still rest at step k (min-off timers)
+    outflow_now_m3h: float
+    v_min_m3: float
+    v_max_m3: float
+    v_empty_m3: float
+    emptying_days: tuple[tuple[int, ...], ...]  # step sets; each needs one step ending emptied
+    min_on_steps: int
+    min_off_steps: int
+    max_outflow_m3h: float
+    min_pumps_on: int
+    weights: Weights
+    integer_steps: int | None = None  # counts integer only this far ahead (None: all)
+    block_steps: int = 1  # pump counts change only every this many steps (from now)
+
+    @property
+    def horizon(self) -> int:
+        return len(self.inflow_m3h)
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.horizon // self.block_steps)
+
+    def block_of(self, k: int) -> int:
+        return k // self.block_steps
+
+    def per_block(self, steps: Ints) -> Ints:
+        """A per-step lock as a per-block one: the block holds it if any of its steps does."""
+        padded = np.pad(steps, ((0, 0), (0, self.blocks * self.block_steps - self.horizon)), mode="edge")
+        return np.asarray(padded.reshape(len(steps), self.blocks, self.block_steps).max(axis=2))
+
+
+@dataclass(frozen=True)
+class Plan:
+    counts: Ints  # (G, H), expanded from blocks
+    flows_m3h: Array  # (G, H)
+    volumes_m3: Array  # (H,) at the end of each step
+    power_kw: Array  # (H,)
+    status: str
+    seconds: float
+    objective: float
+    gap: float
+    band_slack_m3: float
+    emptying_missed: int
+    x: Array
+
+    @property
+    def outflow_m3h(self) -> Array:
+        return np.asarray(self.flows_m3h.sum(axis=0))
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    q_min: Array  # (G, H) per pump
+    q_max: Array
+    a: Array  # power per running pump at zero flow (intercept), kW
+    b: Array  # kW per m3/h of group flow
+
+
+def coefficients(model: StationModel, groups: tuple[Group, ...], levels_m: Array) -> Coefficients:
+    """Per-pump flow band and a linear power-vs-flow line, averaged over each group's members."""
+    shape = (len(groups), len(levels_m))
+    q_lo, q_hi, p_lo, p_hi = (np.zeros(shape) for _ in range(4))
+    for g, group in enumerate(groups):
+        bands = [model.band(i, levels_m) for i in group.members]
+        q_lo[g], q_hi[g], p_lo[g], p_hi[g] = (np.mean([b[j] for b in bands], axis=0) for j in range(4))
+    q_hi = np.maximum(q_hi, q_lo + 1.0)
+    b = (p_hi - p_lo) / (q_hi - q_lo)
+    return Coefficients(q_lo, q_hi, p_lo - b * q_lo, b)
+
+
+@dataclass
+class _Vars:
+    n: Block
+    q: Block
+    s: Block
+    d: Block
+    v: Block
+    lo: Block
+    hi: Block
+    dq: Block
+    e: Block | None
+    miss: Block | None
+
+
+def build(p: Problem, coef: Coefficients) -> tuple[Model, _Vars]:
+    m = Model()
+    v = _variables(m, p, coef)
+    _flow_band(m, p, coef, v)
+    _switching(m, p, v)
+    _timers(m, p, v)
+    _station(m, p, v)
+    _balance(m, p, v)
+    _smoothness(m, p, v)
+    _emptying(m, p, v)
+    return m, v
+
+
+def _variables(m: Model, p: Problem, coef: Coefficients) -> _Vars:
+    G, H, B = len(p.groups), p.horizon, p.blocks
+    sizes = np.array([len(g.members) for g in p.groups])[:, None]
+    w = p.weights
+    energy_price = p.price_eur_per_kwh[None, :] * p.step_h
+    n_lo = np.minimum(p.per_block(p.locked_on), sizes)
+    n_hi = np.maximum(sizes - p.per_block(p.locked_off), n_lo)
+    block_cost = np.zeros((G, B))
+    np.add.at(block_cost, (slice(None), np.arange(H) // p.block_steps), energy_price * coef.a)
+    n = m.block((G, B), n_lo, n_hi, block_cost, integer=True)
+    if p.integer_steps is not None:
+        for g in range(G):
+            for b in range(p.block_of(p.integer_steps), B):
+                m.integer[n[g, b]] = 0
+    q = m.block((G, H), 0.0, INF, energy_price * coef.b)
+    s = m.block((G, B), 0.0, INF, w.switch_eur)
+    d = m.block((G, B), 0.0, INF, w.switch_eur)
+    terminal = np.zeros(H)
+    terminal[-1] = w.terminal_eur_per_m3
+    vol = m.block((H,), 0.0, INF, terminal)
+    lo = m.block((H,), 0.0, INF, w.level_eur_per_m3)
+    hi = m.block((H,), 0.0, INF, w.level_eur_per_m3)
+    dq = m.block((H,), 0.0, INF, w.smooth_eur_per_m3h)
+    e = miss = None
+    if p.emptying_days:
+        e = m.block((H,), 0.0, 1.0, 0.0, integer=True)
+        miss = m.block((len(p.emptying_days),), 0.0, 1.0, w.emptying_eur)
+    return _Vars(n, q, s, d, vol, lo, hi, dq, e, miss)
+
+
+def _flow_band(m: Model, p: Problem, coef: Coefficients, v: _Vars) -> None:
+    for g in range(len(p.groups)):
+        for k in range(p.horizon):
+            b = p.block_of(k)
+            m.row([(v.q[g, k], 1.0), (v.n[g, b], -coef.q_max[g, k])], hi=0.0)
+            m.row([(v.q[g, k], 1.0), (v.n[g, b], -coef.q_min[g, k])], lo=0.0)
+
+
+def _switching(m: Model, p: Problem, v: _Vars) -> None:
+    """s >= n_k - n_{k-1} and d >= n_{k-1} - n_k (per block), with n_{-1} the pumps on now."""
+    for g in range(len(p.groups)):
+        for k in range(p.blocks):
+            prev = [(v.n[g, k - 1], 1.0)] if k else []
+            const = 0.0 if k else float(p.n_now[g])
+            m.row([(v.s[g, k], 1.0), (v.n[g, k], -1.0), *prev], lo=-const)
+            m.row([(v.d[g, k], 1.0), (v.n[g, k], 1.0), *[(c, -a) for c, a in prev]], lo=const)
+
+
+def _timers(m: Model, p: Problem, v: _Vars) -> None:
+    """Pumps started in the last min-on steps still run; pumps stopped in the last min-off still rest."""
+    on_blocks = -(-p.min_on_steps // p.block_steps)
+    off_blocks = -(-p.min_off_steps // p.block_steps)
+    locked_on, locked_off = p.per_block(p.locked_on), p.per_block(p.locked_off)
+    for g, group in enumerate(p.groups):
+        size = len(group.members)
+        for k in range(p.blocks):
+            ups = [(v.s[g, j], -1.0) for j in range(max(0, k - on_blocks + 1), k + 1)]
+            m.row([(v.n[g, k], 1.0), *ups], lo=float(locked_on[g, k]))
+            downs = [(v.d[g, j], -1.0) for j in range(max(0, k - off_blocks + 1), k + 1)]
+            m.row([(v.n[g, k], -1.0), *downs], lo=float(locked_off[g, k]) - size)
+
+
+def _station(m: Model, p: Problem, v: _Vars) -> None:
+    G = len(p.groups)
+    for b in range(p.blocks):
+        m.row([(v.n[g, b], 1.0) for g in range(G)], lo=float(p.min_pumps_on))
+    for k in range(p.horizon):
+        m.row([(v.q[g, k], 1.0) for g in range(G)], hi=p.max_outflow_m3h)
+
+
+def _balance(m: Model, p: Problem, v: _Vars) -> None:
+    """V_k = V_{k-1} + (inflow - outflow) dt, with the band soft through lo/hi slacks."""
+    G = len(p.groups)
+    for k in range(p.horizon):
+        prev = [(v.v[k - 1], -1.0)] if k else []
+        rhs = p.inflow_m3h[k] * p.step_h + (0.0 if k else p.volume0_m3)
+        m.row([(v.v[k], 1.0), *prev, *[(v.q[g, k], p.step_h) for g in range(G)]], lo=rhs, hi=rhs)
+        m.row([(v.v[k], 1.0), (v.lo[k], 1.0)], lo=p.v_min_m3)
+        m.row([(v.v[k], 1.0), (v.hi[k], -1.0)], hi=p.v_max_m3)
+
+
+def _smoothness(m: Model, p: Problem, v: _Vars) -> None:
+    G = len(p.groups)
+    for k in range(p.horizon):
+        now = [(v.q[g, k], 1.0) for g in range(G)]
+        prev = [(v.q[g, k - 1], -1.0) for g in range(G)] if k else []
+        const = 0.0 if k else p.outflow_now_m3h
+        m.row([(v.dq[k], 1.0), *[(c, -a) for c, a in now], *[(c, -a) for c, a in prev]], lo=-const)
+        m.row([(v.dq[k], 1.0), *now, *prev], lo=const)
+
+
+def _emptying(m: Model, p: Problem, v: _Vars) -> None:
+    """Each required day has a step ending at or below the emptying volume (big-M as tight as
+    the band allows), or pays the miss penalty."""
+    if v.e is None or v.miss is None:
+        return
+    big_m = max(p.v_max_m3 - p.v_empty_m3, 0.0) + 1.0
+    in_day = {k for day in p.emptying_days for k in day}
+    for k in range(p.horizon):
+        if k in in_day:
+            m.row([(v.v[k], 1.0), (v.e[k], big_m), (v.hi[k], -1.0)], hi=p.v_empty_m3 + big_m)
+        else:
+            m.upper[v.e[k]] = 0.0
+    for j, day in enumerate(p.emptying_days):
+        m.row([*[(v.e[k], 1.0) for k in day], (v.miss[j], 1.0)], lo=1.0)
+
+
+def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 1e-3,
+          warm: Array | None = None) -> Plan | None:
+    """Solve and read the plan back; None when HiGHS has no feasible point at all."""
+    _check_finite(p, coef)
+    model, v = build(p, coef)
+    result = model.solve(time_limit_s, mip_gap, warm)
+    if not result.has_solution:
+        return None
+    return _plan(p, coef, v, result)
+
+
+def _plan(p: Problem, coef: Coefficients, v: _Vars, r: Result) -> Plan:
+    counts = np.repeat(np.rint(v.n.values(r.x)).astype(np.int64), p.block_steps, axis=1)[:, :p.horizon]
+    flows = np.maximum(v.q.values(r.x), 0.0)
+    power = (coef.a * counts + coef.b * flows).sum(axis=0)
+    slack = float(v.lo.values(r.x).sum() + v.hi.values(r.x).sum())
+    missed = int(np.rint(v.miss.values(r.x)).sum()) if v.miss is not None else 0
+    return Plan(counts, flows, v.v.values(r.x), power, r.status, r.seconds, r.objective, r.gap,
+                slack, missed, r.x)
+
+
+def _check_finite(p: Problem, coef: Coefficients) -> None:
+    """HiGHS accepts NaN costs and then runs to its time limit: refuse them here."""
+    for name in ("inflow_m3h", "price_eur_per_kwh", "level_guess_m"):
+        if not np.all(np.isfinite(getattr(p, name))):
+            raise ValueError(f"plan input {name} has a non-finite value")
+    for name in ("q_min", "q_max", "a", "b"):
+        if not np.all(np.isfinite(getattr(coef, name))):
+            raise ValueError(f"pump coefficient {name} has a non-finite value")
+    if not np.isfinite(p.volume0_m3):
+        raise ValueError(f"plan input volume0_m3 is {p.volume0_m3}")

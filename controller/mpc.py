@@ -1,0 +1,259 @@
+"""Receding-horizon controller: forecast, solve the MILP, apply the first step, repeat.
+
+It works from telemetry and published prices alone, so the same object runs against the
+twin, a recorded replay or a real plant. Whatever happens in the solver, every interval
+gets a command: a failed or empty solve hands the interval to the rule-based baseline,
+and every command passes the safety supervisor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import structlog
+from numpy.typing import NDArray
+
+from controller.baseline import BaselineController
+from controller.dispatch import dispatch
+from controller.forecast import ForecastSettings, InflowForecaster, PriceBook
+from controller.milp import Group, Plan, Problem, Weights, coefficients, solve
+from controller.model import StationModel
+from controller.supervisor import Supervisor, SupervisorSettings
+from tunneltwin.contracts import Observation, Setpoints, Telemetry
+from tunneltwin.site import Site
+
+log = structlog.get_logger("tunneltwin.mpc")
+Array = NDArray[np.float64]
+STAMP = timedelta(seconds=1)  # a reading stamped at a step's end belongs to the step's day
+
+
+@dataclass(frozen=True)
+class MpcSettings:
+    horizon_h: float = 24.0  # plan length; the plan step is the site's control interval
+    time_limit_s: float = 2.0  # HiGHS stops here and we take its incumbent
+    mip_gap: float = 0.005
+    grouped: bool = True  # identical pumps as integer counts (False: one binary per pump)
+    integer_h: float | None = 4.0  # counts integer this far ahead, relaxed beyond (None: all)
+    block_steps: int = 4  # pump counts may change every this many steps (an hour: fast, ~2 % dearer)
+    choose_time_limit_s: float = 4.0  # for the once-a-day solve that picks the emptying time
+    emptying_stride: int = 1  # candidate emptying steps: every this many steps
+    floor_margin_m: float = 0.05  # planned levels stay this far above the minimum level
+    ceiling_margin_m: float = 0.5  # ... and this far below the alarm level
+    emptying_below_m: float = 0.08  # the emptying step aims this far under the emptying level
+    dry_margin: float = 1.1  # plan the emptying unless the day's inflow exceeds limit x this
+    flow_margin: float = 0.97  # plan F2 up to this share of its limit
+    terminal_factor: float = 1.0  # stored water at the end costs this x horizon mean price x kWh/m3
+    weights: Weights = field(default_factory=Weights)
+    forecast: ForecastSettings = field(default_factory=ForecastSettings)
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+
+
+@dataclass(frozen=True)
+class StepLog:
+    time: datetime
+    source: str  # "mpc", or "baseline" when the solver gave no plan
+    status: str
+    solve_s: float
+    objective: float
+    inflow_forecast_m3h: tuple[float, ...]
+
+
+class EmptyingTracker:
+    """Which days have had their level at or below the emptying level (from measurements)."""
+
+    def __init__(self, level_m: float) -> None:
+        self.level_m = level_m
+        self.emptied: set[date] = set()
+        self.inflow_m3: dict[date, float] = {}
+
+    def update(self, tel: Telemetry, step_h: float) -> None:
+        day = (tel.time - STAMP).date()
+        self.inflow_m3[day] = self.inflow_m3.get(day, 0.0) + tel.inflow_m3h * step_h
+        if tel.level_m <= self.level_m:
+            self.emptied.add(day)
+        for old in [d for d in self.inflow_m3 if d < day - timedelta(days=7)]:
+            del self.inflow_m3[old]
+        self.emptied = {d for d in self.emptied if d >= day - timedelta(days=7)}
+
+
+class MpcController:
+    name = "mpc"
+
+    def __init__(self, site: Site, settings: MpcSettings | None = None, model: StationModel | None = None,
+                 forecaster: InflowForecaster | None = None) -> None:
+        self.site = site
+        self.cfg = settings or MpcSettings()
+        self.model = model or StationModel(site)
+        self.step_s = site.timing.control_interval_s
+        self.step_h = self.step_s / 3600
+        self.steps = max(1, round(self.cfg.horizon_h * 3600 / self.step_s))
+        self.forecaster = forecaster or InflowForecaster(self.step_s, self.cfg.forecast)
+        self.prices = PriceBook()
+        self.fallback = BaselineController(site, model=self.model)
+        self.supervisor = Supervisor(site, self.model, self.cfg.supervisor)
+        self.days = EmptyingTracker(site.rules.emptying_level_m)
+        self.appointments: dict[date, datetime] = {}  # day -> end of the step that empties it
+        self.plan: Plan | None = None
+        self.plan_time: datetime | None = None
+        self.plan_clock = datetime.min
+        self.log: list[StepLog] = []
+
+    # -- the loop --------------------------------------------------------------
+
+    def decide(self, obs: Observation) -> Setpoints:
+        tel = obs.telemetry
+        self.plan_clock = tel.time
+        self.observe(obs)
+        inflow = self.forecaster.forecast(tel.time, self.steps)
+        prices, _ = self.prices.horizon(tel.time, self.steps, self.step_s)
+        problem = self.problem(tel, inflow, prices)
+        plan = self._solve(problem)
+        if plan is None:
+            sp, source, status = self.fallback.decide(obs), "baseline", "no plan"
+        else:
+            sp = dispatch(tel, self.model, problem.groups, plan.counts[:, 0], plan.flows_m3h[:, 0])
+            source, status = "mpc", plan.status
+        self._remember(tel, plan, source, status, inflow)
+        return self.supervisor.check(tel, sp)
+
+    def observe(self, obs: Observation) -> None:
+        tel = obs.telemetry
+        self.forecaster.observe(tel.time, tel.inflow_m3h)
+        self.prices.observe(obs.prices)
+        self.days.update(tel, self.step_h)
+        self.fallback.observe(tel)
+
+    def _solve(self, problem: Problem) -> Plan | None:
+        coef = coefficients(self.model, problem.groups, problem.level_guess_m)
+        choosing = any(len(day) > 1 for day in problem.emptying_days)
+        limit = self.cfg.choose_time_limit_s if choosing else self.cfg.time_limit_s
+        try:
+            plan = solve(problem, coef, limit, self.cfg.mip_gap)
+        except ValueError as exc:  # non-finite input: never let it reach HiGHS
+            log.error("plan_input_rejected", error=str(exc))
+            return None
+        if plan is not None and choosing:
+            self._book(problem, plan)
+        return plan
+
+    def _book(self, problem: Problem, plan: Plan) -> None:
+        """Keep the emptying time the plan chose, so later solves need no binaries for it."""
+        now = self.plan_clock
+        for day in problem.emptying_days:
+            hit = [k for k in day if plan.volumes_m3[k] <= problem.v_empty_m3 + 1.0]
+            if len(day) > 1 and hit:
+                end = now + timedelta(seconds=(hit[0] + 1) * self.step_s)
+                self.appointments[(end - STAMP).date()] = end
+
+    def _remember(self, tel: Telemetry, plan: Plan | None, source: str, status: str, inflow: Array) -> None:
+        self.plan, self.plan_time = plan, tel.time
+        seconds = plan.seconds if plan else 0.0
+        objective = plan.objective if plan else math.nan
+        self.log.append(StepLog(tel.time, source, status, seconds, objective, tuple(map(float, inflow))))
+        if source != "mpc":
+            log.warning("fallback", time=tel.time.isoformat(), reason=status)
+
+    # -- building the problem --------------------------------------------------
+
+    def problem(self, tel: Telemetry, inflow: Array, prices: Array) -> Problem:
+        rules = self.site.rules
+        groups = self.groups(tel)
+        locked_on, locked_off = self.locks(tel, groups)
+        integer_steps = None if self.cfg.integer_h is None else round(self.cfg.integer_h / self.step_h)
+        return Problem(
+            step_h=self.step_h, volume0_m3=tel.volume_m3, inflow_m3h=inflow, price_eur_per_kwh=prices,
+            level_guess_m=self.level_guess(tel), groups=groups,
+            n_now=np.array([sum(tel.pumps[i].status.is_on for i in g.members) for g in groups], dtype=np.int64),
+            locked_on=locked_on, locked_off=locked_off, outflow_now_m3h=tel.outflow_m3h,
+            v_min_m3=self.model.volume(rules.min_level_m + self.cfg.floor_margin_m),
+            v_max_m3=self.model.volume(rules.alarm_level_m - self.cfg.ceiling_margin_m),
+            v_empty_m3=self.model.volume(rules.emptying_level_m - self.cfg.emptying_below_m),
+            emptying_days=self.emptying_days(tel, inflow),
+            min_on_steps=math.ceil(rules.min_on_s / self.step_s - 1e-9),
+            min_off_steps=math.ceil(rules.min_off_s / self.step_s - 1e-9),
+            max_outflow_m3h=self.cfg.flow_margin * rules.max_outflow_m3h, min_pumps_on=rules.min_pumps_on,
+            weights=self._weights(prices), integer_steps=integer_steps, block_steps=self.cfg.block_steps)
+
+    def groups(self, tel: Telemetry) -> tuple[Group, ...]:
+        by_type: dict[str, list[int]] = {}
+        for i, (pump, t) in enumerate(zip(self.site.pumps, tel.pumps, strict=True)):
+            if t.available:
+                key = pump.type if self.cfg.grouped else pump.id
+                by_type.setdefault(key, []).append(i)
+        return tuple(Group(name, tuple(members)) for name, members in by_type.items())
+
+    def locks(self, tel: Telemetry, groups: tuple[Group, ...]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Per group and step: pumps that must still run (min-on) or still rest (min-off)."""
+        rules = self.site.rules
+        ahead = np.arange(self.steps) * self.step_s + 1.0  # 1 s of timer slack
+        on = np.zeros((len(groups), self.steps), dtype=np.int64)
+        off = np.zeros_like(on)
+        for g, group in enumerate(groups):
+            for i in group.members:
+                p = tel.pumps[i]
+                if p.status.is_on:
+                    on[g] += p.time_in_state_s + ahead < rules.min_on_s
+                else:
+                    off[g] += p.time_in_state_s + ahead < rules.min_off_s
+        return on, off
+
+    def level_guess(self, tel: Telemetry) -> Array:
+        """Mean level of each step, from the previous plan shifted by the time since it was made."""
+        volumes = np.full(self.steps, tel.volume_m3)
+        if self.plan is not None and self.plan_time is not None:
+            shift = round((tel.time - self.plan_time).total_seconds() / self.step_s)
+            old = self.plan.volumes_m3[shift:]
+            if len(old):
+                volumes[:len(old)] = old[:self.steps]
+                volumes[len(old):] = old[-1]
+        starts = np.r_[tel.volume_m3, volumes[:-1]]
+        return self.model.levels(0.5 * (starts + volumes))
+
+    def emptying_days(self, tel: Telemetry, inflow: Array) -> tuple[tuple[int, ...], ...]:
+        """Step sets of the days that still need their emptying inside the horizon.
+
+        A day counts when it is whole in the horizon from here, or is today; it needs emptying
+        unless measured-plus-forecast inflow says clearly wet.
+        """
+        ends = [tel.time + timedelta(seconds=(k + 1) * self.step_s) - STAMP for k in range(self.steps)]
+        by_day: dict[date, list[int]] = {}
+        for k, t in enumerate(ends):
+            by_day.setdefault(t.date(), []).append(k)
+        today = ends[0].date()
+        per_day = round(86400 / self.step_s)
+        out = []
+        for day, steps in by_day.items():
+            if day in self.days.emptied or (day != today and len(steps) < per_day):
+                continue
+            expected = (self.days.inflow_m3.get(day, 0.0) if day == today else 0.0) \
+                + float(inflow[steps].sum()) * self.step_h
+            if expected < self.site.rules.dry_day_max_inflow_m3 * self.cfg.dry_margin:
+                out.append(self._booked(day, steps, ends))
+        return tuple(out)
+
+    def _booked(self, day: date, steps: list[int], ends: list[datetime]) -> tuple[int, ...]:
+        """The day's booked emptying step if it is still ahead, else every step (choose again)."""
+        booked = self.appointments.get(day)
+        for k in steps:
+            if booked is not None and ends[k] + STAMP == booked:
+                return (k,)
+        self.appointments.pop(day, None)
+        stride = self.cfg.emptying_stride
+        return tuple(steps[stride - 1::stride] or steps)
+
+    def _weights(self, prices: Array) -> Weights:
+        """The terminal cost: a stored m3 will be pumped later at about today's mean price."""
+        kwh_per_m3 = self._typical_kwh_per_m3()
+        value = self.cfg.terminal_factor * float(np.mean(prices)) * kwh_per_m3
+        w = self.cfg.weights
+        return Weights(w.switch_eur, w.smooth_eur_per_m3h, w.level_eur_per_m3, w.emptying_eur,
+                       w.terminal_eur_per_m3 + value)
+
+    def _typical_kwh_per_m3(self) -> float:
+        level = 0.5 * (self.site.rules.min_level_m + self.site.rules.alarm_level_m)
+        i = next(i for i, p in enumerate(self.site.pumps) if p.available)
+        flow, power = self.model.pump_flow_power(i, self.site.rules.max_freq_hz, level)
+        return power / flow if flow > 0 else 0.1

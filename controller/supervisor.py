@@ -1,0 +1,195 @@
+"""Safety supervisor: the last check between any controller and the plant.
+
+It trusts nothing upstream. Every setpoint is checked against the hard rules and the
+current telemetry, and what would break a rule is overridden, logged and counted. The
+order matters: availability and timers first (they decide which pumps *can* run), then
+the station limits, which only ever slow pumps down or shed the ones that may stop.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from controller.model import StationModel
+from tunneltwin.contracts import PumpSetpoint, Setpoints, Telemetry
+from tunneltwin.site import Site
+
+log = structlog.get_logger("tunneltwin.supervisor")
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    floor_margin_m: float = 0.05  # the interval must end this far above the minimum level
+    pessimistic_inflow: float = 0.85  # inflow factor for the floor check
+    ceiling_margin_m: float = 0.3  # the interval must end this far below the alarm level
+    surge_inflow: float = 1.2  # inflow factor for the ceiling check
+    timer_slack_s: float = 1.0  # clock jitter tolerated on the min on/off timers
+
+
+@dataclass(frozen=True)
+class Override:
+    time: datetime
+    rule: str
+    pump_id: str | None
+    detail: str
+
+
+@dataclass
+class Supervisor:
+    site: Site
+    model: StationModel
+    cfg: SupervisorSettings = field(default_factory=SupervisorSettings)
+    overrides: list[Override] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def check(self, tel: Telemetry, sp: Setpoints) -> Setpoints:
+        """Return setpoints that keep every hard rule as far as the plant's state allows."""
+        want = self._wanted(tel, sp)
+        want = self._availability(tel, want)
+        want = self._frequency(tel, want)
+        want = self._timers(tel, want)
+        want = self._at_least_one(tel, want)
+        want = self._max_outflow(tel, want)
+        want = self._floor(tel, want)
+        want = self._ceiling(tel, want)
+        return Setpoints(pumps=tuple(
+            PumpSetpoint(id=p.id, on=i in want, freq_hz=round(want[i], 3) if i in want else 0.0)
+            for i, p in enumerate(tel.pumps)))
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _note(self, tel: Telemetry, rule: str, pump: int | None, detail: str) -> None:
+        pid = tel.pumps[pump].id if pump is not None else None
+        self.overrides.append(Override(tel.time, rule, pid, detail))
+        self.counts[rule] += 1
+        log.warning("override", rule=rule, pump=pid, detail=detail, time=tel.time.isoformat())
+
+    def _wanted(self, tel: Telemetry, sp: Setpoints) -> dict[int, float]:
+        """Pump index -> frequency for every pump that should run (absent pumps keep state)."""
+        given = sp.as_dict()
+        want: dict[int, float] = {}
+        for i, p in enumerate(tel.pumps):
+            cmd = given.get(p.id)
+            if cmd is None:
+                if p.status.is_on:
+                    want[i] = p.freq_hz or self.site.rules.min_freq_hz
+            elif cmd.on:
+                want[i] = cmd.freq_hz
+        for unknown in set(given) - {p.id for p in tel.pumps}:
+            self._note(tel, "unknown_pump", None, f"setpoint for unknown pump {unknown!r} dropped")
+        return want
+
+    def _may_stop(self, tel: Telemetry, i: int) -> bool:
+        p = tel.pumps[i]
+        return not p.status.is_on or p.time_in_state_s + self.cfg.timer_slack_s >= self.site.rules.min_on_s
+
+    def _may_start(self, tel: Telemetry, i: int) -> bool:
+        p = tel.pumps[i]
+        return p.available and (p.status.is_on
+                                or p.time_in_state_s + self.cfg.timer_slack_s >= self.site.rules.min_off_s)
+
+    def _flow(self, tel: Telemetry, want: dict[int, float]) -> float:
+        return self.model.flow_of(want, tel.level_m)
+
+    # -- the rules, in order ---------------------------------------------------
+
+    def _availability(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
+        for i in [i for i in want if not tel.pumps[i].available]:
+            self._note(tel, "availability", i, "pump is out of service: stopped")
+            del want[i]
+        return want
+
+    def _frequency(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
+        lo, hi = self.site.rules.min_freq_hz, self.site.rules.max_freq_hz
+        for i, f in want.items():
+            if not lo <= f <= hi:
+                want[i] = min(max(f, lo), hi)
+                self._note(tel, "frequency", i, f"{f:.2f} Hz clipped to {want[i]:.2f} Hz")
+        return want
+
+    def _timers(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
+        for i, p in enumerate(tel.pumps):
+            if p.status.is_on and i not in want and not self._may_stop(tel, i) and p.available:
+                want[i] = max(p.freq_hz, self.site.rules.min_freq_hz)
+                self._note(tel, "min_on", i, f"on for {p.time_in_state_s / 60:.0f} min: kept running")
+            elif not p.status.is_on and i in want and not self._may_start(tel, i):
+                del want[i]
+                self._note(tel, "min_off", i, f"off for {p.time_in_state_s / 60:.0f} min: kept off")
+        return want
+
+    def _at_least_one(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
+        needed = self.site.rules.min_pumps_on
+        while len(want) < needed:
+            pick = self._next_start(tel, want, ignore_timer=True)
+            if pick is None:
+                break
+            want[pick] = self.site.rules.min_freq_hz
+            self._note(tel, "min_pumps_on", pick, "no pump would run: started")
+        return want
+
+    def _next_start(self, tel: Telemetry, want: dict[int, float], ignore_timer: bool) -> int | None:
+        """Best pump to start: one already running, else rested, else (if allowed) any available."""
+        free = [i for i, p in enumerate(tel.pumps) if i not in want and p.available]
+        ready = [i for i in free if self._may_start(tel, i)]
+        pool = ready or (free if ignore_timer else [])
+        if not pool:
+            return None
+        return min(pool, key=lambda i: (not tel.pumps[i].status.is_on, tel.pumps[i].run_hours_h))
+
+    def _slow_to(self, tel: Telemetry, want: dict[int, float], cap_m3h: float) -> dict[int, float]:
+        """Common frequency ceiling so the station delivers at most ``cap_m3h``."""
+        on = list(want)
+        f_cap = self.model.freq_for_flow(on, cap_m3h, tel.level_m)
+        return {i: min(f, f_cap) for i, f in want.items()}
+
+    def _shed(self, tel: Telemetry, want: dict[int, float], cap_m3h: float, rule: str) -> dict[int, float]:
+        """Even at minimum speed too much: stop the pumps that may stop, biggest first."""
+        order = sorted(want, key=lambda i: -self.model.pump_flow_power(i, want[i], tel.level_m)[0])
+        for i in order:
+            if self._flow(tel, want) <= cap_m3h or len(want) <= self.site.rules.min_pumps_on:
+                break
+            if self._may_stop(tel, i):
+                del want[i]
+                self._note(tel, rule, i, f"stopped to keep outflow under {cap_m3h:.0f} m3/h")
+        return want
+
+    def _limit(self, tel: Telemetry, want: dict[int, float], cap_m3h: float, rule: str) -> dict[int, float]:
+        before = self._flow(tel, want)
+        if before <= cap_m3h:
+            return want
+        want = self._slow_to(tel, want, cap_m3h)
+        self._note(tel, rule, None, f"outflow {before:.0f} m3/h over {cap_m3h:.0f}: slowed")
+        return self._shed(tel, want, cap_m3h, rule)
+
+    def _max_outflow(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
+        return self._limit(tel, want, self.site.rules.max_outflow_m3h, "max_outflow")
+
+    def _floor(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
+        """Most we may pump so that a pessimistic inflow still ends the interval above the floor."""
+        hours = self.site.timing.control_interval_s / 3600
+        floor = self.model.volume(self.site.rules.min_level_m + self.cfg.floor_margin_m)
+        cap = self.cfg.pessimistic_inflow * tel.inflow_m3h + (tel.volume_m3 - floor) / hours
+        return self._limit(tel, want, max(cap, 0.0), "min_level")
+
+    def _ceiling(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
+        """A surge must not carry the level to the alarm within the interval: speed up, then start."""
+        rules = self.site.rules
+        hours = self.site.timing.control_interval_s / 3600
+        top = self.model.volume(rules.alarm_level_m - self.cfg.ceiling_margin_m)
+        need = self.cfg.surge_inflow * tel.inflow_m3h - (top - tel.volume_m3) / hours
+        limit = rules.max_outflow_m3h
+        if self._flow(tel, want) >= min(need, limit):
+            return want
+        want = {i: rules.max_freq_hz for i in want}
+        self._note(tel, "max_level", None, f"level {tel.level_m:.2f} m rising: full speed")
+        while self._flow(tel, want) < need:
+            pick = self._next_start(tel, want, ignore_timer=False)
+            if pick is None or self._flow(tel, {**want, pick: rules.min_freq_hz}) > limit:
+                break
+            want[pick] = rules.max_freq_hz
+            self._note(tel, "max_level", pick, "started against a rising level")
+        return self._slow_to(tel, want, limit) if self._flow(tel, want) > limit else want

@@ -1,0 +1,183 @@
+"""The optimiser against known optima, and one test per rule, on hand-made coefficients.
+
+Every case uses one-hour steps and a pump whose power is 0.1 kW per m3/h (zero intercept),
+so each optimum can be worked out on paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from controller.milp import Coefficients, Group, Problem, Weights, solve
+
+H = 8
+Q_MIN, Q_MAX, KW_PER_M3H = 1000.0, 2000.0, 0.1
+NO_SOFT = Weights(switch_eur=0.0, smooth_eur_per_m3h=0.0)
+
+
+def coef(groups: int = 1, horizon: int = H) -> Coefficients:
+    shape = (groups, horizon)
+    return Coefficients(np.full(shape, Q_MIN), np.full(shape, Q_MAX), np.zeros(shape), np.full(shape, KW_PER_M3H))
+
+
+def problem(**kw: object) -> Problem:
+    base = dict(
+        step_h=1.0, volume0_m3=5000.0, inflow_m3h=np.full(H, 1500.0), price_eur_per_kwh=np.full(H, 0.1),
+        level_guess_m=np.full(H, 3.0), groups=(Group("p", (0,)),), n_now=np.array([1]),
+        locked_on=np.zeros((1, H), dtype=np.int64), locked_off=np.zeros((1, H), dtype=np.int64),
+        outflow_now_m3h=1500.0, v_min_m3=0.0, v_max_m3=1e6, v_empty_m3=0.0, emptying_days=(),
+        min_on_steps=2, min_off_steps=2, max_outflow_m3h=1e6, min_pumps_on=1, weights=NO_SOFT)
+    base.update(kw)
+    return Problem(**base)  # type: ignore[arg-type]
+
+
+def plan_of(p: Problem, c: Coefficients | None = None):  # type: ignore[no-untyped-def]
+    plan = solve(p, c or coef(len(p.groups), p.horizon), time_limit_s=10, mip_gap=1e-6)
+    assert plan is not None
+    return plan
+
+
+def test_flat_price_one_pump_runs_at_minimum() -> None:
+    """Flat price, no value on stored water: the pump must run (>= 1 pump) but as slowly as it can."""
+    plan = plan_of(problem())
+    assert np.allclose(plan.flows_m3h[0], Q_MIN)
+    assert plan.objective == pytest.approx(H * 0.1 * KW_PER_M3H * Q_MIN)
+    assert np.allclose(plan.volumes_m3, 5000.0 + 500.0 * np.arange(1, H + 1))
+
+
+def test_terminal_value_above_pumping_cost_pumps_at_maximum() -> None:
+    """Stored water costs 0.02 EUR/m3 at the end, pumping costs 0.01 EUR/m3: pump everything now."""
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.02)
+    plan = plan_of(problem(weights=w))
+    assert np.allclose(plan.flows_m3h[0], Q_MAX)
+
+
+def test_cheap_hours_are_used() -> None:
+    """Free power in hours 3 and 4; stored water valued between the two prices: pump hard only then."""
+    prices = np.full(H, 1.0)
+    prices[3:5] = 0.0
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.05)
+    plan = plan_of(problem(price_eur_per_kwh=prices, weights=w))
+    expected = np.where(prices == 0.0, Q_MAX, Q_MIN)
+    assert np.allclose(plan.flows_m3h[0], expected)
+    end_volume = 5000.0 + (1500.0 * H - expected.sum())
+    assert plan.objective == pytest.approx(6 * 1.0 * KW_PER_M3H * Q_MIN + 0.05 * end_volume)
+
+
+def test_start_above_the_band_recovers_at_full_speed() -> None:
+    """The measured level already breaks the ceiling: the plan pumps flat out until back inside."""
+    plan = plan_of(problem(volume0_m3=8000.0, v_max_m3=6000.0))
+    assert plan.band_slack_m3 > 0
+    assert plan.flows_m3h[0, 0] == pytest.approx(Q_MAX)
+    assert np.all(np.diff(plan.volumes_m3[:4]) < 0)
+    assert plan.volumes_m3[3] <= 6000.0 + 1e-6
+
+
+def test_level_band_is_kept() -> None:
+    """Cheapest would be minimum speed, but that overfills: the ceiling forces extra pumping."""
+    plan = plan_of(problem(v_max_m3=6000.0))
+    assert plan.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
+    assert plan.volumes_m3.max() <= 6000.0 + 1e-6
+    assert plan.flows_m3h[0].sum() == pytest.approx(1500.0 * H - 1000.0)
+
+
+def test_at_least_one_pump_runs_even_when_power_is_dear() -> None:
+    two = (Group("a", (0,)), Group("b", (1,)))
+    prices = np.full(H, 10.0)
+    plan = plan_of(problem(groups=two, n_now=np.array([1, 0]), price_eur_per_kwh=prices,
+                           locked_on=np.zeros((2, H), dtype=np.int64),
+                           locked_off=np.zeros((2, H), dtype=np.int64)), coef(2))
+    assert np.all(plan.counts.sum(axis=0) >= 1)
+
+
+def test_min_on_time_keeps_a_started_pump_running() -> None:
+    """A pump started an hour ago with a 3-hour minimum run must run 2 more hours, then may stop."""
+    two = (Group("a", (0,)), Group("b", (1,)))
+    locked_on = np.zeros((2, H), dtype=np.int64)
+    locked_on[1, :2] = 1
+    plan = plan_of(problem(groups=two, n_now=np.array([1, 1]), locked_on=locked_on,
+                           locked_off=np.zeros((2, H), dtype=np.int64), min_on_steps=3), coef(2))
+    assert list(plan.counts[1, :2]) == [1, 1]
+    assert np.all(plan.counts[:, 2:].sum(axis=0) == 1)  # then two pumps at minimum cost more than one
+
+
+def test_min_off_time_keeps_a_stopped_pump_off() -> None:
+    """Pump b stopped recently must rest 3 steps even though the level needs it (band goes soft)."""
+    two = (Group("a", (0,)), Group("b", (1,)))
+    locked_off = np.zeros((2, H), dtype=np.int64)
+    locked_off[1, :3] = 1
+    inflow = np.full(H, 3000.0)
+    plan = plan_of(problem(groups=two, n_now=np.array([1, 0]), locked_off=locked_off, inflow_m3h=inflow,
+                           locked_on=np.zeros((2, H), dtype=np.int64), v_max_m3=7000.0), coef(2))
+    assert plan.counts[1, :3].sum() == 0
+    assert plan.counts[1, 3] == 1
+
+
+def test_a_start_in_the_plan_runs_for_the_minimum_time() -> None:
+    """Free power for one hour only: a second pump may start, but must then run min_on steps."""
+    two = (Group("a", (0,)), Group("b", (1,)))
+    prices = np.full(H, 1.0)
+    prices[2] = 0.0
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.06)
+    plan = plan_of(problem(groups=two, n_now=np.array([1, 0]), price_eur_per_kwh=prices, weights=w,
+                           locked_on=np.zeros((2, H), dtype=np.int64),
+                           locked_off=np.zeros((2, H), dtype=np.int64), min_on_steps=3), coef(2))
+    runs = plan.counts[1]
+    starts = [k for k in range(H) if runs[k] and (k == 0 or not runs[k - 1])]
+    for k in starts:
+        assert runs[k:k + 3].sum() == min(3, H - k)
+
+
+def test_max_outflow_caps_the_station() -> None:
+    two = (Group("a", (0, 1)),)
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=1.0)
+    plan = plan_of(problem(groups=two, n_now=np.array([2]), max_outflow_m3h=3000.0, weights=w, volume0_m3=50000.0,
+                           locked_on=np.zeros((1, H), dtype=np.int64),
+                           locked_off=np.zeros((1, H), dtype=np.int64)))
+    assert plan.outflow_m3h.max() <= 3000.0 + 1e-6
+    assert plan.outflow_m3h == pytest.approx(np.full(H, 3000.0))
+
+
+def test_flow_stays_in_the_frequency_band_of_the_running_count() -> None:
+    two = (Group("a", (0, 1)),)
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.012)
+    plan = plan_of(problem(groups=two, n_now=np.array([1]), weights=w,
+                           locked_on=np.zeros((1, H), dtype=np.int64),
+                           locked_off=np.zeros((1, H), dtype=np.int64)))
+    n, q = plan.counts[0], plan.flows_m3h[0]
+    assert np.all(q >= n * Q_MIN - 1e-6) and np.all(q <= n * Q_MAX + 1e-6)
+
+
+def test_daily_emptying_reaches_the_emptying_volume_once() -> None:
+    """Prices fall over the day, so the emptying lands as late as it can, at the cheapest step."""
+    prices = np.linspace(1.0, 0.1, H)
+    plan = plan_of(problem(volume0_m3=3000.0, v_empty_m3=500.0, emptying_days=(tuple(range(H)),),
+                           price_eur_per_kwh=prices, inflow_m3h=np.full(H, 1200.0)))
+    assert plan.emptying_missed == 0
+    assert plan.volumes_m3.min() <= 500.0 + 1e-6
+
+
+def test_unreachable_emptying_is_reported_not_infeasible() -> None:
+    plan = plan_of(problem(volume0_m3=50000.0, v_empty_m3=500.0, emptying_days=((0, 1),)))
+    assert plan.emptying_missed == 1
+
+
+def test_blocks_hold_counts_for_whole_blocks() -> None:
+    two = (Group("a", (0, 1)),)
+    prices = np.full(H, 1.0)
+    prices[5] = 0.0
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.06)
+    plan = plan_of(problem(groups=two, n_now=np.array([1]), price_eur_per_kwh=prices, weights=w, block_steps=4,
+                           locked_on=np.zeros((1, H), dtype=np.int64),
+                           locked_off=np.zeros((1, H), dtype=np.int64)))
+    assert len(set(plan.counts[0, :4])) == 1 and len(set(plan.counts[0, 4:])) == 1
+
+
+def test_nan_input_is_refused_before_the_solver() -> None:
+    prices = np.full(H, 0.1)
+    prices[2] = np.nan
+    with pytest.raises(ValueError, match="price_eur_per_kwh"):
+        solve(problem(price_eur_per_kwh=prices), coef(), time_limit_s=1)
