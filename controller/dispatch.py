@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.milp import Group
+from controller.milp import Array, Group, Ints
 from controller.model import StationModel
 from tunneltwin.contracts import PumpSetpoint, Setpoints, Telemetry
 from tunneltwin.site import Rules
@@ -30,13 +30,16 @@ def choose_pumps(tel: Telemetry, group: Group, count: int, rules: Rules, slack_s
     return on
 
 
-def dispatch(tel: Telemetry, model: StationModel, groups: Sequence[Group], counts: Sequence[int],
-             flows_m3h: Sequence[float]) -> Setpoints:
+def dispatch(tel: Telemetry, model: StationModel, groups: Sequence[Group], counts: Sequence[int] | Ints,
+             flows_m3h: Sequence[float] | Array, level_m: float | None = None) -> Setpoints:
+    """``level_m``: the level the flows are solved at; the step's expected mean level is better
+    than the level now, since at low levels flow falls fast as the tunnel drains."""
     rules = model.site.rules
+    level = tel.level_m if level_m is None else level_m
     freq: dict[int, float] = {}
     for group, count, flow in zip(groups, counts, flows_m3h, strict=True):
         chosen = choose_pumps(tel, group, int(count), rules)
-        f = model.freq_for_flow(chosen, float(flow), tel.level_m) if chosen else 0.0
+        f = model.freq_for_flow(chosen, float(flow), level) if chosen else 0.0
         freq.update({i: f for i in chosen})
     return Setpoints(pumps=tuple(
         PumpSetpoint(id=p.id, on=i in freq, freq_hz=round(freq[i], 3) if i in freq else 0.0)

@@ -9,6 +9,7 @@ forecast at once, and a dry night after a storm does not keep it high for a day.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ class ExternalInflow:
                     values.append(_parse_flow(path, row_no, row["inflow_m3h"]))
         except OSError as exc:
             raise DataError(f"{path}: cannot read external forecast: {exc.strerror}") from exc
-        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(times)):
             raise DataError(f"{path}: column time must increase strictly")
         return cls(times, np.asarray(values))
 

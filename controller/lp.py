@@ -144,9 +144,9 @@ def _quiet_highs() -> highspy.Highs:
     """HiGHS prints a banner to fd 1 the first time it is built; keep it off our stdout."""
     global _BANNER_DONE
     if _BANNER_DONE:
-        return highspy.Highs()
+        return highspy.Highs()  # type: ignore[no-untyped-call]
     with _stdout_to_devnull():
-        h = highspy.Highs()
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
     _BANNER_DONE = True
     return h
 

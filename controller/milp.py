@@ -62,6 +62,7 @@ class Problem:
     min_pumps_on: int
     weights: Weights
     integer_steps: int | None = None  # counts integer only this far ahead (None: all)
+    v_low_m3: float | None = None  # floor of every step but the emptying one (None: v_min_m3)
     block_steps: int = 1  # pump counts change only every this many steps (from now)
 
     @property
@@ -154,8 +155,8 @@ def _variables(m: Model, p: Problem, coef: Coefficients) -> _Vars:
     energy_price = p.price_eur_per_kwh[None, :] * p.step_h
     n_lo = np.minimum(p.per_block(p.locked_on), sizes)
     n_hi = np.maximum(sizes - p.per_block(p.locked_off), n_lo)
-    block_cost = np.zeros((G, B))
-    np.add.at(block_cost, (slice(None), np.arange(H) // p.block_steps), energy_price * coef.a)
+    step_cost = np.pad(energy_price * coef.a, ((0, 0), (0, B * p.block_steps - H)))
+    block_cost = step_cost.reshape(G, B, p.block_steps).sum(axis=2)
     n = m.block((G, B), n_lo, n_hi, block_cost, integer=True)
     if p.integer_steps is not None:
         for g in range(G):
@@ -224,7 +225,6 @@ def _balance(m: Model, p: Problem, v: _Vars) -> None:
         prev = [(v.v[k - 1], -1.0)] if k else []
         rhs = p.inflow_m3h[k] * p.step_h + (0.0 if k else p.volume0_m3)
         m.row([(v.v[k], 1.0), *prev, *[(v.q[g, k], p.step_h) for g in range(G)]], lo=rhs, hi=rhs)
-        m.row([(v.v[k], 1.0), (v.lo[k], 1.0)], lo=p.v_min_m3)
         m.row([(v.v[k], 1.0), (v.hi[k], -1.0)], hi=p.v_max_m3)
 
 
@@ -239,12 +239,21 @@ def _smoothness(m: Model, p: Problem, v: _Vars) -> None:
 
 
 def _emptying(m: Model, p: Problem, v: _Vars) -> None:
-    """Each required day has a step ending at or below the emptying volume (big-M as tight as
-    the band allows), or pays the miss penalty."""
+    """The floor, and the daily emptying: each required day has a step ending at or below the
+    emptying volume (big-M as tight as the band allows), or pays the miss penalty. Only that
+    step may dip under the low floor, so the plan never lingers near the bottom, where an
+    inflow dip would take the level under its minimum before the next interval."""
+    in_day = {k for day in p.emptying_days for k in day}
+    low = p.v_min_m3 if p.v_low_m3 is None else max(p.v_low_m3, p.v_min_m3)
+    for k in range(p.horizon):
+        floor = [(v.v[k], 1.0), (v.lo[k], 1.0)]
+        if v.e is not None and k in in_day:  # only the emptying step may go below the low floor
+            m.row([*floor, (v.e[k], low - p.v_min_m3)], lo=low)
+        else:
+            m.row(floor, lo=low)
     if v.e is None or v.miss is None:
         return
     big_m = max(p.v_max_m3 - p.v_empty_m3, 0.0) + 1.0
-    in_day = {k for day in p.emptying_days for k in day}
     for k in range(p.horizon):
         if k in in_day:
             m.row([(v.v[k], 1.0), (v.e[k], big_m), (v.hi[k], -1.0)], hi=p.v_empty_m3 + big_m)

@@ -8,6 +8,7 @@ and every command passes the safety supervisor.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -40,9 +41,13 @@ class MpcSettings:
     block_steps: int = 4  # pump counts may change every this many steps (an hour: fast, ~2 % dearer)
     choose_time_limit_s: float = 4.0  # for the once-a-day solve that picks the emptying time
     emptying_stride: int = 1  # candidate emptying steps: every this many steps
+    relinearise: int = 2  # extra solves allowed when the plan strays from its linearisation levels
+    relinearise_m: float = 0.2  # ... by more than this
+    relinearise_steps: int = 8  # ... within this many steps
     floor_margin_m: float = 0.05  # planned levels stay this far above the minimum level
     ceiling_margin_m: float = 0.5  # ... and this far below the alarm level
     emptying_below_m: float = 0.08  # the emptying step aims this far under the emptying level
+    low_floor_above_m: float = 0.0  # outside the emptying step, stay at least this far over its level
     dry_margin: float = 1.1  # plan the emptying unless the day's inflow exceeds limit x this
     flow_margin: float = 0.97  # plan F2 up to this share of its limit
     terminal_factor: float = 1.0  # stored water at the end costs this x horizon mean price x kWh/m3
@@ -100,6 +105,7 @@ class MpcController:
         self.plan_time: datetime | None = None
         self.plan_clock = datetime.min
         self.log: list[StepLog] = []
+        self.last_problem: Problem | None = None
 
     # -- the loop --------------------------------------------------------------
 
@@ -109,12 +115,13 @@ class MpcController:
         self.observe(obs)
         inflow = self.forecaster.forecast(tel.time, self.steps)
         prices, _ = self.prices.horizon(tel.time, self.steps, self.step_s)
-        problem = self.problem(tel, inflow, prices)
+        problem = self.last_problem = self.problem(tel, inflow, prices)
         plan = self._solve(problem)
         if plan is None:
             sp, source, status = self.fallback.decide(obs), "baseline", "no plan"
         else:
-            sp = dispatch(tel, self.model, problem.groups, plan.counts[:, 0], plan.flows_m3h[:, 0])
+            mid = self.model.level(0.5 * (tel.volume_m3 + plan.volumes_m3[0]))
+            sp = dispatch(tel, self.model, problem.groups, plan.counts[:, 0], plan.flows_m3h[:, 0], mid)
             source, status = "mpc", plan.status
         self._remember(tel, plan, source, status, inflow)
         return self.supervisor.check(tel, sp)
@@ -126,18 +133,34 @@ class MpcController:
         self.days.update(tel, self.step_h)
         self.fallback.observe(tel)
 
-    def _solve(self, problem: Problem) -> Plan | None:
-        coef = coefficients(self.model, problem.groups, problem.level_guess_m)
+    def _solve(self, problem: Problem, warm: Array | None = None) -> Plan | None:
+        """Solve; if the plan's near-term levels stray from the levels its flows were linearised
+        at (it matters most near the bottom, where flow falls fast with level), solve again
+        at the plan's own levels."""
         choosing = any(len(day) > 1 for day in problem.emptying_days)
         limit = self.cfg.choose_time_limit_s if choosing else self.cfg.time_limit_s
-        try:
-            plan = solve(problem, coef, limit, self.cfg.mip_gap)
-        except ValueError as exc:  # non-finite input: never let it reach HiGHS
-            log.error("plan_input_rejected", error=str(exc))
-            return None
+        plan: Plan | None = None
+        for _ in range(1 + self.cfg.relinearise):
+            try:
+                coef = coefficients(self.model, problem.groups, problem.level_guess_m)
+                plan = solve(problem, coef, limit, self.cfg.mip_gap, warm)
+            except ValueError as exc:  # non-finite input: never let it reach HiGHS
+                log.error("plan_input_rejected", error=str(exc))
+                return None
+            if plan is None:
+                return None
+            levels = self._mid_levels(problem.volume0_m3, plan.volumes_m3)
+            near = slice(0, self.cfg.relinearise_steps)
+            if np.max(np.abs(levels[near] - problem.level_guess_m[near])) <= self.cfg.relinearise_m:
+                break
+            problem = dataclasses.replace(problem, level_guess_m=levels)
         if plan is not None and choosing:
             self._book(problem, plan)
         return plan
+
+    def _mid_levels(self, volume0_m3: float, volumes_m3: Array) -> Array:
+        starts = np.r_[volume0_m3, volumes_m3[:-1]]
+        return self.model.levels(0.5 * (starts + volumes_m3))
 
     def _book(self, problem: Problem, plan: Plan) -> None:
         """Keep the emptying time the plan chose, so later solves need no binaries for it."""
@@ -171,6 +194,7 @@ class MpcController:
             v_min_m3=self.model.volume(rules.min_level_m + self.cfg.floor_margin_m),
             v_max_m3=self.model.volume(rules.alarm_level_m - self.cfg.ceiling_margin_m),
             v_empty_m3=self.model.volume(rules.emptying_level_m - self.cfg.emptying_below_m),
+            v_low_m3=self.model.volume(rules.emptying_level_m + self.cfg.low_floor_above_m),
             emptying_days=self.emptying_days(tel, inflow),
             min_on_steps=math.ceil(rules.min_on_s / self.step_s - 1e-9),
             min_off_steps=math.ceil(rules.min_off_s / self.step_s - 1e-9),
@@ -209,8 +233,7 @@ class MpcController:
             if len(old):
                 volumes[:len(old)] = old[:self.steps]
                 volumes[len(old):] = old[-1]
-        starts = np.r_[tel.volume_m3, volumes[:-1]]
-        return self.model.levels(0.5 * (starts + volumes))
+        return self._mid_levels(tel.volume_m3, volumes)
 
     def emptying_days(self, tel: Telemetry, inflow: Array) -> tuple[tuple[int, ...], ...]:
         """Step sets of the days that still need their emptying inside the horizon.

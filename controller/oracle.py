@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
 
 from controller.dispatch import dispatch
-from controller.milp import Plan
-from controller.mpc import MpcController, MpcSettings
+from controller.milp import Plan, Problem
+from controller.mpc import STAMP, MpcController, MpcSettings
 from tunneltwin.contracts import Observation, Setpoints, Telemetry
 from tunneltwin.site import Site
 
@@ -27,8 +27,8 @@ Array = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class OracleSettings:
-    time_limit_s: float = 120.0  # per linearisation pass
-    passes: int = 3  # re-solves with the level trajectory of the previous pass
+    time_limit_s: float = 60.0  # per solve
+    passes: int = 2  # re-solves with the level trajectory of the previous pass
     mip_gap: float = 0.002
     block_steps: int = 4
 
@@ -47,20 +47,22 @@ class OracleController:
         hours = len(self.inflow) * self.step_s / 3600
         self.planner = MpcController(site, dataclasses.replace(
             base, horizon_h=hours, integer_h=None, dry_margin=1.0, block_steps=self.cfg.block_steps,
-            emptying_stride=self.cfg.block_steps,
+            emptying_stride=1,
             time_limit_s=self.cfg.time_limit_s, choose_time_limit_s=self.cfg.time_limit_s,
             mip_gap=self.cfg.mip_gap))
         self.plan: Plan | None = None
         self.plan_k0 = 0
         self.available: tuple[bool, ...] = ()
         self.solve_s: list[float] = []
+        self.booked: dict[date, datetime] = {}  # the plan's emptying step (end time) per day
+        self.replanned: set[date] = set()
 
     def decide(self, obs: Observation) -> Setpoints:
         tel = obs.telemetry
         k = round((tel.time - self.start).total_seconds() / self.step_s)
         self.planner.days.update(tel, self.step_s / 3600)
         available = tuple(p.available for p in tel.pumps)
-        if self.plan is None or available != self.available:
+        if self.plan is None or available != self.available or self._missed_emptying(tel):
             self._plan_from(tel, k)
             self.available = available
         if self.plan is None:  # no feasible plan at all: the baseline keeps the plant safe
@@ -70,19 +72,68 @@ class OracleController:
         return self.planner.supervisor.check(tel, self._track(tel, k))
 
     def _plan_from(self, tel: Telemetry, k: int) -> None:
+        """Plan the rest of the scenario.
+
+        Choosing every day's emptying step with binaries over a 10-day horizon does not finish
+        in minutes, so: plan without emptying, book each dry day's emptying where that plan is
+        lowest, re-plan with the bookings (passes also refresh the level linearisation), then
+        let the free choice improve on it from that warm start within the time limit.
+        """
         inflow, prices = self.inflow[k:], self.price[k:]
         p = self.planner
-        p.steps, p.plan_clock = len(inflow), tel.time
-        p.plan, p.appointments = None, {}
+        p.steps, p.plan_clock, p.plan, p.appointments = len(inflow), tel.time, None, {}
+        self.plan, self.plan_k0 = None, k
+        free = p.problem(tel, inflow, prices)
+        first = self._pass(tel, dataclasses.replace(free, emptying_days=()))
+        if first is None:
+            return
         for _ in range(self.cfg.passes):
-            problem = p.problem(tel, inflow, prices)
-            plan = p._solve(problem)
-            if plan is None:
+            p.appointments = self._lowest_steps(tel, free, first)
+            booked = self._pass(tel, p.problem(tel, inflow, prices))
+            if booked is None:
                 break
+            first = self.plan = booked
+        p.appointments = {}
+        if self.plan is not None:
+            better = self._pass(tel, p.problem(tel, inflow, prices), warm=self.plan.x)
+            if better is not None and better.objective < self.plan.objective - 1e-6:
+                self.plan = better
+            self.booked = self._emptied_steps(tel, free, self.plan)
+
+    def _emptied_steps(self, tel: Telemetry, free: Problem, plan: Plan) -> dict[date, datetime]:
+        out = {}
+        for day in free.emptying_days:
+            hit = [j for j in day if plan.volumes_m3[j] <= free.v_empty_m3 + 1.0]
+            if hit:
+                end = tel.time + timedelta(seconds=(hit[0] + 1) * self.step_s)
+                out[(end - STAMP).date()] = end
+        return out
+
+    def _missed_emptying(self, tel: Telemetry) -> bool:
+        """Today's planned emptying step has passed and the level never got there: re-plan once."""
+        day = (tel.time - STAMP).date()
+        due = self.booked.get(day)
+        if due is None or tel.time < due or day in self.planner.days.emptied or day in self.replanned:
+            return False
+        self.replanned.add(day)
+        return True
+
+    def _pass(self, tel: Telemetry, problem: Problem, warm: Array | None = None) -> Plan | None:
+        p = self.planner
+        plan = p._solve(problem, warm)
+        if plan is not None:
             self.solve_s.append(plan.seconds)
-            p.plan, p.plan_time, p.appointments = plan, tel.time, {}
+            p.plan, p.plan_time = plan, tel.time
             self.groups = problem.groups
-        self.plan, self.plan_k0 = p.plan, k
+        return plan
+
+    def _lowest_steps(self, tel: Telemetry, free: Problem, plan: Plan) -> dict[date, datetime]:
+        out = {}
+        for day in free.emptying_days:
+            k = min(day, key=lambda j: plan.volumes_m3[j])
+            end = tel.time + timedelta(seconds=(k + 1) * self.step_s)
+            out[(end - STAMP).date()] = end
+        return out
 
     def _track(self, tel: Telemetry, k: int) -> Setpoints:
         """Planned counts; flows scaled so the step ends at the planned volume."""
@@ -93,4 +144,5 @@ class OracleController:
             / (self.step_s / 3600)
         total = float(planned.sum())
         flows = planned * (max(wanted, 0.0) / total) if total > 0 else planned
-        return dispatch(tel, self.planner.model, self.groups, self.plan.counts[:, j], flows)
+        mid = self.planner.model.level(0.5 * (tel.volume_m3 + self.plan.volumes_m3[j]))
+        return dispatch(tel, self.planner.model, self.groups, self.plan.counts[:, j], flows, mid)

@@ -1,0 +1,40 @@
+"""Small builders for our own types, shared by the tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from controller.model import StationModel
+from tunneltwin.contracts import PumpStatus, PumpTelemetry, Telemetry
+from tunneltwin.site import Site
+
+_MODELS: dict[int, StationModel] = {}
+
+
+def station(site: Site) -> StationModel:
+    """One station model per site object: building the operating grids takes a moment."""
+    if id(site) not in _MODELS:
+        _MODELS[id(site)] = StationModel(site)
+    return _MODELS[id(site)]
+
+
+T0 = datetime(2025, 1, 6, 12, 0)
+LONG = 6 * 3600.0  # well past both 2 h timers
+
+
+def telemetry(site: Site, level_m: float = 3.0, inflow_m3h: float = 4000.0,
+              on: dict[str, float] | None = None, timers: dict[str, float] | None = None,
+              unavailable: tuple[str, ...] = ()) -> Telemetry:
+    model = station(site)
+    on = {"1.2": 49.0} if on is None else on
+    pumps = []
+    for i, p in enumerate(site.pumps):
+        running = p.id in on
+        flow, power = model.pump_flow_power(i, on[p.id], level_m) if running else (0.0, 0.0)
+        pumps.append(PumpTelemetry(
+            id=p.id, status=PumpStatus.RUNNING if running else PumpStatus.OFF, freq_hz=on.get(p.id, 0.0),
+            flow_m3h=flow, power_kw=power, run_hours_h=float(i), starts=0,
+            time_in_state_s=(timers or {}).get(p.id, LONG),
+            available=p.available and p.id not in unavailable))
+    return Telemetry(time=T0, level_m=level_m, volume_m3=model.volume(level_m), inflow_m3h=inflow_m3h,
+                     outflow_m3h=sum(x.flow_m3h for x in pumps), pumps=tuple(pumps))

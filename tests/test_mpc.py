@@ -1,0 +1,148 @@
+"""The MPC in closed loop on the twin, its forecasts, dispatch, the oracle and `compare`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.baseline import BaselineController
+from controller.dispatch import choose_pumps
+from controller.forecast import ExternalInflow, InflowForecaster, PriceBook
+from controller.milp import Group
+from controller.mpc import MpcController
+from controller.oracle import OracleController
+from scenarios.replay import ReplaySetup, run_controller
+from scenarios.rules import check
+from scenarios.runner import CONTROLLERS, evaluate
+from scenarios.scenario import load_scenario
+from tests.conftest import EXCERPT
+from tests.helpers import telemetry
+from tunneltwin import cli
+from tunneltwin.contracts import PriceCurve
+from tunneltwin.errors import DataError
+from tunneltwin.site import Site
+
+T0 = datetime(2025, 1, 6)
+STEP = 900.0
+
+
+@pytest.fixture(scope="module")
+def two_days(site: Site) -> ReplaySetup:
+    with pytest.warns(Warning):
+        return load_scenario(str(EXCERPT), site, "normal")
+
+
+def test_mpc_two_days_closed_loop_keeps_every_rule_and_beats_the_baseline(two_days: ReplaySetup) -> None:
+    _, mpc = evaluate(two_days, "mpc")
+    _, base = evaluate(two_days, "baseline")
+    assert mpc["hard_violations"] == 0, mpc["violations"]
+    assert mpc["cost_eur"] < 0.8 * base["cost_eur"]
+    assert mpc["fallbacks"] == 0
+    assert set(mpc["forecast_error_by_lead_h"]) >= {"0.25", "1", "24"}
+
+
+def test_oracle_one_day_keeps_every_rule_and_costs_no_more_than_the_baseline(two_days: ReplaySetup) -> None:
+    day = ReplaySetup(two_days.name, two_days.site, two_days.start, two_days.inflow_m3h[:96],
+                      two_days.price_eur_per_kwh[:96], two_days.level_m, two_days.running)
+    oracle = OracleController(day.site, day.start, day.inflow_m3h, day.price_eur_per_kwh)
+    traj = run_controller(day, oracle)
+    base = run_controller(day, BaselineController(day.site))
+    assert check(traj, day.site.rules).hard_violations == 0
+    assert traj.col("cost_eur").sum() < base.col("cost_eur").sum()
+    assert oracle.plan is not None and oracle.plan.emptying_missed == 0
+
+
+def test_mpc_plans_around_a_pump_out_of_service(site: Site) -> None:
+    mpc = MpcController(site)
+    tel = telemetry(site, on={"1.2": 49.0}, unavailable=("2.2",))
+    assert all(2 not in g.members and 5 not in g.members for g in mpc.groups(tel))  # 1.3 and 2.2
+
+
+def test_mpc_locks_follow_the_pump_timers(site: Site) -> None:
+    mpc = MpcController(site)
+    tel = telemetry(site, on={"1.2": 49.0}, timers={"1.2": 1800.0, "2.2": 3600.0})
+    groups = mpc.groups(tel)
+    on, off = mpc.locks(tel, groups)
+    large = next(g for g, group in enumerate(groups) if 1 in group.members)
+    assert list(on[large, :7]) == [1] * 6 + [0]  # 90 min left of 2 h: six 15-min steps
+    assert list(off[large, :5]) == [1] * 4 + [0]  # 2.2 rested 1 h: four more steps
+
+
+def test_dispatch_starts_the_least_used_rested_pump_and_stops_the_most_used(site: Site) -> None:
+    tel = telemetry(site, on={"1.2": 49.0, "2.3": 49.0})  # run hours equal the pump's index
+    large = Group("large", (1, 3, 5, 6, 7))
+    assert choose_pumps(tel, large, 3, site.rules) == [1, 6, 3]
+    assert choose_pumps(tel, large, 1, site.rules) == [1]
+
+
+def test_forecast_learns_the_daily_cycle_and_reacts_to_rain() -> None:
+    f = InflowForecaster(STEP)
+    def shape(t: datetime) -> float:
+        return float(4000 + 1500 * np.sin(2 * np.pi * (t.hour + t.minute / 60) / 24))
+
+    for k in range(3 * 96):
+        t = T0 + timedelta(seconds=(k + 1) * STEP)
+        f.observe(t, float(shape(t)))
+    now = T0 + timedelta(days=3)
+    expected = np.array([shape(now + timedelta(seconds=(k + 1) * STEP)) for k in range(96)])
+    assert np.allclose(f.forecast(now, 96), expected, rtol=0.01)
+    for k in range(4):  # rain: an hour at twice the usual inflow
+        t = now + timedelta(seconds=(k + 1) * STEP)
+        f.observe(t, 2 * float(shape(t)))
+    rain = f.forecast(now + timedelta(hours=1), 96)
+    assert rain[0] > 1.8 * shape(now + timedelta(hours=1, minutes=15))
+    assert rain[-1] < 1.05 * shape(now + timedelta(days=1, hours=1))  # the correction fades
+
+
+def test_prices_beyond_publication_repeat_the_day_before() -> None:
+    book = PriceBook()
+    book.observe(PriceCurve(start=T0, step_s=STEP, eur_per_kwh=tuple(float(k) for k in range(96))))
+    prices, published = book.horizon(T0 + timedelta(hours=12), 96, STEP)
+    assert published == 48
+    assert list(prices[:48]) == list(range(48, 96))
+    assert list(prices[48:]) == list(range(48))
+
+
+def test_external_forecast_errors_name_file_row_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "forecast.csv"
+    bad.write_text("time,inflow_m3h\n2025-01-06T00:15:00,4000\n2025-01-06T00:30:00,lots\n")
+    with pytest.raises(DataError, match=r"forecast.csv: row 3, column inflow_m3h: 'lots'"):
+        ExternalInflow.from_csv(bad)
+    bad.write_text("when,inflow_m3h\n")
+    with pytest.raises(DataError, match="missing column"):
+        ExternalInflow.from_csv(bad)
+
+
+def test_external_forecast_is_used_where_it_covers_the_horizon(tmp_path: Path) -> None:
+    path = tmp_path / "forecast.csv"
+    rows = [f"{(T0 + timedelta(seconds=k * STEP)).isoformat()},{1000 + k}" for k in range(200)]
+    path.write_text("time,inflow_m3h\n" + "\n".join(rows) + "\n")
+    f = InflowForecaster(STEP)
+    f.external = ExternalInflow.from_csv(path)
+    assert f.forecast(T0, 4).tolist() == [1001.0, 1002.0, 1003.0, 1004.0]
+
+
+def test_cli_controller_names_match_the_runner() -> None:
+    assert tuple(CONTROLLERS) == cli.CONTROLLERS
+
+
+def test_compare_writes_one_report_for_all_controllers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cmp"
+    code = cli.main(["compare", str(EXCERPT), "--prices", "normal", "--end", "2024-11-15T12:00:00",
+                     "--controllers", "historical,baseline,mpc", "--out", str(out)])
+    assert code == 0
+    result = json.loads((out / "comparison.json").read_text())
+    assert [r["controller"] for r in result["runs"]] == ["historical", "baseline", "mpc"]
+    assert all("cost_adjusted_eur" in r for r in result["runs"])
+    assert (out / "report.html").read_text().count("<svg") >= 15
+    assert "mpc" in capsys.readouterr().out
+
+
+def test_compare_rejects_an_unknown_controller(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["compare", str(EXCERPT), "--controllers", "mpc,genius", "--out", str(tmp_path)])
+    assert code == 2
+    assert "genius" in capsys.readouterr().err
