@@ -19,6 +19,7 @@ from controller.model import StationModel
 
 Array = NDArray[np.float64]
 Ints = NDArray[np.int64]
+AFTER_EMPTYING = 2  # steps after the emptying one that may stay low (with a self-regulating set)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Problem:
     weights: Weights
     integer_steps: int | None = None  # counts integer only this far ahead (None: all)
     v_low_m3: float | None = None  # floor of every step but the emptying one (None: v_min_m3)
+    q_floor_m3h: Array | None = None  # (G,) per-pump flow at minimum speed at the minimum level
+    self_regulating: float = 0.85  # at the emptying step, that flow summed stays under this x inflow
     block_steps: int = 1  # pump counts change only every this many steps (from now)
 
     @property
@@ -246,11 +249,9 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
     in_day = {k for day in p.emptying_days for k in day}
     low = p.v_min_m3 if p.v_low_m3 is None else max(p.v_low_m3, p.v_min_m3)
     for k in range(p.horizon):
-        floor = [(v.v[k], 1.0), (v.lo[k], 1.0)]
-        if v.e is not None and k in in_day:  # only the emptying step may go below the low floor
-            m.row([*floor, (v.e[k], low - p.v_min_m3)], lo=low)
-        else:
-            m.row(floor, lo=low)
+        near = [j for j in range(k - AFTER_EMPTYING, k + 1) if j in in_day] if v.e is not None else []
+        # only the emptying step and the few after it may go below the low floor
+        m.row([(v.v[k], 1.0), (v.lo[k], 1.0), *[(v.e[j], low - p.v_min_m3) for j in near]], lo=low)  # type: ignore[union-attr]
     if v.e is None or v.miss is None:
         return
     big_m = max(p.v_max_m3 - p.v_empty_m3, 0.0) + 1.0
@@ -261,6 +262,24 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
             m.upper[v.e[k]] = 0.0
     for j, day in enumerate(p.emptying_days):
         m.row([*[(v.e[k], 1.0) for k in day], (v.miss[j], 1.0)], lo=1.0)
+    _self_regulating(m, p, v, in_day)
+
+
+def _self_regulating(m: Model, p: Problem, v: _Vars, in_day: set[int]) -> None:
+    """At the emptying step and the one after, the running set must not be able to pull the
+    level under the minimum even at minimum speed on a low inflow: near the bottom the level
+    reacts within minutes, and pumps still inside their minimum run cannot be stopped."""
+    if p.q_floor_m3h is None or v.e is None:
+        return
+    sizes = np.array([len(g.members) for g in p.groups])
+    big_m = float(np.dot(sizes, p.q_floor_m3h))
+    for k in sorted(in_day):
+        for kk in range(k, k + AFTER_EMPTYING + 1):
+            if kk >= p.horizon:
+                continue
+            b = p.block_of(kk)
+            terms = [(v.n[g, b], float(p.q_floor_m3h[g])) for g in range(len(p.groups))]
+            m.row([*terms, (v.e[k], big_m)], hi=p.self_regulating * float(p.inflow_m3h[kk]) + big_m)
 
 
 def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 1e-3,

@@ -20,12 +20,12 @@ class StationModel:
         self.physics = physics or PlantPhysics.from_site(site)
         self.ids = site.pump_ids
         self._grid = [self.physics.grids[p.type] for p in site.pumps]
-        self._flow_scale = np.array([p.flow_scale for p in site.pumps])
-        self._power_scale = np.array([p.power_scale for p in site.pumps])
+        self._flow_scale = [p.flow_scale for p in site.pumps]
+        self._power_scale = [p.power_scale for p in site.pumps]
 
     def pump_flow_power(self, index: int, freq_hz: float, level_m: float) -> tuple[float, float]:
-        flow, power = self._grid[index].lookup(np.array([freq_hz]), level_m)
-        return float(flow[0] * self._flow_scale[index]), float(power[0] * self._power_scale[index])
+        flow, power = self._grid[index].point(freq_hz, level_m)
+        return flow * self._flow_scale[index], power * self._power_scale[index]
 
     def set_flow(self, on: list[int], freq_hz: float, level_m: float) -> float:
         return sum(self.pump_flow_power(i, freq_hz, level_m)[0] for i in on)
@@ -76,3 +76,30 @@ class StationModel:
             out.append(np.interp(levels_m, grid.level_m, power_row) * self._power_scale[index])
         q_lo, p_lo, q_hi, p_hi = out
         return q_lo, q_hi, p_lo, p_hi
+
+    def end_volume(self, freqs_hz: dict[int, float], volume_m3: float, inflow_m3h: float, seconds: float,
+                   substeps: int = 15) -> float:
+        """Volume after ``seconds`` with these pumps, integrating the level's effect on flow: near
+        the bottom the flow falls within minutes as the tunnel drains."""
+        dt_h = seconds / 3600 / substeps
+        for _ in range(substeps):
+            out = self.flow_of(freqs_hz, self.level(volume_m3))
+            volume_m3 = max(volume_m3 + (inflow_m3h - out) * dt_h, 0.0)
+        return volume_m3
+
+    def freq_to_land(self, on: list[int], target_m3: float, volume_m3: float, inflow_m3h: float,
+                     seconds: float) -> float:
+        """Common frequency in the rule band that ends the interval at ``target_m3`` (clipped)."""
+        lo, hi = self.site.rules.min_freq_hz, self.site.rules.max_freq_hz
+        if not on:
+            return lo
+        end = lambda f: self.end_volume(dict.fromkeys(on, f), volume_m3, inflow_m3h, seconds)  # noqa: E731
+        if end(hi) >= target_m3:
+            return hi
+        if end(lo) <= target_m3:
+            return lo
+        for _ in range(12):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if end(mid) > target_m3 else (lo, mid)
+        return 0.5 * (lo + hi)
+

@@ -120,11 +120,21 @@ class MpcController:
         if plan is None:
             sp, source, status = self.fallback.decide(obs), "baseline", "no plan"
         else:
-            mid = self.model.level(0.5 * (tel.volume_m3 + plan.volumes_m3[0]))
-            sp = dispatch(tel, self.model, problem.groups, plan.counts[:, 0], plan.flows_m3h[:, 0], mid)
+            sp = self._dispatch(tel, problem, plan)
             source, status = "mpc", plan.status
         self._remember(tel, plan, source, status, inflow)
         return self.supervisor.check(tel, sp)
+
+    def _dispatch(self, tel: Telemetry, problem: Problem, plan: Plan) -> Setpoints:
+        """The plan's first step on real pumps. On the emptying step, land it by simulating the
+        interval (flow falls fast as the level nears the bottom), so a miss is rare."""
+        mid = self.model.level(0.5 * (tel.volume_m3 + plan.volumes_m3[0]))
+        sp = dispatch(tel, self.model, problem.groups, plan.counts[:, 0], plan.flows_m3h[:, 0], mid)
+        if plan.volumes_m3[0] > problem.v_empty_m3 + 1.0:
+            return sp
+        on = [i for i, p in enumerate(sp.pumps) if p.on]
+        f = self.model.freq_to_land(on, problem.v_empty_m3, tel.volume_m3, float(problem.inflow_m3h[0]), self.step_s)
+        return Setpoints(pumps=tuple(p.model_copy(update={"freq_hz": round(f, 3)}) if p.on else p for p in sp.pumps))
 
     def observe(self, obs: Observation) -> None:
         tel = obs.telemetry
@@ -195,11 +205,16 @@ class MpcController:
             v_max_m3=self.model.volume(rules.alarm_level_m - self.cfg.ceiling_margin_m),
             v_empty_m3=self.model.volume(rules.emptying_level_m - self.cfg.emptying_below_m),
             v_low_m3=self.model.volume(rules.emptying_level_m + self.cfg.low_floor_above_m),
+            q_floor_m3h=self._floor_flows(groups), self_regulating=self.cfg.supervisor.pessimistic_inflow,
             emptying_days=self.emptying_days(tel, inflow),
             min_on_steps=math.ceil(rules.min_on_s / self.step_s - 1e-9),
             min_off_steps=math.ceil(rules.min_off_s / self.step_s - 1e-9),
             max_outflow_m3h=self.cfg.flow_margin * rules.max_outflow_m3h, min_pumps_on=rules.min_pumps_on,
             weights=self._weights(prices), integer_steps=integer_steps, block_steps=self.cfg.block_steps)
+
+    def _floor_flows(self, groups: tuple[Group, ...]) -> Array:
+        level = np.array([self.site.rules.min_level_m])
+        return np.array([np.mean([self.model.band(i, level)[0][0] for i in g.members]) for g in groups])
 
     def groups(self, tel: Telemetry) -> tuple[Group, ...]:
         by_type: dict[str, list[int]] = {}

@@ -169,11 +169,30 @@ class Supervisor:
         return self._limit(tel, want, self.site.rules.max_outflow_m3h, "max_outflow")
 
     def _floor(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
-        """Most we may pump so that a pessimistic inflow still ends the interval above the floor."""
+        """The interval must end above the floor on a pessimistic inflow. Simulated over the
+        interval, since near the bottom the pumps' flow falls as the level does."""
         hours = self.site.timing.control_interval_s / 3600
         floor = self.model.volume(self.site.rules.min_level_m + self.cfg.floor_margin_m)
-        cap = self.cfg.pessimistic_inflow * tel.inflow_m3h + (tel.volume_m3 - floor) / hours
-        return self._limit(tel, want, max(cap, 0.0), "min_level")
+        inflow = self.cfg.pessimistic_inflow * tel.inflow_m3h
+        seconds = hours * 3600
+
+        def ends_above(w: dict[int, float]) -> bool:
+            return self.model.end_volume(w, tel.volume_m3, inflow, seconds) >= floor
+
+        if not want or ends_above(want):
+            return want
+        f = self.model.freq_to_land(list(want), floor, tel.volume_m3, inflow, seconds)
+        want = {i: min(x, f) for i, x in want.items()}
+        self._note(tel, "min_level", None, f"would end under {self.site.rules.min_level_m + self.cfg.floor_margin_m:.2f}"
+                   f" m: slowed to {f:.2f} Hz")
+        order = sorted(want, key=lambda i: -self.model.pump_flow_power(i, want[i], tel.level_m)[0])
+        for i in order:
+            if ends_above(want) or len(want) <= self.site.rules.min_pumps_on:
+                break
+            if self._may_stop(tel, i):
+                del want[i]
+                self._note(tel, "min_level", i, "stopped to keep the level above the floor")
+        return want
 
     def _ceiling(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
         """A surge must not carry the level to the alarm within the interval: speed up, then start."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -29,6 +30,8 @@ def _time(text: str) -> datetime:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tunneltwin", description=__doc__)
     p.add_argument("--site", help="site TOML (default: bundled reference plant; env TUNNELTWIN_SITE)")
+    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
+                   help="structured log events at or above this level go to stderr (default: warning)")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("replay", help="replay a scenario with one controller and write a report")
     r.add_argument("scenario", help="bundled name, scenario TOML, or recorded data file (.xlsx/.csv)")
@@ -61,6 +64,7 @@ def _data_window(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _configure_logging(args.log_level)
     settings = Settings.build(args.site)
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "replay": _replay, "compare": _compare, "calibrate": _calibrate, "fidelity": _fidelity,
@@ -73,6 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TunneltwinError as exc:
         print(f"tunneltwin: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _configure_logging(level: str) -> None:
+    """Log events (supervisor overrides, fallbacks) to stderr, so stdout stays the command's result."""
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"),
+                    structlog.dev.ConsoleRenderer(colors=False)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr), cache_logger_on_first_use=False)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:

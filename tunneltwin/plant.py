@@ -98,6 +98,30 @@ class OperatingGrid:
         b = li - j
         return self._bilinear(self.flow_m3h, i, j, a, b), self._bilinear(self.power_kw, i, j, a, b)
 
+    def point(self, freq_hz: float, level_m: float) -> tuple[float, float]:
+        """One operating point in plain floats: a controller asks thousands of single questions,
+        where numpy's per-call overhead would dominate."""
+        f0, df = float(self.freq_hz[0]), float(self.freq_hz[1] - self.freq_hz[0])
+        l0, dl = float(self.level_m[0]), float(self.level_m[1] - self.level_m[0])
+        fi = min(max((freq_hz - f0) / df, 0.0), len(self.freq_hz) - 1.000001)
+        li = min(max((level_m - l0) / dl, 0.0), len(self.level_m) - 1.000001)
+        i, j = int(fi), int(li)
+        a, b = fi - i, li - j
+        out = []
+        for rows in self._rows():
+            r0, r1 = rows[i], rows[i + 1]
+            top = r0[j] * (1 - b) + r0[j + 1] * b
+            bottom = r1[j] * (1 - b) + r1[j + 1] * b
+            out.append(top * (1 - a) + bottom * a)
+        return out[0], out[1]
+
+    def _rows(self) -> tuple[list[list[float]], list[list[float]]]:
+        cached = self.__dict__.get("_rows_cache")
+        if cached is None:
+            cached = (self.flow_m3h.tolist(), self.power_kw.tolist())
+            object.__setattr__(self, "_rows_cache", cached)
+        return cached  # type: ignore[no-any-return]
+
     def lookup_levels(self, freq_hz: float) -> tuple[FloatArray, FloatArray]:
         """Flow and power at one frequency over the whole level axis (linear in frequency)."""
         f0, df = self.freq_hz[0], self.freq_hz[1] - self.freq_hz[0]
@@ -163,6 +187,40 @@ class PumpHydraulics:
         f2, l2 = np.meshgrid(freqs, levels, indexing="ij")
         flow = self.flow_m3h(f2, l2)
         return OperatingGrid(freqs, levels, flow, self.power_kw(f2, flow))
+
+
+class StackedGrids:
+    """Every pump's grid (type grid times its per-pump scales) in one array, so the twin's hot
+    loop does one vectorised lookup per internal step for all pumps."""
+
+    def __init__(self, grids: list[OperatingGrid], flow_scale: FloatArray, power_scale: FloatArray) -> None:
+        g = grids[0]
+        self.f0, self.df = float(g.freq_hz[0]), float(g.freq_hz[1] - g.freq_hz[0])
+        self.l0, self.dl = float(g.level_m[0]), float(g.level_m[1] - g.level_m[0])
+        self.nf, self.nl = len(g.freq_hz), len(g.level_m)
+        self.flow = np.stack([x.flow_m3h for x in grids]) * flow_scale[:, None, None]
+        self.power = np.stack([x.power_kw for x in grids]) * power_scale[:, None, None]
+        self.rows = np.arange(len(grids))
+
+    @staticmethod
+    def compatible(grids: list[OperatingGrid]) -> bool:
+        g = grids[0]
+        return all(np.array_equal(x.freq_hz, g.freq_hz) and np.array_equal(x.level_m, g.level_m) for x in grids)
+
+    def lookup(self, freq_hz: FloatArray, level_m: float) -> tuple[FloatArray, FloatArray]:
+        fi = np.clip((freq_hz - self.f0) / self.df, 0.0, self.nf - 1.000001)
+        li = min(max((level_m - self.l0) / self.dl, 0.0), self.nl - 1.000001)
+        i = fi.astype(int)
+        j = int(li)
+        a = fi - i
+        b = li - j
+        r = self.rows
+        out = []
+        for z in (self.flow, self.power):
+            top = z[r, i, j] * (1 - b) + z[r, i, j + 1] * b
+            bottom = z[r, i + 1, j] * (1 - b) + z[r, i + 1, j + 1] * b
+            out.append(top * (1 - a) + bottom * a)
+        return out[0], out[1]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tunneltwin.contracts import PumpStatus
-from tunneltwin.plant import PlantPhysics
+from tunneltwin.plant import PlantPhysics, StackedGrids
 from tunneltwin.site import Site
 
 Floats = NDArray[np.float64]
@@ -57,10 +57,14 @@ class PlantModel:
     flow_scale: NDArray[np.float64]
     power_scale: NDArray[np.float64]
     type_index: dict[str, NDArray[np.int_]] = field(init=False)
+    stacked: StackedGrids | None = field(init=False)
 
     def __post_init__(self) -> None:
         names = np.array(self.pump_types)
         self.type_index = {t: np.flatnonzero(names == t) for t in set(self.pump_types)}
+        grids = [self.physics.grids[t] for t in self.pump_types]
+        self.stacked = StackedGrids(grids, self.flow_scale, self.power_scale) \
+            if StackedGrids.compatible(grids) else None
 
     @classmethod
     def from_site(cls, site: Site, physics: PlantPhysics | None = None) -> PlantModel:
@@ -82,6 +86,8 @@ class PlantModel:
         )
 
     def pump_flows(self, freq_hz: Floats, level_m: float) -> tuple[Floats, Floats]:
+        if self.stacked is not None:
+            return self.stacked.lookup(freq_hz, level_m)
         flow = np.zeros_like(freq_hz)
         power = np.zeros_like(freq_hz)
         for name, idx in self.type_index.items():
