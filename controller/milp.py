@@ -66,23 +66,36 @@ class Problem:
     v_low_m3: float | None = None  # floor of every step but the emptying one (None: v_min_m3)
     q_floor_m3h: Array | None = None  # (G,) per-pump flow at minimum speed at the minimum level
     self_regulating: float = 0.85  # at the emptying step, that flow summed stays under this x inflow
-    block_steps: int = 1  # pump counts change only every this many steps (from now)
+    guard_steps: tuple[int, ...] = ()  # steps expected near the bottom: self-regulating too (soft)
+    block_steps: int = 1  # beyond fine_steps, pump counts change only every this many steps
+    fine_steps: int = 0  # the first steps, where counts may change at every step
 
     @property
     def horizon(self) -> int:
         return len(self.inflow_m3h)
 
     @property
+    def block_starts(self) -> list[int]:
+        """First step of each block: single steps up to fine_steps, then block_steps long."""
+        fine = min(self.fine_steps, self.horizon)
+        return [*range(fine), *range(fine, self.horizon, self.block_steps)]
+
+    @property
     def blocks(self) -> int:
-        return -(-self.horizon // self.block_steps)
+        return len(self.block_starts)
 
     def block_of(self, k: int) -> int:
-        return k // self.block_steps
+        fine = min(self.fine_steps, self.horizon)
+        return k if k < fine else fine + (k - fine) // self.block_steps
+
+    def block_index(self) -> Ints:
+        return np.array([self.block_of(k) for k in range(self.horizon)], dtype=np.int64)
 
     def per_block(self, steps: Ints) -> Ints:
         """A per-step lock as a per-block one: the block holds it if any of its steps does."""
-        padded = np.pad(steps, ((0, 0), (0, self.blocks * self.block_steps - self.horizon)), mode="edge")
-        return np.asarray(padded.reshape(len(steps), self.blocks, self.block_steps).max(axis=2))
+        out = np.zeros((len(steps), self.blocks), dtype=np.int64)
+        np.maximum.at(out, (slice(None), self.block_index()), steps)  # type: ignore[arg-type]
+        return out
 
 
 @dataclass(frozen=True)
@@ -158,8 +171,9 @@ def _variables(m: Model, p: Problem, coef: Coefficients) -> _Vars:
     energy_price = p.price_eur_per_kwh[None, :] * p.step_h
     n_lo = np.minimum(p.per_block(p.locked_on), sizes)
     n_hi = np.maximum(sizes - p.per_block(p.locked_off), n_lo)
-    step_cost = np.pad(energy_price * coef.a, ((0, 0), (0, B * p.block_steps - H)))
-    block_cost = step_cost.reshape(G, B, p.block_steps).sum(axis=2)
+    block_cost = np.zeros((G, B))
+    for k, b in enumerate(p.block_index()):
+        block_cost[:, b] += energy_price[:, k] * coef.a[:, k]
     n = m.block((G, B), n_lo, n_hi, block_cost, integer=True)
     if p.integer_steps is not None:
         for g in range(G):
@@ -201,15 +215,15 @@ def _switching(m: Model, p: Problem, v: _Vars) -> None:
 
 def _timers(m: Model, p: Problem, v: _Vars) -> None:
     """Pumps started in the last min-on steps still run; pumps stopped in the last min-off still rest."""
-    on_blocks = -(-p.min_on_steps // p.block_steps)
-    off_blocks = -(-p.min_off_steps // p.block_steps)
+    starts = p.block_starts
     locked_on, locked_off = p.per_block(p.locked_on), p.per_block(p.locked_off)
     for g, group in enumerate(p.groups):
         size = len(group.members)
         for k in range(p.blocks):
-            ups = [(v.s[g, j], -1.0) for j in range(max(0, k - on_blocks + 1), k + 1)]
+            # a switch in block j (at step starts[j]) still binds block k if within the timer
+            ups = [(v.s[g, j], -1.0) for j in range(k + 1) if starts[k] - starts[j] < p.min_on_steps]
             m.row([(v.n[g, k], 1.0), *ups], lo=float(locked_on[g, k]))
-            downs = [(v.d[g, j], -1.0) for j in range(max(0, k - off_blocks + 1), k + 1)]
+            downs = [(v.d[g, j], -1.0) for j in range(k + 1) if starts[k] - starts[j] < p.min_off_steps]
             m.row([(v.n[g, k], -1.0), *downs], lo=float(locked_off[g, k]) - size)
 
 
@@ -269,7 +283,14 @@ def _self_regulating(m: Model, p: Problem, v: _Vars, in_day: set[int]) -> None:
     """At the emptying step and the one after, the running set must not be able to pull the
     level under the minimum even at minimum speed on a low inflow: near the bottom the level
     reacts within minutes, and pumps still inside their minimum run cannot be stopped."""
-    if p.q_floor_m3h is None or v.e is None:
+    if p.q_floor_m3h is None:
+        return
+    for k in p.guard_steps:
+        b = p.block_of(k)
+        slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
+        terms = [(v.n[g, b], float(p.q_floor_m3h[g])) for g in range(len(p.groups))]
+        m.row([*terms, (slack[0], -1.0)], hi=p.self_regulating * float(p.inflow_m3h[k]))
+    if v.e is None:
         return
     sizes = np.array([len(g.members) for g in p.groups])
     big_m = float(np.dot(sizes, p.q_floor_m3h))
@@ -294,7 +315,7 @@ def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 
 
 
 def _plan(p: Problem, coef: Coefficients, v: _Vars, r: Result) -> Plan:
-    counts = np.repeat(np.rint(v.n.values(r.x)).astype(np.int64), p.block_steps, axis=1)[:, :p.horizon]
+    counts = np.rint(v.n.values(r.x)).astype(np.int64)[:, p.block_index()]
     flows = np.maximum(v.q.values(r.x), 0.0)
     power = (coef.a * counts + coef.b * flows).sum(axis=0)
     slack = float(v.lo.values(r.x).sum() + v.hi.values(r.x).sum())

@@ -38,7 +38,9 @@ class MpcSettings:
     mip_gap: float = 0.005
     grouped: bool = True  # identical pumps as integer counts (False: one binary per pump)
     integer_h: float | None = 4.0  # counts integer this far ahead, relaxed beyond (None: all)
-    block_steps: int = 4  # pump counts may change every this many steps (an hour: fast, ~2 % dearer)
+    block_steps: int = 4  # beyond fine_steps, pump counts change only every this many steps
+    fine_steps: int = 8  # the first steps, where counts may change every step
+    guard_level_m: float = 1.0  # near-term steps expected below this keep a self-regulating pump set
     choose_time_limit_s: float = 4.0  # for the once-a-day solve that picks the emptying time
     emptying_stride: int = 1  # candidate emptying steps: every this many steps
     relinearise: int = 2  # extra solves allowed when the plan strays from its linearisation levels
@@ -196,9 +198,10 @@ class MpcController:
         groups = self.groups(tel)
         locked_on, locked_off = self.locks(tel, groups)
         integer_steps = None if self.cfg.integer_h is None else round(self.cfg.integer_h / self.step_h)
+        guess = self.level_guess(tel)
         return Problem(
             step_h=self.step_h, volume0_m3=tel.volume_m3, inflow_m3h=inflow, price_eur_per_kwh=prices,
-            level_guess_m=self.level_guess(tel), groups=groups,
+            level_guess_m=guess, groups=groups,
             n_now=np.array([sum(tel.pumps[i].status.is_on for i in g.members) for g in groups], dtype=np.int64),
             locked_on=locked_on, locked_off=locked_off, outflow_now_m3h=tel.outflow_m3h,
             v_min_m3=self.model.volume(rules.min_level_m + self.cfg.floor_margin_m),
@@ -206,11 +209,18 @@ class MpcController:
             v_empty_m3=self.model.volume(rules.emptying_level_m - self.cfg.emptying_below_m),
             v_low_m3=self.model.volume(rules.emptying_level_m + self.cfg.low_floor_above_m),
             q_floor_m3h=self._floor_flows(groups), self_regulating=self.cfg.supervisor.pessimistic_inflow,
+            guard_steps=self._guard_steps(guess),
             emptying_days=self.emptying_days(tel, inflow),
             min_on_steps=math.ceil(rules.min_on_s / self.step_s - 1e-9),
             min_off_steps=math.ceil(rules.min_off_s / self.step_s - 1e-9),
             max_outflow_m3h=self.cfg.flow_margin * rules.max_outflow_m3h, min_pumps_on=rules.min_pumps_on,
-            weights=self._weights(prices), integer_steps=integer_steps, block_steps=self.cfg.block_steps)
+            weights=self._weights(prices), integer_steps=integer_steps, block_steps=self.cfg.block_steps,
+            fine_steps=self.cfg.fine_steps)
+
+    def _guard_steps(self, guess: Array) -> tuple[int, ...]:
+        """Near-term steps expected near the bottom, where an inflow dip would empty the tunnel."""
+        near = guess[:self.cfg.fine_steps]
+        return tuple(int(k) for k in np.flatnonzero(near < self.cfg.guard_level_m))
 
     def _floor_flows(self, groups: tuple[Group, ...]) -> Array:
         level = np.array([self.site.rules.min_level_m])

@@ -181,3 +181,30 @@ def test_nan_input_is_refused_before_the_solver() -> None:
     prices[2] = np.nan
     with pytest.raises(ValueError, match="price_eur_per_kwh"):
         solve(problem(price_eur_per_kwh=prices), coef(), time_limit_s=1)
+
+
+def test_fine_steps_then_blocks() -> None:
+    two = (Group("a", (0, 1)),)
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.06)
+    p = problem(groups=two, n_now=np.array([1]), weights=w, block_steps=3, fine_steps=2,
+                price_eur_per_kwh=np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]),
+                locked_on=np.zeros((1, H), dtype=np.int64), locked_off=np.zeros((1, H), dtype=np.int64))
+    assert p.block_starts == [0, 1, 2, 5]
+    plan = plan_of(p)
+    assert len(set(plan.counts[0, 2:5])) == 1 and len(set(plan.counts[0, 5:])) == 1
+
+
+def test_emptying_step_uses_a_self_regulating_pump_set() -> None:
+    """At the emptying step the running set at minimum speed at the floor must stay under 0.85 x
+    inflow: the big pump (1,500 m3/h there) must be off, the small one (400) may run."""
+    groups = (Group("big", (0,)), Group("small", (1,)))
+    c = coef(2)
+    c.q_min[1], c.q_max[1] = 300.0, 1400.0
+    p = problem(groups=groups, n_now=np.array([1, 0]), volume0_m3=1500.0, v_empty_m3=500.0,
+                inflow_m3h=np.full(H, 1200.0), emptying_days=(tuple(range(H)),),
+                q_floor_m3h=np.array([1500.0, 400.0]), locked_on=np.zeros((2, H), dtype=np.int64),
+                locked_off=np.zeros((2, H), dtype=np.int64))
+    plan = plan_of(p, c)
+    assert plan.emptying_missed == 0
+    emptied = [k for k in range(H) if plan.volumes_m3[k] <= 500.0 + 1e-6]
+    assert any(plan.counts[0, k:k + 3].sum() == 0 for k in emptied)  # the emptying step and two after
