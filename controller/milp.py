@@ -149,6 +149,7 @@ class _Vars:
     dq: Block
     e: Block | None
     miss: Block | None
+    short: Block | None = None  # shortfall (m3) of booked emptying steps
 
 
 def build(p: Problem, coef: Coefficients) -> tuple[Model, _Vars]:
@@ -269,13 +270,22 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
     if v.e is None or v.miss is None:
         return
     big_m = max(p.v_max_m3 - p.v_empty_m3, 0.0) + 1.0
+    booked = {day[0]: j for j, day in enumerate(p.emptying_days) if len(day) == 1}
+    short = m.block((len(booked),), 0.0, INF, p.weights.emptying_eur / max(low - p.v_empty_m3, 1.0))
     for k in range(p.horizon):
-        if k in in_day:
+        if k in booked:  # a booked step: no binary, a shortfall in m3 pays instead
+            j = booked[k]
+            m.lower[v.e[k]] = 1.0
+            m.upper[v.miss[j]] = 0.0
+            i = list(booked).index(k)
+            m.row([(v.v[k], 1.0), (v.e[k], big_m), (v.hi[k], -1.0), (short[i], -1.0)], hi=p.v_empty_m3 + big_m)
+        elif k in in_day:
             m.row([(v.v[k], 1.0), (v.e[k], big_m), (v.hi[k], -1.0)], hi=p.v_empty_m3 + big_m)
         else:
             m.upper[v.e[k]] = 0.0
     for j, day in enumerate(p.emptying_days):
         m.row([*[(v.e[k], 1.0) for k in day], (v.miss[j], 1.0)], lo=1.0)
+    v.short = short
     _self_regulating(m, p, v, in_day)
 
 
@@ -320,6 +330,8 @@ def _plan(p: Problem, coef: Coefficients, v: _Vars, r: Result) -> Plan:
     power = (coef.a * counts + coef.b * flows).sum(axis=0)
     slack = float(v.lo.values(r.x).sum() + v.hi.values(r.x).sum())
     missed = int(np.rint(v.miss.values(r.x)).sum()) if v.miss is not None else 0
+    if v.short is not None:
+        missed += int((v.short.values(r.x) > 1.0).sum())
     return Plan(counts, flows, v.v.values(r.x), power, r.status, r.seconds, r.objective, r.gap,
                 slack, missed, r.x)
 

@@ -37,7 +37,7 @@ class MpcSettings:
     time_limit_s: float = 2.0  # HiGHS stops here and we take its incumbent
     mip_gap: float = 0.005
     grouped: bool = True  # identical pumps as integer counts (False: one binary per pump)
-    integer_h: float | None = 4.0  # counts integer this far ahead, relaxed beyond (None: all)
+    integer_h: float | None = 2.0  # counts integer this far ahead, relaxed beyond (None: all)
     block_steps: int = 4  # beyond fine_steps, pump counts change only every this many steps
     fine_steps: int = 8  # the first steps, where counts may change every step
     guard_level_m: float = 1.0  # near-term steps expected below this keep a self-regulating pump set
