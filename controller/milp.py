@@ -264,9 +264,10 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
     in_day = {k for day in p.emptying_days for k in day}
     low = p.v_min_m3 if p.v_low_m3 is None else max(p.v_low_m3, p.v_min_m3)
     for k in range(p.horizon):
-        near = [j for j in range(k - AFTER_EMPTYING, k + 1) if j in in_day] if v.e is not None else []
         # only the emptying step and the few after it may go below the low floor
-        m.row([(v.v[k], 1.0), (v.lo[k], 1.0), *[(v.e[j], low - p.v_min_m3) for j in near]], lo=low)  # type: ignore[union-attr]
+        near = [(e[j], low - p.v_min_m3) for j in range(k - AFTER_EMPTYING, k + 1) if j in in_day] \
+            if (e := v.e) is not None else []
+        m.row([(v.v[k], 1.0), (v.lo[k], 1.0), *near], lo=low)
     if v.e is None or v.miss is None:
         return
     big_m = max(p.v_max_m3 - p.v_empty_m3, 0.0) + 1.0

@@ -93,7 +93,10 @@ class StationModel:
         lo, hi = self.site.rules.min_freq_hz, self.site.rules.max_freq_hz
         if not on:
             return lo
-        end = lambda f: self.end_volume(dict.fromkeys(on, f), volume_m3, inflow_m3h, seconds)  # noqa: E731
+
+        def end(f: float) -> float:
+            return self.end_volume(dict.fromkeys(on, f), volume_m3, inflow_m3h, seconds)
+
         if end(hi) >= target_m3:
             return hi
         if end(lo) <= target_m3:

@@ -183,8 +183,8 @@ class Supervisor:
             return want
         f = self.model.freq_to_land(list(want), floor, tel.volume_m3, inflow, seconds)
         want = {i: min(x, f) for i, x in want.items()}
-        self._note(tel, "min_level", None, f"would end under {self.site.rules.min_level_m + self.cfg.floor_margin_m:.2f}"
-                   f" m: slowed to {f:.2f} Hz")
+        floor_m = self.site.rules.min_level_m + self.cfg.floor_margin_m
+        self._note(tel, "min_level", None, f"would end under {floor_m:.2f} m: slowed to {f:.2f} Hz")
         order = sorted(want, key=lambda i: -self.model.pump_flow_power(i, want[i], tel.level_m)[0])
         for i in order:
             if ends_above(want) or len(want) <= self.site.rules.min_pumps_on:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.mpc import MpcSettings
 from scenarios.report import write_html, write_trajectory
 from scenarios.runner import CONTROLLERS, evaluate
 from scenarios.scenario import load_scenario
@@ -23,10 +24,11 @@ from tunneltwin.site import Site
 
 
 def compare(scenario: str, site: Site, out: Path, prices: str | None = None, start: datetime | None = None,
-            end: datetime | None = None, controllers: list[str] | None = None) -> dict[str, Any]:
+            end: datetime | None = None, controllers: list[str] | None = None,
+            mpc: MpcSettings | None = None) -> dict[str, Any]:
     setup = load_scenario(scenario, site, prices, start, end)
     names = controllers or [c for c in CONTROLLERS if c != "historical" or setup.recorded is not None]
-    runs = {name: evaluate(setup, name) for name in names}
+    runs = {name: evaluate(setup, name, mpc) for name in names}
     table = score(runs, float(np.mean(setup.price_eur_per_kwh)), setup.level_m, setup.site)
     out.mkdir(parents=True, exist_ok=True)
     for name, (traj, _) in runs.items():

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.baseline import BaselineController
-from controller.mpc import MpcController
+from controller.mpc import MpcController, MpcSettings
 from controller.oracle import OracleController
 from scenarios.kpis import forecast_error, summary
 from scenarios.replay import ReplaySetup, run_controller, run_historical
@@ -25,19 +25,19 @@ from tunneltwin.site import Site
 Run = tuple[Trajectory, dict[str, Any]]
 
 
-def _historical(setup: ReplaySetup) -> Run:
+def _historical(setup: ReplaySetup, mpc: MpcSettings) -> Run:
     if setup.recorded is None:
         raise ConfigError(f"scenario {setup.name!r} has no recorded operation; "
                           "'historical' needs a recorded data file")
     return run_historical(setup), {}
 
 
-def _baseline(setup: ReplaySetup) -> Run:
+def _baseline(setup: ReplaySetup, mpc: MpcSettings) -> Run:
     return run_controller(setup, BaselineController(setup.site)), {}
 
 
-def _mpc(setup: ReplaySetup) -> Run:
-    mpc = MpcController(setup.site)
+def _mpc(setup: ReplaySetup, settings: MpcSettings) -> Run:
+    mpc = MpcController(setup.site, settings)
     traj = run_controller(setup, mpc)
     solves = [s.solve_s for s in mpc.log]
     extra = {"forecast_error_by_lead_h": forecast_error(traj, [s.inflow_forecast_m3h for s in mpc.log]),
@@ -46,31 +46,32 @@ def _mpc(setup: ReplaySetup) -> Run:
     return traj, extra
 
 
-def _oracle(setup: ReplaySetup) -> Run:
-    oracle = OracleController(setup.site, setup.start, setup.inflow_m3h, setup.price_eur_per_kwh)
+def _oracle(setup: ReplaySetup, settings: MpcSettings) -> Run:
+    oracle = OracleController(setup.site, setup.start, setup.inflow_m3h, setup.price_eur_per_kwh, mpc=settings)
     traj = run_controller(setup, oracle)
     return traj, {"solver_s": oracle.solve_s, "supervisor_overrides": dict(oracle.planner.supervisor.counts),
                   "plan_gap": oracle.plan.gap if oracle.plan else None}
 
 
-CONTROLLERS: dict[str, Callable[[ReplaySetup], Run]] = {
+CONTROLLERS: dict[str, Callable[[ReplaySetup, MpcSettings], Run]] = {
     "historical": _historical, "baseline": _baseline, "mpc": _mpc, "oracle": _oracle}
 
 
-def run_named(setup: ReplaySetup, controller: str) -> Trajectory:
-    return _run(setup, controller)[0]
+def run_named(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = None) -> Trajectory:
+    return _run(setup, controller, mpc)[0]
 
 
-def _run(setup: ReplaySetup, controller: str) -> Run:
+def _run(setup: ReplaySetup, controller: str, mpc: MpcSettings | None) -> Run:
     runner = CONTROLLERS.get(controller)
     if runner is None:
         raise ConfigError(f"unknown controller {controller!r}; known: {', '.join(CONTROLLERS)}")
-    return runner(setup)
+    return runner(setup, mpc or MpcSettings())
 
 
-def evaluate(setup: ReplaySetup, controller: str) -> tuple[Trajectory, dict[str, Any]]:
+def evaluate(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = None
+             ) -> tuple[Trajectory, dict[str, Any]]:
     """Run one controller and score it with the one rule checker."""
-    traj, extra = _run(setup, controller)
+    traj, extra = _run(setup, controller, mpc)
     result = summary(traj, check(traj, setup.site.rules), setup.name, controller)
     solves = extra.pop("solver_s", None)
     if solves:
@@ -88,9 +89,10 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def replay_to_dir(scenario: str, controller: str, out: Path, site: Site, prices: str | None = None,
-                  start: datetime | None = None, end: datetime | None = None) -> dict[str, Any]:
+                  start: datetime | None = None, end: datetime | None = None,
+                  mpc: MpcSettings | None = None) -> dict[str, Any]:
     setup = load_scenario(scenario, site, prices, start, end)
-    traj, result = evaluate(setup, controller)
+    traj, result = evaluate(setup, controller, mpc)
     out.mkdir(parents=True, exist_ok=True)
     write_trajectory(traj, out / "trajectory.csv")
     write_summary(result, out / "summary.json")

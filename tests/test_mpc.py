@@ -146,3 +146,23 @@ def test_compare_rejects_an_unknown_controller(tmp_path: Path, capsys: pytest.Ca
     code = cli.main(["compare", str(EXCERPT), "--controllers", "mpc,genius", "--out", str(tmp_path)])
     assert code == 2
     assert "genius" in capsys.readouterr().err
+
+
+def test_mpc_config_defaults_match_the_code_and_bad_keys_are_named(tmp_path: Path) -> None:
+    from controller.mpc import MpcSettings
+    from tunneltwin.controller_config import load_mpc
+    from tunneltwin.errors import ConfigError
+    from tunneltwin.settings import DEFAULT_MPC
+
+    assert load_mpc(DEFAULT_MPC) == MpcSettings()
+    bad = tmp_path / "mpc.toml"
+    bad.write_text("[mpc]\nhorizon_hours = 12\n")
+    with pytest.raises(ConfigError, match=r"mpc.toml: \[mpc\] unknown key 'horizon_hours'"):
+        load_mpc(bad)
+    bad.write_text("[mpc.weights]\nswitch_eur = 'cheap'\n")
+    with pytest.raises(ConfigError, match=r"mpc.weights.switch_eur = 'cheap'"):
+        load_mpc(bad)
+    good = tmp_path / "ok.toml"
+    good.write_text("[mpc]\nhorizon_h = 12\ninteger_h = 'none'\n[mpc.weights]\nswitch_eur = 2\n")
+    loaded = load_mpc(good)
+    assert loaded.horizon_h == 12.0 and loaded.integer_h is None and loaded.weights.switch_eur == 2.0

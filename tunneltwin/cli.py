@@ -30,6 +30,7 @@ def _time(text: str) -> datetime:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tunneltwin", description=__doc__)
     p.add_argument("--site", help="site TOML (default: bundled reference plant; env TUNNELTWIN_SITE)")
+    p.add_argument("--mpc", help="MPC settings TOML (default: config/mpc.toml; env TUNNELTWIN_MPC)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
                    help="structured log events at or above this level go to stderr (default: warning)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -65,7 +66,7 @@ def _data_window(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level)
-    settings = Settings.build(args.site)
+    settings = Settings.build(args.site, args.mpc)
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "replay": _replay, "compare": _compare, "calibrate": _calibrate, "fidelity": _fidelity,
         "fit-generator": _fit_generator, "scenarios": _scenarios}
@@ -96,7 +97,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from scenarios.runner import replay_to_dir
 
     summary = replay_to_dir(args.scenario, args.controller, args.out, settings.site(),
-                            args.prices, args.start, args.end)
+                            args.prices, args.start, args.end, settings.mpc())
     print(f"{summary['scenario']} / {summary['controller']}: cost {summary['cost_eur']:.2f} EUR, "
           f"energy {summary['energy_kwh']:.0f} kWh, hard violations {summary['hard_violations']}, "
           f"level {summary['level_min_m']}..{summary['level_max_m']} m -> {args.out}")
@@ -110,7 +111,8 @@ def _compare(args: argparse.Namespace, settings: Settings) -> int:
     unknown = [c for c in wanted or [] if c not in CONTROLLERS]
     if unknown:
         raise ConfigError(f"--controllers: unknown {', '.join(unknown)}; known: {', '.join(CONTROLLERS)}")
-    result = compare(args.scenario, settings.site(), args.out, args.prices, args.start, args.end, wanted)
+    result = compare(args.scenario, settings.site(), args.out, args.prices, args.start, args.end, wanted,
+                     settings.mpc())
     print(f"{result['scenario']} (reference: {result['reference']})")
     print(f"{'controller':12s} {'cost EUR':>10s} {'vs ref':>7s} {'adj. EUR':>10s} {'viol':>5s} {'starts':>6s} "
           f"{'p95 s':>6s} {'oracle %':>8s}")

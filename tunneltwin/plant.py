@@ -120,7 +120,7 @@ class OperatingGrid:
         if cached is None:
             cached = (self.flow_m3h.tolist(), self.power_kw.tolist())
             object.__setattr__(self, "_rows_cache", cached)
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     def lookup_levels(self, freq_hz: float) -> tuple[FloatArray, FloatArray]:
         """Flow and power at one frequency over the whole level axis (linear in frequency)."""
