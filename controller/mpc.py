@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -20,7 +21,7 @@ from numpy.typing import NDArray
 from controller.baseline import BaselineController
 from controller.dispatch import dispatch
 from controller.forecast import ForecastSettings, InflowForecaster, PriceBook
-from controller.milp import Group, Plan, Problem, Weights, coefficients, solve
+from controller.milp import Group, Ints, Plan, Problem, Weights, coefficients, solve
 from controller.model import StationModel
 from controller.supervisor import Supervisor, SupervisorSettings
 from tunneltwin.contracts import Observation, Setpoints, Telemetry
@@ -42,6 +43,7 @@ class MpcSettings:
     fine_steps: int = 8  # the first steps, where counts may change every step
     guard_level_m: float = 1.0  # near-term steps expected below this keep a self-regulating pump set
     choose_time_limit_s: float = 4.0  # for the once-a-day solve that picks the emptying time
+    step_budget_s: float = 4.0  # all solves of one interval together (relinearisation passes)
     emptying_stride: int = 1  # candidate emptying steps: every this many steps
     relinearise: int = 2  # extra solves allowed when the plan strays from its linearisation levels
     relinearise_m: float = 0.2  # ... by more than this
@@ -122,21 +124,11 @@ class MpcController:
         if plan is None:
             sp, source, status = self.fallback.decide(obs), "baseline", "no plan"
         else:
-            sp = self._dispatch(tel, problem, plan)
+            sp = self.dispatch_step(tel, problem.groups, plan.counts[:, 0], plan.flows_m3h[:, 0],
+                                    float(plan.volumes_m3[0]), float(problem.inflow_m3h[0]), problem.v_empty_m3)
             source, status = "mpc", plan.status
         self._remember(tel, plan, source, status, inflow)
         return self.supervisor.check(tel, sp)
-
-    def _dispatch(self, tel: Telemetry, problem: Problem, plan: Plan) -> Setpoints:
-        """The plan's first step on real pumps. On the emptying step, land it by simulating the
-        interval (flow falls fast as the level nears the bottom), so a miss is rare."""
-        mid = self.model.level(0.5 * (tel.volume_m3 + plan.volumes_m3[0]))
-        sp = dispatch(tel, self.model, problem.groups, plan.counts[:, 0], plan.flows_m3h[:, 0], mid)
-        if plan.volumes_m3[0] > problem.v_empty_m3 + 1.0:
-            return sp
-        on = [i for i, p in enumerate(sp.pumps) if p.on]
-        f = self.model.freq_to_land(on, problem.v_empty_m3, tel.volume_m3, float(problem.inflow_m3h[0]), self.step_s)
-        return Setpoints(pumps=tuple(p.model_copy(update={"freq_hz": round(f, 3)}) if p.on else p for p in sp.pumps))
 
     def observe(self, obs: Observation) -> None:
         tel = obs.telemetry
@@ -147,20 +139,25 @@ class MpcController:
 
     def _solve(self, problem: Problem, warm: Array | None = None) -> Plan | None:
         """Solve; if the plan's near-term levels stray from the levels its flows were linearised
-        at (it matters most near the bottom, where flow falls fast with level), solve again
-        at the plan's own levels."""
+        at (it matters most near the bottom, where flow falls fast with level), solve again at
+        the plan's own levels, within one time budget per interval."""
         choosing = any(len(day) > 1 for day in problem.emptying_days)
         limit = self.cfg.choose_time_limit_s if choosing else self.cfg.time_limit_s
+        deadline = time.perf_counter() + max(limit, self.cfg.step_budget_s)
         plan: Plan | None = None
         for _ in range(1 + self.cfg.relinearise):
+            remaining = deadline - time.perf_counter()
+            if plan is not None and remaining < 0.1:
+                break
             try:
                 coef = coefficients(self.model, problem.groups, problem.level_guess_m)
-                plan = solve(problem, coef, limit, self.cfg.mip_gap, warm)
+                new = solve(problem, coef, min(limit, max(remaining, 0.1)), self.cfg.mip_gap, warm)
             except ValueError as exc:  # non-finite input: never let it reach HiGHS
                 log.error("plan_input_rejected", error=str(exc))
                 return None
-            if plan is None:
-                return None
+            if new is None:
+                break
+            plan = new
             levels = self._mid_levels(problem.volume0_m3, plan.volumes_m3)
             near = slice(0, self.cfg.relinearise_steps)
             if np.max(np.abs(levels[near] - problem.level_guess_m[near])) <= self.cfg.relinearise_m:
@@ -169,6 +166,18 @@ class MpcController:
         if plan is not None and choosing:
             self._book(problem, plan)
         return plan
+
+    def dispatch_step(self, tel: Telemetry, groups: tuple[Group, ...], counts: Ints, flows_m3h: Array,
+                      end_volume_m3: float, inflow_m3h: float, v_empty_m3: float) -> Setpoints:
+        """A plan step on real pumps. On an emptying step, land it by simulating the interval
+        (flow falls fast as the level nears the bottom), so a miss is rare."""
+        mid = self.model.level(0.5 * (tel.volume_m3 + end_volume_m3))
+        sp = dispatch(tel, self.model, groups, counts, flows_m3h, mid)
+        if end_volume_m3 > v_empty_m3 + 1.0:
+            return sp
+        on = [i for i, p in enumerate(sp.pumps) if p.on]
+        f = self.model.freq_to_land(on, v_empty_m3, tel.volume_m3, inflow_m3h, self.step_s)
+        return Setpoints(pumps=tuple(p.model_copy(update={"freq_hz": round(f, 3)}) if p.on else p for p in sp.pumps))
 
     def _mid_levels(self, volume0_m3: float, volumes_m3: Array) -> Array:
         starts = np.r_[volume0_m3, volumes_m3[:-1]]

@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-from controller.dispatch import dispatch
 from controller.milp import Plan, Problem
 from controller.mpc import STAMP, MpcController, MpcSettings
 from tunneltwin.contracts import Observation, Setpoints, Telemetry
@@ -49,6 +48,7 @@ class OracleController:
             base, horizon_h=hours, integer_h=None, dry_margin=1.0, block_steps=self.cfg.block_steps,
             emptying_stride=1,
             time_limit_s=self.cfg.time_limit_s, choose_time_limit_s=self.cfg.time_limit_s,
+            step_budget_s=self.cfg.time_limit_s * 3,
             mip_gap=self.cfg.mip_gap))
         self.plan: Plan | None = None
         self.plan_k0 = 0
@@ -144,5 +144,8 @@ class OracleController:
             / (self.step_s / 3600)
         total = float(planned.sum())
         flows = planned * (max(wanted, 0.0) / total) if total > 0 else planned
-        mid = self.planner.model.level(0.5 * (tel.volume_m3 + self.plan.volumes_m3[j]))
-        return dispatch(tel, self.planner.model, self.groups, self.plan.counts[:, j], flows, mid)
+        inflow = float(self.inflow[min(k, len(self.inflow) - 1)])
+        v_empty = self.planner.model.volume(self.planner.site.rules.emptying_level_m
+                                            - self.planner.cfg.emptying_below_m)
+        return self.planner.dispatch_step(tel, self.groups, self.plan.counts[:, j], flows,
+                                          float(self.plan.volumes_m3[j]), inflow, v_empty)
