@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,8 @@ def naive(mpc: MpcController, p: Problem, tel: Telemetry) -> Problem:
     on, off = single.locks(tel, groups)
     n_now = np.array([int(tel.pumps[g.members[0]].status.is_on) for g in groups], dtype=np.int64)
     return dataclasses.replace(p, groups=groups, n_now=n_now, locked_on=on, locked_off=off,
-                               block_steps=1, integer_steps=None)
+                               q_floor_m3h=single._floor_flows(groups), block_steps=1, fine_steps=0,
+                               integer_steps=None)
 
 
 def timed(mpc: MpcController, p: Problem, limit: float) -> tuple[float, float, str]:
@@ -71,6 +73,7 @@ def main() -> None:
     ap.add_argument("--naive-limit", type=float, default=30.0)
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    warnings.simplefilter("ignore")  # the recorded data's documented repairs
     site = load_site()
     prices = args.prices or ("normal" if args.scenario.endswith((".csv", ".xlsx")) else None)
     setup = load_scenario(args.scenario, site, prices)

@@ -47,7 +47,8 @@ def main() -> None:
     report = check(traj, setup.site.rules)
     print(f"{args.days} days, {setup.steps} control steps, internal step {setup.site.timing.internal_step_s:.0f} s: "
           f"median {statistics.median(times):.1f} s over {args.repeat} runs "
-          f"(min {min(times):.1f}, max {max(times):.1f}); hard violations {report.hard_violations}")
+          f"(min {min(times):.1f}, max {max(times):.1f}); hard violations {report.hard_violations} "
+          f"{ {rule: c['count'] for rule, c in report.counts().items() if c['count']} }")
 
 
 if __name__ == "__main__":
