@@ -65,10 +65,9 @@ class OracleController:
         if self.plan is None or available != self.available or self._missed_emptying(tel):
             self._plan_from(tel, k)
             self.available = available
-        if self.plan is None:  # no feasible plan at all: the baseline keeps the plant safe
-            self.planner.fallback.observe(tel)
-            return self.planner.supervisor.check(tel, self.planner.fallback.decide(obs))
         self.planner.fallback.observe(tel)
+        if self.plan is None:  # no feasible plan at all: the baseline keeps the plant safe
+            return self.planner.supervisor.check(tel, self.planner.fallback.decide(obs))
         return self.planner.supervisor.check(tel, self._track(tel, k))
 
     def _plan_from(self, tel: Telemetry, k: int) -> None:

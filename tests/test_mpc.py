@@ -166,3 +166,17 @@ def test_mpc_config_defaults_match_the_code_and_bad_keys_are_named(tmp_path: Pat
     good.write_text("[mpc]\nhorizon_h = 12\ninteger_h = 'none'\n[mpc.weights]\nswitch_eur = 2\n")
     loaded = load_mpc(good)
     assert loaded.horizon_h == 12.0 and loaded.integer_h is None and loaded.weights.switch_eur == 2.0
+
+
+def test_default_mpc_toml_lists_every_setting() -> None:
+    import dataclasses
+    import tomllib
+
+    from controller.mpc import MpcSettings
+    from tunneltwin.controller_config import SECTIONS
+    from tunneltwin.settings import DEFAULT_MPC
+
+    table = tomllib.loads(DEFAULT_MPC.read_text())["mpc"]
+    assert {f.name for f in dataclasses.fields(MpcSettings)} == set(table)
+    for name, cls in SECTIONS.items():
+        assert {f.name for f in dataclasses.fields(cls)} == set(table[name])
