@@ -17,7 +17,7 @@ import numpy as np
 
 from controller.mpc import MpcSettings
 from scenarios.report import write_html, write_trajectory
-from scenarios.runner import CONTROLLERS, evaluate
+from scenarios.runner import CONTROLLERS, evaluate, with_forecast
 from scenarios.scenario import load_scenario
 from scenarios.trajectory import Trajectory
 from tunneltwin.site import Site
@@ -25,8 +25,8 @@ from tunneltwin.site import Site
 
 def compare(scenario: str, site: Site, out: Path, prices: str | None = None, start: datetime | None = None,
             end: datetime | None = None, controllers: list[str] | None = None,
-            mpc: MpcSettings | None = None) -> dict[str, Any]:
-    setup = load_scenario(scenario, site, prices, start, end)
+            mpc: MpcSettings | None = None, inflow_forecast: Path | None = None) -> dict[str, Any]:
+    setup = with_forecast(load_scenario(scenario, site, prices, start, end), inflow_forecast)
     names = controllers or [c for c in CONTROLLERS if c != "historical" or setup.recorded is not None]
     runs = {name: evaluate(setup, name, mpc) for name in names}
     table = score(runs, float(np.mean(setup.price_eur_per_kwh)), setup.level_m, setup.site)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from controller.base import Controller
+from controller.forecast import ExternalInflow
 from scenarios.drive import run_recorded_step, twin_at_row
 from scenarios.recorded import RecordedData
 from scenarios.trajectory import Trajectory, commanded
@@ -52,6 +53,7 @@ class ReplaySetup:
     recorded: RecordedData | None = None
     price_key: str = "normal"
     physics: PlantPhysics | None = field(default=None, compare=False)
+    inflow_forecast: ExternalInflow | None = field(default=None, compare=False)  # for the MPC
 
     @property
     def steps(self) -> int:

@@ -5,12 +5,14 @@ The registry below is the one list of controller names; the CLI offers exactly t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from controller.baseline import BaselineController
+from controller.forecast import ExternalInflow
 from controller.mpc import MpcController, MpcSettings
 from controller.oracle import OracleController
 from scenarios.kpis import forecast_error, summary
@@ -38,6 +40,7 @@ def _baseline(setup: ReplaySetup, mpc: MpcSettings) -> Run:
 
 def _mpc(setup: ReplaySetup, settings: MpcSettings) -> Run:
     mpc = MpcController(setup.site, settings)
+    mpc.forecaster.external = setup.inflow_forecast
     traj = run_controller(setup, mpc)
     solves = [s.solve_s for s in mpc.log]
     extra = {"forecast_error_by_lead_h": forecast_error(traj, [s.inflow_forecast_m3h for s in mpc.log]),
@@ -88,10 +91,17 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "max": round(float(a.max()), 4), "n": int(a.size)}
 
 
+def with_forecast(setup: ReplaySetup, inflow_forecast: Path | None) -> ReplaySetup:
+    """Attach an external inflow forecast (CSV ``time,inflow_m3h``) for the MPC to use."""
+    if inflow_forecast is None:
+        return setup
+    return dataclasses.replace(setup, inflow_forecast=ExternalInflow.from_csv(inflow_forecast))
+
+
 def replay_to_dir(scenario: str, controller: str, out: Path, site: Site, prices: str | None = None,
                   start: datetime | None = None, end: datetime | None = None,
-                  mpc: MpcSettings | None = None) -> dict[str, Any]:
-    setup = load_scenario(scenario, site, prices, start, end)
+                  mpc: MpcSettings | None = None, inflow_forecast: Path | None = None) -> dict[str, Any]:
+    setup = with_forecast(load_scenario(scenario, site, prices, start, end), inflow_forecast)
     traj, result = evaluate(setup, controller, mpc)
     out.mkdir(parents=True, exist_ok=True)
     write_trajectory(traj, out / "trajectory.csv")

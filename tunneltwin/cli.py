@@ -61,6 +61,8 @@ def _data_window(p: argparse.ArgumentParser) -> None:
                    help="price series of a recorded data file")
     p.add_argument("--start", type=_time, help="first timestamp of a recorded data file to use")
     p.add_argument("--end", type=_time, help="last timestamp of a recorded data file to use")
+    p.add_argument("--inflow-forecast", type=Path,
+                   help="external inflow forecast for the MPC (CSV: time,inflow_m3h), used where it covers the horizon")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,7 +99,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from scenarios.runner import replay_to_dir
 
     summary = replay_to_dir(args.scenario, args.controller, args.out, settings.site(),
-                            args.prices, args.start, args.end, settings.mpc())
+                            args.prices, args.start, args.end, settings.mpc(), args.inflow_forecast)
     print(f"{summary['scenario']} / {summary['controller']}: cost {summary['cost_eur']:.2f} EUR, "
           f"energy {summary['energy_kwh']:.0f} kWh, hard violations {summary['hard_violations']}, "
           f"level {summary['level_min_m']}..{summary['level_max_m']} m -> {args.out}")
@@ -112,7 +114,7 @@ def _compare(args: argparse.Namespace, settings: Settings) -> int:
     if unknown:
         raise ConfigError(f"--controllers: unknown {', '.join(unknown)}; known: {', '.join(CONTROLLERS)}")
     result = compare(args.scenario, settings.site(), args.out, args.prices, args.start, args.end, wanted,
-                     settings.mpc())
+                     settings.mpc(), args.inflow_forecast)
     print(f"{result['scenario']} (reference: {result['reference']})")
     print(f"{'controller':12s} {'cost EUR':>10s} {'vs ref':>7s} {'adj. EUR':>10s} {'viol':>5s} {'starts':>6s} "
           f"{'p95 s':>6s} {'oracle %':>8s}")
