@@ -20,11 +20,12 @@ import numpy as np
 import structlog
 
 from controller.milp import Problem, coefficients, solve
-from controller.mpc import MpcController, MpcSettings
+from controller.mpc import MpcController
 from scenarios.replay import run_controller
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
 from tunneltwin.contracts import Observation, Setpoints, Telemetry
+from tunneltwin.settings import Settings
 from tunneltwin.site import load_site
 
 RECORDED = Path(__file__).resolve().parents[2] / "shared" / "hsy-data" / "derived" / "hsy_timeseries_tidy.csv"
@@ -77,7 +78,7 @@ def main() -> None:
     site = load_site()
     prices = args.prices or ("normal" if args.scenario.endswith((".csv", ".xlsx")) else None)
     setup = load_scenario(args.scenario, site, prices)
-    mpc = MpcController(site, MpcSettings())
+    mpc = MpcController(site, Settings().mpc())
     probe = Probe(mpc, max(1, setup.steps // args.samples))
     t0 = time.perf_counter()
     traj = run_controller(setup, probe)

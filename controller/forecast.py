@@ -32,6 +32,7 @@ class ForecastSettings:
     decay_h: float = 6.0  # how fast the correction fades back to the profile
     ratio_min: float = 0.5
     ratio_max: float = 4.0
+    prior_hourly: tuple[float, ...] = ()  # diurnal shape (24 factors) for slots without history yet
 
 
 class InflowForecaster:
@@ -65,10 +66,23 @@ class InflowForecaster:
             raise ValueError("no inflow observed yet: the forecaster needs one measurement")
         recent_mean = float(np.mean([v for _, v in self.recent]))
         slots = [self.slot(now + timedelta(seconds=(k + 1) * self.step_s)) for k in range(steps)]
-        base = np.array([self._profile(s, recent_mean) for s in slots])
+        level = self._prior_level(recent_mean)
+        base = np.array([self._profile(s, recent_mean if level is None else level * self._prior(s))
+                         for s in slots])
         ratio = self._ratio(recent_mean)
         lead_h = (np.arange(steps) + 1) * self.step_s / 3600
         return np.asarray(base * (1 + (ratio - 1) * np.exp(-lead_h / self.cfg.decay_h)))
+
+    def _prior(self, slot: int) -> float:
+        return self.cfg.prior_hourly[int(slot * self.step_s // 3600) % len(self.cfg.prior_hourly)]
+
+    def _prior_level(self, recent_mean: float) -> float | None:
+        """Mean inflow implied by the recent measurements and the prior shape (cold start: a
+        night's falling inflow must not be carried flat into the morning)."""
+        if not self.cfg.prior_hourly:
+            return None
+        shape = float(np.mean([self._prior(s) for s, _ in self.recent]))
+        return recent_mean / shape if shape > 0 else None
 
     def _profile(self, slot: int, fallback: float) -> float:
         values = self.by_slot[slot]

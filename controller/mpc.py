@@ -162,7 +162,7 @@ class MpcController:
             near = slice(0, self.cfg.relinearise_steps)
             if np.max(np.abs(levels[near] - problem.level_guess_m[near])) <= self.cfg.relinearise_m:
                 break
-            problem = dataclasses.replace(problem, level_guess_m=levels)
+            problem = dataclasses.replace(problem, level_guess_m=levels, guard_steps=self._guard_steps(levels))
         if plan is not None and choosing:
             self._book(problem, plan)
         return plan

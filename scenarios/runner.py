@@ -22,6 +22,7 @@ from scenarios.rules import check
 from scenarios.scenario import load_scenario
 from scenarios.trajectory import Trajectory
 from tunneltwin.errors import ConfigError
+from tunneltwin.settings import Settings
 from tunneltwin.site import Site
 
 Run = tuple[Trajectory, dict[str, Any]]
@@ -68,7 +69,7 @@ def _run(setup: ReplaySetup, controller: str, mpc: MpcSettings | None) -> Run:
     runner = CONTROLLERS.get(controller)
     if runner is None:
         raise ConfigError(f"unknown controller {controller!r}; known: {', '.join(CONTROLLERS)}")
-    return runner(setup, mpc or MpcSettings())
+    return runner(setup, mpc or Settings().mpc())
 
 
 def evaluate(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = None

@@ -149,12 +149,16 @@ def test_compare_rejects_an_unknown_controller(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_mpc_config_defaults_match_the_code_and_bad_keys_are_named(tmp_path: Path) -> None:
+    import dataclasses
+
     from controller.mpc import MpcSettings
     from tunneltwin.controller_config import load_mpc
     from tunneltwin.errors import ConfigError
     from tunneltwin.settings import DEFAULT_MPC
 
-    assert load_mpc(DEFAULT_MPC) == MpcSettings()
+    loaded = load_mpc(DEFAULT_MPC)
+    assert len(loaded.forecast.prior_hourly) == 24  # the plant's diurnal shape lives in config only
+    assert dataclasses.replace(loaded, forecast=MpcSettings().forecast) == MpcSettings()
     bad = tmp_path / "mpc.toml"
     bad.write_text("[mpc]\nhorizon_hours = 12\n")
     with pytest.raises(ConfigError, match=r"mpc.toml: \[mpc\] unknown key 'horizon_hours'"):

@@ -50,6 +50,11 @@ def _check(hint: Any, value: Any, path: Path, name: str) -> Any:
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     if type(None) in allowed and (value is None or value == "none"):
         return None
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list) or not all(isinstance(x, int | float) and not isinstance(x, bool)
+                                                  and math.isfinite(x) and x >= 0 for x in value):
+            raise ConfigError(f"{path}: {name} = {value!r}: expected a list of finite numbers >= 0")
+        return tuple(float(x) for x in value)
     if bool in allowed and isinstance(value, bool):
         return value
     if int in allowed and isinstance(value, int) and not isinstance(value, bool):
