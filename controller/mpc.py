@@ -44,7 +44,6 @@ class MpcSettings:
     guard_level_m: float = 1.0  # near-term steps expected below this keep a self-regulating pump set
     choose_time_limit_s: float = 4.0  # for the once-a-day solve that picks the emptying time
     step_budget_s: float = 4.0  # all solves of one interval together (relinearisation passes)
-    emptying_stride: int = 1  # candidate emptying steps: every this many steps
     relinearise: int = 2  # extra solves allowed when the plan strays from its linearisation levels
     relinearise_m: float = 0.2  # ... by more than this
     relinearise_steps: int = 8  # ... within this many steps
@@ -107,7 +106,6 @@ class MpcController:
         self.appointments: dict[date, datetime] = {}  # day -> end of the step that empties it
         self.plan: Plan | None = None
         self.plan_time: datetime | None = None
-        self.plan_clock = datetime.min
         self.log: list[StepLog] = []
         self.last_problem: Problem | None = None
 
@@ -115,12 +113,11 @@ class MpcController:
 
     def decide(self, obs: Observation) -> Setpoints:
         tel = obs.telemetry
-        self.plan_clock = tel.time
         self.observe(obs)
         inflow = self.forecaster.forecast(tel.time, self.steps)
         prices, _ = self.prices.horizon(tel.time, self.steps, self.step_s)
         problem = self.last_problem = self.problem(tel, inflow, prices)
-        plan = self._solve(problem)
+        plan = self._solve(problem, tel.time)
         if plan is None:
             sp, source, status = self.fallback.decide(obs), "baseline", "no plan"
         else:
@@ -137,7 +134,7 @@ class MpcController:
         self.days.update(tel, self.step_h)
         self.fallback.observe(tel)
 
-    def _solve(self, problem: Problem, warm: Array | None = None) -> Plan | None:
+    def _solve(self, problem: Problem, now: datetime, warm: Array | None = None) -> Plan | None:
         """Solve; if the plan's near-term levels stray from the levels its flows were linearised
         at (it matters most near the bottom, where flow falls fast with level), solve again at
         the plan's own levels, within one time budget per interval."""
@@ -164,7 +161,7 @@ class MpcController:
                 break
             problem = dataclasses.replace(problem, level_guess_m=levels, guard_steps=self._guard_steps(levels))
         if plan is not None and choosing:
-            self._book(problem, plan)
+            self._book(problem, plan, now)
         return plan
 
     def dispatch_step(self, tel: Telemetry, groups: tuple[Group, ...], counts: Ints, flows_m3h: Array,
@@ -183,14 +180,25 @@ class MpcController:
         starts = np.r_[volume0_m3, volumes_m3[:-1]]
         return self.model.levels(0.5 * (starts + volumes_m3))
 
-    def _book(self, problem: Problem, plan: Plan) -> None:
+    def _book(self, problem: Problem, plan: Plan, now: datetime) -> None:
         """Keep the emptying time the plan chose, so later solves need no binaries for it."""
-        now = self.plan_clock
-        for day in problem.emptying_days:
-            hit = [k for k in day if plan.volumes_m3[k] <= problem.v_empty_m3 + 1.0]
-            if len(day) > 1 and hit:
-                end = now + timedelta(seconds=(hit[0] + 1) * self.step_s)
-                self.appointments[(end - STAMP).date()] = end
+        chosen = [day for day in problem.emptying_days if len(day) > 1]
+        self.appointments.update(self.emptied_steps(now, chosen, problem.v_empty_m3, plan))
+
+    def step_end(self, now: datetime, k: int) -> datetime:
+        """End of plan step k; its reading belongs to the day of ``step_end - STAMP``."""
+        return now + timedelta(seconds=(k + 1) * self.step_s)
+
+    def emptied_steps(self, now: datetime, days: list[tuple[int, ...]], v_empty_m3: float,
+                      plan: Plan) -> dict[date, datetime]:
+        """Day -> end of the first step of that day's candidates where the plan is emptied."""
+        out = {}
+        for day in days:
+            hit = [k for k in day if plan.volumes_m3[k] <= v_empty_m3 + 1.0]
+            if hit:
+                end = self.step_end(now, hit[0])
+                out[(end - STAMP).date()] = end
+        return out
 
     def _remember(self, tel: Telemetry, plan: Plan | None, source: str, status: str, inflow: Array) -> None:
         self.plan, self.plan_time = plan, tel.time
@@ -275,7 +283,7 @@ class MpcController:
         A day counts when it is whole in the horizon from here, or is today; it needs emptying
         unless measured-plus-forecast inflow says clearly wet.
         """
-        ends = [tel.time + timedelta(seconds=(k + 1) * self.step_s) - STAMP for k in range(self.steps)]
+        ends = [self.step_end(tel.time, k) - STAMP for k in range(self.steps)]
         by_day: dict[date, list[int]] = {}
         for k, t in enumerate(ends):
             by_day.setdefault(t.date(), []).append(k)
@@ -298,8 +306,7 @@ class MpcController:
             if booked is not None and ends[k] + STAMP == booked:
                 return (k,)
         self.appointments.pop(day, None)
-        stride = self.cfg.emptying_stride
-        return tuple(steps[stride - 1::stride] or steps)
+        return tuple(steps)
 
     def _weights(self, prices: Array) -> Weights:
         """The terminal cost: a stored m3 will be pumped later at about today's mean price."""

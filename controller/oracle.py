@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,7 +46,6 @@ class OracleController:
         hours = len(self.inflow) * self.step_s / 3600
         self.planner = MpcController(site, dataclasses.replace(
             base, horizon_h=hours, integer_h=None, dry_margin=1.0, block_steps=self.cfg.block_steps,
-            emptying_stride=1,
             time_limit_s=self.cfg.time_limit_s, choose_time_limit_s=self.cfg.time_limit_s,
             step_budget_s=self.cfg.time_limit_s * 3,
             mip_gap=self.cfg.mip_gap))
@@ -56,6 +55,7 @@ class OracleController:
         self.solve_s: list[float] = []
         self.booked: dict[date, datetime] = {}  # the plan's emptying step (end time) per day
         self.replanned: set[date] = set()
+        self.v_empty_m3 = 0.0  # the emptying volume the current plan aimed at
 
     def decide(self, obs: Observation) -> Setpoints:
         tel = obs.telemetry
@@ -80,9 +80,10 @@ class OracleController:
         """
         inflow, prices = self.inflow[k:], self.price[k:]
         p = self.planner
-        p.steps, p.plan_clock, p.plan, p.appointments = len(inflow), tel.time, None, {}
+        p.steps, p.plan, p.appointments = len(inflow), None, {}
         self.plan, self.plan_k0 = None, k
         free = p.problem(tel, inflow, prices)
+        self.v_empty_m3 = free.v_empty_m3
         first = self._pass(tel, dataclasses.replace(free, emptying_days=()))
         if first is None:
             return
@@ -97,16 +98,7 @@ class OracleController:
             better = self._pass(tel, p.problem(tel, inflow, prices), warm=self.plan.x)
             if better is not None and better.objective < self.plan.objective - 1e-6:
                 self.plan = better
-            self.booked = self._emptied_steps(tel, free, self.plan)
-
-    def _emptied_steps(self, tel: Telemetry, free: Problem, plan: Plan) -> dict[date, datetime]:
-        out = {}
-        for day in free.emptying_days:
-            hit = [j for j in day if plan.volumes_m3[j] <= free.v_empty_m3 + 1.0]
-            if hit:
-                end = tel.time + timedelta(seconds=(hit[0] + 1) * self.step_s)
-                out[(end - STAMP).date()] = end
-        return out
+            self.booked = p.emptied_steps(tel.time, list(free.emptying_days), free.v_empty_m3, self.plan)
 
     def _missed_emptying(self, tel: Telemetry) -> bool:
         """Today's planned emptying step has passed and the level never got there: re-plan once."""
@@ -119,7 +111,7 @@ class OracleController:
 
     def _pass(self, tel: Telemetry, problem: Problem, warm: Array | None = None) -> Plan | None:
         p = self.planner
-        plan = p._solve(problem, warm)
+        plan = p._solve(problem, tel.time, warm)
         if plan is not None:
             self.solve_s.append(plan.seconds)
             p.plan, p.plan_time = plan, tel.time
@@ -129,8 +121,7 @@ class OracleController:
     def _lowest_steps(self, tel: Telemetry, free: Problem, plan: Plan) -> dict[date, datetime]:
         out = {}
         for day in free.emptying_days:
-            k = min(day, key=lambda j: plan.volumes_m3[j])
-            end = tel.time + timedelta(seconds=(k + 1) * self.step_s)
+            end = self.planner.step_end(tel.time, min(day, key=lambda j: plan.volumes_m3[j]))
             out[(end - STAMP).date()] = end
         return out
 
@@ -139,12 +130,9 @@ class OracleController:
         assert self.plan is not None
         j = min(k - self.plan_k0, self.plan.volumes_m3.size - 1)
         planned = self.plan.flows_m3h[:, j]
-        wanted = self.inflow[min(k, len(self.inflow) - 1)] + (tel.volume_m3 - self.plan.volumes_m3[j]) \
-            / (self.step_s / 3600)
+        inflow = float(self.inflow[min(k, len(self.inflow) - 1)])
+        wanted = inflow + (tel.volume_m3 - self.plan.volumes_m3[j]) / (self.step_s / 3600)
         total = float(planned.sum())
         flows = planned * (max(wanted, 0.0) / total) if total > 0 else planned
-        inflow = float(self.inflow[min(k, len(self.inflow) - 1)])
-        v_empty = self.planner.model.volume(self.planner.site.rules.emptying_level_m
-                                            - self.planner.cfg.emptying_below_m)
         return self.planner.dispatch_step(tel, self.groups, self.plan.counts[:, j], flows,
-                                          float(self.plan.volumes_m3[j]), inflow, v_empty)
+                                          float(self.plan.volumes_m3[j]), inflow, self.v_empty_m3)

@@ -9,6 +9,7 @@ the station limits, which only ever slow pumps down or shed the ones that may st
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -146,15 +147,16 @@ class Supervisor:
         f_cap = self.model.freq_for_flow(on, cap_m3h, tel.level_m)
         return {i: min(f, f_cap) for i, f in want.items()}
 
-    def _shed(self, tel: Telemetry, want: dict[int, float], cap_m3h: float, rule: str) -> dict[int, float]:
-        """Even at minimum speed too much: stop the pumps that may stop, biggest first."""
+    def _shed(self, tel: Telemetry, want: dict[int, float], ok: Callable[[dict[int, float]], bool], rule: str,
+              detail: str) -> dict[int, float]:
+        """Even at minimum speed too much: stop the pumps that may stop, biggest first, until ``ok``."""
         order = sorted(want, key=lambda i: -self.model.pump_flow_power(i, want[i], tel.level_m)[0])
         for i in order:
-            if self._flow(tel, want) <= cap_m3h or len(want) <= self.site.rules.min_pumps_on:
+            if ok(want) or len(want) <= self.site.rules.min_pumps_on:
                 break
             if self._may_stop(tel, i):
                 del want[i]
-                self._note(tel, rule, i, f"stopped to keep outflow under {cap_m3h:.0f} m3/h")
+                self._note(tel, rule, i, detail)
         return want
 
     def _limit(self, tel: Telemetry, want: dict[int, float], cap_m3h: float, rule: str) -> dict[int, float]:
@@ -163,7 +165,8 @@ class Supervisor:
             return want
         want = self._slow_to(tel, want, cap_m3h)
         self._note(tel, rule, None, f"outflow {before:.0f} m3/h over {cap_m3h:.0f}: slowed")
-        return self._shed(tel, want, cap_m3h, rule)
+        return self._shed(tel, want, lambda w: self._flow(tel, w) <= cap_m3h, rule,
+                          f"stopped to keep outflow under {cap_m3h:.0f} m3/h")
 
     def _max_outflow(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
         return self._limit(tel, want, self.site.rules.max_outflow_m3h, "max_outflow")
@@ -171,10 +174,10 @@ class Supervisor:
     def _floor(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
         """The interval must end above the floor on a pessimistic inflow. Simulated over the
         interval, since near the bottom the pumps' flow falls as the level does."""
-        hours = self.site.timing.control_interval_s / 3600
-        floor = self.model.volume(self.site.rules.min_level_m + self.cfg.floor_margin_m)
+        seconds = self.site.timing.control_interval_s
+        floor_m = self.site.rules.min_level_m + self.cfg.floor_margin_m
+        floor = self.model.volume(floor_m)
         inflow = self.cfg.pessimistic_inflow * tel.inflow_m3h
-        seconds = hours * 3600
 
         def ends_above(w: dict[int, float]) -> bool:
             return self.model.end_volume(w, tel.volume_m3, inflow, seconds) >= floor
@@ -183,16 +186,8 @@ class Supervisor:
             return want
         f = self.model.freq_to_land(list(want), floor, tel.volume_m3, inflow, seconds)
         want = {i: min(x, f) for i, x in want.items()}
-        floor_m = self.site.rules.min_level_m + self.cfg.floor_margin_m
         self._note(tel, "min_level", None, f"would end under {floor_m:.2f} m: slowed to {f:.2f} Hz")
-        order = sorted(want, key=lambda i: -self.model.pump_flow_power(i, want[i], tel.level_m)[0])
-        for i in order:
-            if ends_above(want) or len(want) <= self.site.rules.min_pumps_on:
-                break
-            if self._may_stop(tel, i):
-                del want[i]
-                self._note(tel, "min_level", i, "stopped to keep the level above the floor")
-        return want
+        return self._shed(tel, want, ends_above, "min_level", "stopped to keep the level above the floor")
 
     def _ceiling(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
         """A surge must not carry the level to the alarm within the interval: speed up, then start."""

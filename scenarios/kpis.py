@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,13 @@ from scenarios.trajectory import Trajectory
 def pump_starts(traj: Trajectory) -> dict[str, int]:
     on = np.asarray(traj.pump_on, dtype=bool).reshape(len(traj), -1)
     return {p: int((on[1:, j] & ~on[:-1, j]).sum()) for j, p in enumerate(traj.pump_ids)}
+
+
+def percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """p50, p95 and max of a set of durations, in seconds."""
+    a = np.asarray(values, dtype=float)
+    return {"p50": round(float(np.percentile(a, 50)), 4), "p95": round(float(np.percentile(a, 95)), 4),
+            "max": round(float(a.max()), 4)}
 
 
 def summary(traj: Trajectory, report: RuleReport, name: str, controller: str) -> dict[str, Any]:
@@ -38,9 +46,7 @@ def summary(traj: Trajectory, report: RuleReport, name: str, controller: str) ->
         "hard_violations": report.hard_violations, "violations": report.counts(),
         "alarms_above_alarm_level": len(report.alarms),
         "emptied_by_day": {d.isoformat(): ok for d, ok in report.emptied_by_day.items()},
-        "decision_time_s": {"p50": round(float(np.percentile(solve, 50)), 4),
-                            "p95": round(float(np.percentile(solve, 95)), 4),
-                            "max": round(float(solve.max()), 4)},
+        "decision_time_s": percentiles(solve),
     }
 
 

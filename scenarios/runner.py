@@ -15,7 +15,7 @@ from controller.baseline import BaselineController
 from controller.forecast import ExternalInflow
 from controller.mpc import MpcController, MpcSettings
 from controller.oracle import OracleController
-from scenarios.kpis import forecast_error, summary
+from scenarios.kpis import forecast_error, percentiles, summary
 from scenarios.replay import ReplaySetup, run_controller, run_historical
 from scenarios.report import write_html, write_summary, write_trajectory
 from scenarios.rules import check
@@ -79,17 +79,9 @@ def evaluate(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = None
     result = summary(traj, check(traj, setup.site.rules), setup.name, controller)
     solves = extra.pop("solver_s", None)
     if solves:
-        result["solver_time_s"] = _percentiles(solves)
+        result["solver_time_s"] = {**percentiles(solves), "n": len(solves)}
     result.update(extra)
     return traj, result
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    import numpy as np
-
-    a = np.asarray(values)
-    return {"p50": round(float(np.percentile(a, 50)), 4), "p95": round(float(np.percentile(a, 95)), 4),
-            "max": round(float(a.max()), 4), "n": int(a.size)}
 
 
 def with_forecast(setup: ReplaySetup, inflow_forecast: Path | None) -> ReplaySetup:

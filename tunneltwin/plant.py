@@ -9,6 +9,7 @@ for them a million times a simulated year.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -77,6 +78,27 @@ class Curve:
         return np.asarray(np.interp(q, self.x, self.y), dtype=float)
 
 
+Axis = tuple[float, float, int]  # first value, spacing, length of a regular grid axis
+
+
+def _cell(x: float, axis: Axis) -> tuple[int, float]:
+    """Cell index and fraction of ``x`` on a regular axis, clamped to the axis (plain floats)."""
+    start, step, n = axis
+    pos = min(max((x - start) / step, 0.0), n - 1.000001)
+    return int(pos), pos - int(pos)
+
+
+def _cells(x: FloatArray, axis: Axis) -> tuple[NDArray[np.int_], FloatArray]:
+    start, step, n = axis
+    pos = np.clip((x - start) / step, 0.0, n - 1.000001)
+    i = pos.astype(int)
+    return i, pos - i
+
+
+def _axis(values: FloatArray) -> Axis:
+    return float(values[0]), float(values[1] - values[0]), len(values)
+
+
 @dataclass(frozen=True)
 class OperatingGrid:
     """Flow and power of one pump type over a regular (frequency, level) grid."""
@@ -86,47 +108,38 @@ class OperatingGrid:
     flow_m3h: FloatArray  # shape (n_freq, n_level)
     power_kw: FloatArray
 
+    @cached_property
+    def axes(self) -> tuple[Axis, Axis]:
+        return _axis(self.freq_hz), _axis(self.level_m)
+
+    @cached_property
+    def _rows(self) -> tuple[list[list[float]], list[list[float]]]:
+        return self.flow_m3h.tolist(), self.power_kw.tolist()
+
     def lookup(self, freq_hz: FloatArray, level_m: float) -> tuple[FloatArray, FloatArray]:
         """Bilinear interpolation for a vector of frequencies at one level."""
-        f0, df = self.freq_hz[0], self.freq_hz[1] - self.freq_hz[0]
-        l0, dl = self.level_m[0], self.level_m[1] - self.level_m[0]
-        fi = np.clip((freq_hz - f0) / df, 0, len(self.freq_hz) - 1.000001)
-        li = min(max((level_m - l0) / dl, 0.0), len(self.level_m) - 1.000001)
-        i = fi.astype(int)
-        j = int(li)
-        a = fi - i
-        b = li - j
+        f_axis, l_axis = self.axes
+        i, a = _cells(freq_hz, f_axis)
+        j, b = _cell(level_m, l_axis)
         return self._bilinear(self.flow_m3h, i, j, a, b), self._bilinear(self.power_kw, i, j, a, b)
 
     def point(self, freq_hz: float, level_m: float) -> tuple[float, float]:
         """One operating point in plain floats: a controller asks thousands of single questions,
         where numpy's per-call overhead would dominate."""
-        f0, df = float(self.freq_hz[0]), float(self.freq_hz[1] - self.freq_hz[0])
-        l0, dl = float(self.level_m[0]), float(self.level_m[1] - self.level_m[0])
-        fi = min(max((freq_hz - f0) / df, 0.0), len(self.freq_hz) - 1.000001)
-        li = min(max((level_m - l0) / dl, 0.0), len(self.level_m) - 1.000001)
-        i, j = int(fi), int(li)
-        a, b = fi - i, li - j
+        f_axis, l_axis = self.axes
+        i, a = _cell(freq_hz, f_axis)
+        j, b = _cell(level_m, l_axis)
         out = []
-        for rows in self._rows():
+        for rows in self._rows:
             r0, r1 = rows[i], rows[i + 1]
             top = r0[j] * (1 - b) + r0[j + 1] * b
             bottom = r1[j] * (1 - b) + r1[j + 1] * b
             out.append(top * (1 - a) + bottom * a)
         return out[0], out[1]
 
-    def _rows(self) -> tuple[list[list[float]], list[list[float]]]:
-        cached = self.__dict__.get("_rows_cache")
-        if cached is None:
-            cached = (self.flow_m3h.tolist(), self.power_kw.tolist())
-            object.__setattr__(self, "_rows_cache", cached)
-        return cached
-
     def lookup_levels(self, freq_hz: float) -> tuple[FloatArray, FloatArray]:
         """Flow and power at one frequency over the whole level axis (linear in frequency)."""
-        f0, df = self.freq_hz[0], self.freq_hz[1] - self.freq_hz[0]
-        fi = min(max((freq_hz - f0) / df, 0.0), len(self.freq_hz) - 1.000001)
-        i, a = int(fi), fi - int(fi)
+        i, a = _cell(freq_hz, self.axes[0])
         return (self.flow_m3h[i] * (1 - a) + self.flow_m3h[i + 1] * a,
                 self.power_kw[i] * (1 - a) + self.power_kw[i + 1] * a)
 
@@ -194,10 +207,7 @@ class StackedGrids:
     loop does one vectorised lookup per internal step for all pumps."""
 
     def __init__(self, grids: list[OperatingGrid], flow_scale: FloatArray, power_scale: FloatArray) -> None:
-        g = grids[0]
-        self.f0, self.df = float(g.freq_hz[0]), float(g.freq_hz[1] - g.freq_hz[0])
-        self.l0, self.dl = float(g.level_m[0]), float(g.level_m[1] - g.level_m[0])
-        self.nf, self.nl = len(g.freq_hz), len(g.level_m)
+        self.f_axis, self.l_axis = grids[0].axes
         self.flow = np.stack([x.flow_m3h for x in grids]) * flow_scale[:, None, None]
         self.power = np.stack([x.power_kw for x in grids]) * power_scale[:, None, None]
         self.rows = np.arange(len(grids))
@@ -208,12 +218,8 @@ class StackedGrids:
         return all(np.array_equal(x.freq_hz, g.freq_hz) and np.array_equal(x.level_m, g.level_m) for x in grids)
 
     def lookup(self, freq_hz: FloatArray, level_m: float) -> tuple[FloatArray, FloatArray]:
-        fi = np.clip((freq_hz - self.f0) / self.df, 0.0, self.nf - 1.000001)
-        li = min(max((level_m - self.l0) / self.dl, 0.0), self.nl - 1.000001)
-        i = fi.astype(int)
-        j = int(li)
-        a = fi - i
-        b = li - j
+        i, a = _cells(freq_hz, self.f_axis)
+        j, b = _cell(level_m, self.l_axis)
         r = self.rows
         out = []
         for z in (self.flow, self.power):
