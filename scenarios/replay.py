@@ -14,7 +14,8 @@ from controller.forecast import ExternalInflow
 from scenarios.drive import run_recorded_step, twin_at_row
 from scenarios.recorded import RecordedData
 from scenarios.trajectory import Trajectory, commanded
-from tunneltwin.contracts import Observation, PriceCurve, Telemetry
+from tunneltwin.contracts import Observation, PriceCurve, Setpoints, Telemetry
+from tunneltwin.errors import ScenarioEnded
 from tunneltwin.plant import PlantPhysics
 from tunneltwin.site import Site
 from twin import Twin
@@ -106,23 +107,55 @@ class FaultySensor:
         return tel.model_copy(update={"level_m": held.level_m, "volume_m3": held.volume_m3})
 
 
+class LockstepPlant:
+    """The twin behind a lockstep handshake: observe, apply, step, and a trajectory of it all.
+
+    The in-process replay and the simulator served over OPC UA or MQTT both drive this
+    class, which is why their results are the same.
+    """
+
+    def __init__(self, setup: ReplaySetup) -> None:
+        self.setup = setup
+        self.twin = make_twin(setup)
+        self.sensor = FaultySensor(setup.sensor_faults, setup.start)
+        self.traj = Trajectory(self.twin.ids, setup.step_s)
+        self.cmd = {p: (p in setup.running, setup.running.get(p, 0.0)) for p in self.twin.ids}
+        self.k = 0
+
+    @property
+    def done(self) -> bool:
+        return self.k >= self.setup.steps
+
+    def observe(self) -> Observation:
+        """What a controller sees now; call once per step (a frozen sensor keeps state)."""
+        tel = self.sensor(self.twin.telemetry())
+        return Observation(telemetry=tel, prices=known_prices(self.setup, tel.time))
+
+    def apply(self, setpoints: Setpoints) -> None:
+        self.twin.apply(setpoints)
+        self.cmd = commanded(setpoints, self.cmd)
+
+    def step(self) -> None:
+        """Advance one control interval and record it."""
+        if self.done:
+            raise ScenarioEnded(f"scenario {self.setup.name!r} has no step {self.k + 1}")
+        available = [bool(a) for a in self.twin.state.available]
+        rec = self.twin.advance()
+        self.traj.add(self.twin.now, self.twin.level_m, self.twin.state.volume_m3, rec,
+                      float(self.setup.price_eur_per_kwh[self.k]), self.cmd, available, rec.spilled_m3)
+        self.k += 1
+
+
 def run_controller(setup: ReplaySetup, controller: Controller) -> Trajectory:
-    twin = make_twin(setup)
-    sensor = FaultySensor(setup.sensor_faults, setup.start)
-    traj = Trajectory(twin.ids, setup.step_s)
-    cmd = {p: (p in setup.running, setup.running.get(p, 0.0)) for p in twin.ids}
-    for k in range(setup.steps):
-        tel = sensor(twin.telemetry())
-        available = [p.available for p in tel.pumps]
+    plant = LockstepPlant(setup)
+    while not plant.done:
+        obs = plant.observe()
         t0 = time.perf_counter()
-        sp = controller.decide(Observation(telemetry=tel, prices=known_prices(setup, tel.time)))
-        traj.solve_s.append(time.perf_counter() - t0)
-        twin.apply(sp)
-        cmd = commanded(sp, cmd)
-        rec = twin.advance()
-        traj.add(twin.now, twin.level_m, twin.state.volume_m3, rec, float(setup.price_eur_per_kwh[k]),
-                 cmd, available, rec.spilled_m3)
-    return traj
+        sp = controller.decide(obs)
+        plant.traj.solve_s.append(time.perf_counter() - t0)
+        plant.apply(sp)
+        plant.step()
+    return plant.traj
 
 
 def run_historical(setup: ReplaySetup) -> Trajectory:

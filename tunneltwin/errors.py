@@ -15,3 +15,27 @@ class DataError(TunneltwinError):
 
 class SetpointError(TunneltwinError):
     """A setpoint the plant cannot carry out: unknown pump, frequency out of range, NaN."""
+
+
+class ScenarioEnded(TunneltwinError):
+    """A simulated plant was asked to step past the end of its scenario."""
+
+
+class PlantError(TunneltwinError):
+    """Talking to the plant failed; adapters translate third-party errors into these."""
+
+
+class PlantUnavailable(PlantError):
+    """No connection to the plant (refused, dropped, server or broker down)."""
+
+
+class PlantTimeout(PlantError):
+    """The plant did not answer in time."""
+
+
+class WriteRejected(PlantError):
+    """The plant refused a setpoint, or reads back something other than what was written."""
+
+
+class TagMapError(ConfigError):
+    """A tag map names a node or topic the plant does not have, or a unit we cannot convert."""

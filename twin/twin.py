@@ -111,13 +111,16 @@ class Twin:
         """Tracking mode: correct the twin to a measured level, as beside a live plant."""
         self.state.volume_m3 = self.model.physics.geometry.volume(level_m)
 
+    def validate(self, setpoints: Setpoints) -> list[int]:
+        """Each command's pump index; SetpointError for the first one the plant cannot carry out."""
+        return [self._validate(sp.id, sp.on, sp.freq_hz) for sp in setpoints.pumps]
+
     def apply(self, setpoints: Setpoints) -> None:
         """Validate every pump command first, so a bad setpoint changes nothing."""
         on = self.state.status.copy() != model.OFF
         on &= self.state.status != model.STOPPING
         freq = self.state.target_hz.copy()
-        for sp in setpoints.pumps:
-            index = self._validate(sp.id, sp.on, sp.freq_hz)
+        for index, sp in zip(self.validate(setpoints), setpoints.pumps, strict=True):
             on[index] = sp.on
             freq[index] = sp.freq_hz if sp.on else 0.0
         model.command(self.state, on, freq)

@@ -1,0 +1,176 @@
+"""The twin served as an OPC UA server, its node model built from a tag map.
+
+Built from the map, the same code serves our own model (config/tags-opcua.toml) and a
+field gateway's (config/tags-opcua-field.toml), which is how the field map is tested.
+Lockstep: a write of ``step.request`` = done + 1 applies the setpoint nodes and advances
+the twin one interval before the write is answered. With ``speed`` > 0 the twin instead
+advances on a scaled wall clock (900: 15 plant minutes per second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from asyncua import Node, Server, ua
+from asyncua.common.callback import CallbackType, ServerItemCallback
+
+from adapters.opcua_common import VARIANTS, split_path
+from adapters.tagmap import Binding, TagMap, bindings
+from scenarios.replay import LockstepPlant
+from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
+from tunneltwin.errors import ScenarioEnded, SetpointError
+
+log = structlog.get_logger()
+Key = tuple[str, str, str | None]
+SERVED = ("station", "pump", "setpoint", "step")
+
+
+class OpcuaSimulator:
+    def __init__(self, plant: LockstepPlant, tags: TagMap, endpoint: str, speed: float = 0.0) -> None:
+        self.plant, self.tags, self.endpoint, self.speed = plant, tags, endpoint, speed
+        self.server = Server()
+        self.nodes: dict[Key, Node] = {}
+        self.bound: dict[Key, Binding] = {}
+        self._folders: dict[str, Node] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self.server.init()
+        self.server.set_endpoint(self.endpoint)
+        self.server.set_server_name("tunneltwin simulator")
+        ns = await self.server.register_namespace(self.tags.namespace)
+        for b in bindings(self.tags, self.plant.twin.ids, SERVED):
+            key = (b.table, b.field, b.pump)
+            self.nodes[key], self.bound[key] = await self._add(b, ns), b
+        await self._write_setpoints(self._held())
+        await self._publish(self.plant.observe())
+        self.server.subscribe_server_callback(CallbackType.PostWrite, self._on_write)
+        await self.server.start()
+        if self.speed > 0:
+            self._task = asyncio.create_task(self._wallclock())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        await self.server.stop()
+
+    # -- address space ---------------------------------------------------------------
+
+    async def _add(self, b: Binding, ns: int) -> Node:
+        variant = VARIANTS.get(b.dimension, ua.VariantType[b.tag.datatype or "Double"])
+        initial = ua.Variant([] if b.field == "prices" else _zero(variant), variant,
+                             is_array=b.field == "prices")
+        if b.tag.node:
+            parent, name, nodeid = await self._folder("Tags", ns), b.tag.node, ua.NodeId.from_string(b.tag.node)
+        else:
+            *folders, name = split_path(b.tag.path or "")
+            parent, nodeid = await self._folder("/".join(folders), ns), ua.NodeId(b.tag.path, ns)
+        node = await parent.add_variable(nodeid, ua.QualifiedName(name, ns), initial)
+        if b.table in ("setpoint", "step") and b.field != "done":
+            await node.set_writable()
+        return node
+
+    async def _folder(self, path: str, ns: int) -> Node:
+        if path in self._folders:
+            return self._folders[path]
+        parent = self.server.nodes.objects
+        if "/" in path:
+            head, _, _ = path.rpartition("/")
+            parent = await self._folder(head, ns)
+        name = path.rpartition("/")[2]
+        node = self._folders[path] = await parent.add_object(ua.NodeId(f"{path}/", ns), ua.QualifiedName(name, ns))
+        return node
+
+    # -- serving the twin --------------------------------------------------------------
+
+    async def _publish(self, obs: Observation) -> None:
+        tel = obs.telemetry
+        station: dict[str, Any] = {"time": tel.time, "level_m": tel.level_m, "volume_m3": tel.volume_m3,
+                                   "inflow_m3h": tel.inflow_m3h, "outflow_m3h": tel.outflow_m3h,
+                                   "overflow_m3": tel.overflow_m3, "prices": list(obs.prices.eur_per_kwh)}
+        pumps = {p.id: {**p.model_dump(), "running": p.status.is_on} for p in tel.pumps}
+        steps = {"done": self.plant.k, "remaining": self.plant.setup.steps - self.plant.k}
+        values = []
+        for key, b in self.bound.items():
+            table, name, pump = key
+            source = station if table == "station" else pumps[pump] if table == "pump" and pump else (
+                steps if table == "step" and name != "request" else None)
+            if source is not None and name in source:
+                values.append((key, self._variant(b, b.encode(source[name]))))
+        for key, variant in values:
+            await self.server.write_attribute_value(self.nodes[key].nodeid, ua.DataValue(variant))
+
+    def _variant(self, b: Binding, raw: Any) -> ua.Variant:
+        variant = VARIANTS.get(b.dimension, ua.VariantType[b.tag.datatype or "Double"])
+        if variant == ua.VariantType.String:
+            raw = str(raw)
+        return ua.Variant(raw, variant, is_array=isinstance(raw, list))
+
+    async def _on_write(self, event: ServerItemCallback, _dispatcher: Any) -> None:
+        request = self.nodes.get(("step", "request", None))
+        for item, status in zip(event.request_params.NodesToWrite, event.response_params, strict=False):
+            if not status.is_good():
+                continue
+            if request is not None and item.NodeId == request.nodeid:
+                await self._step_to(int(item.Value.Value.Value))
+            elif any(item.NodeId == self.nodes[k].nodeid for k in self.nodes if k[0] == "setpoint"):
+                await self._check_setpoints()
+
+    async def _check_setpoints(self) -> None:
+        """Like a PLC, refuse a command the drive cannot carry out: the nodes go back to what is held."""
+        try:
+            self.plant.twin.validate(await self._read_setpoints())
+        except SetpointError as exc:
+            log.warning("simulator refused setpoints", error=str(exc))
+            await self._write_setpoints(self._held())
+
+    async def _step_to(self, n: int) -> None:
+        async with self._lock:
+            if n != self.plant.k + 1:
+                log.warning("step request out of sequence", requested=n, done=self.plant.k)
+                return
+            await self._advance()
+
+    async def _advance(self) -> None:
+        """Apply what the setpoint nodes hold, then run one interval."""
+        try:
+            self.plant.apply(await self._read_setpoints())
+            self.plant.step()
+        except (ScenarioEnded, SetpointError) as exc:
+            log.warning("simulator did not step", error=str(exc))
+            return
+        await self._publish(self.plant.observe())
+
+    async def _wallclock(self) -> None:
+        while not self.plant.done:
+            await asyncio.sleep(self.plant.setup.step_s / self.speed)
+            async with self._lock:
+                await self._advance()
+
+    async def _read_setpoints(self) -> Setpoints:
+        out = []
+        for pid in self.plant.twin.ids:
+            on = await self.nodes[("setpoint", "on", pid)].read_value()
+            freq = await self.nodes[("setpoint", "freq_hz", pid)].read_value()
+            out.append(PumpSetpoint(id=pid, on=bool(on), freq_hz=float(freq) if on else 0.0))
+        return Setpoints(pumps=tuple(out))
+
+    def _held(self) -> Setpoints:
+        return Setpoints(pumps=tuple(PumpSetpoint(id=p, on=on, freq_hz=f) for p, (on, f) in self.plant.cmd.items()))
+
+    async def _write_setpoints(self, sp: Setpoints) -> None:
+        for p in sp.pumps:
+            for name, value in (("on", p.on), ("freq_hz", p.freq_hz)):
+                b = self.bound[("setpoint", name, p.id)]
+                await self.server.write_attribute_value(self.nodes[("setpoint", name, p.id)].nodeid,
+                                                        ua.DataValue(self._variant(b, b.encode(value))))
+
+
+def _zero(variant: ua.VariantType) -> Any:
+    from datetime import datetime
+
+    return {ua.VariantType.DateTime: datetime(2000, 1, 1), ua.VariantType.String: "",
+            ua.VariantType.Boolean: False}.get(variant, 0)

@@ -1,0 +1,46 @@
+"""The twin in-process behind the plant port: the embedded default, and the reference run."""
+
+from __future__ import annotations
+
+import asyncio
+
+from scenarios.replay import LockstepPlant
+from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
+from tunneltwin.errors import SetpointError, WriteRejected
+
+
+class SimPort:
+    """``speed`` 0 steps as soon as asked (lockstep); 900 makes 15 plant minutes last 1 s."""
+
+    name = "sim"
+
+    def __init__(self, plant: LockstepPlant, speed: float = 0.0) -> None:
+        self.plant = plant
+        self.speed = speed
+
+    async def connect(self) -> None:
+        return None
+
+    async def observe(self) -> Observation:
+        return self.plant.observe()
+
+    async def write(self, setpoints: Setpoints) -> Setpoints:
+        try:
+            self.plant.apply(setpoints)
+        except SetpointError as exc:
+            raise WriteRejected(str(exc)) from exc
+        return held_setpoints(self.plant, [sp.id for sp in setpoints.pumps])
+
+    async def step(self) -> bool:
+        if self.speed > 0:
+            await asyncio.sleep(self.plant.setup.step_s / self.speed)
+        self.plant.step()
+        return not self.plant.done
+
+    async def close(self) -> None:
+        return None
+
+
+def held_setpoints(plant: LockstepPlant, ids: list[str]) -> Setpoints:
+    """The commands the simulated plant holds for ``ids`` (what a read-back returns)."""
+    return Setpoints(pumps=tuple(PumpSetpoint(id=i, on=plant.cmd[i][0], freq_hz=plant.cmd[i][1]) for i in ids))
