@@ -76,7 +76,7 @@ def evaluate(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = None
              ) -> tuple[Trajectory, dict[str, Any]]:
     """Run one controller and score it with the one rule checker."""
     traj, extra = _run(setup, controller, mpc)
-    result = summary(traj, check(traj, setup.site.rules), setup.name, controller)
+    result = score(traj, setup, controller)
     solves = extra.pop("solver_s", None)
     if solves:
         result["solver_time_s"] = {**percentiles(solves), "n": len(solves)}
@@ -96,9 +96,18 @@ def replay_to_dir(scenario: str, controller: str, out: Path, site: Site, prices:
                   mpc: MpcSettings | None = None, inflow_forecast: Path | None = None) -> dict[str, Any]:
     setup = with_forecast(load_scenario(scenario, site, prices, start, end), inflow_forecast)
     traj, result = evaluate(setup, controller, mpc)
+    write_run(traj, result, setup.site, out)
+    return result
+
+
+def score(traj: Trajectory, setup: ReplaySetup, controller: str) -> dict[str, Any]:
+    """The one rule checker and KPI summary, for a trajectory however it was driven."""
+    return summary(traj, check(traj, setup.site.rules), setup.name, controller)
+
+
+def write_run(traj: Trajectory, result: dict[str, Any], site: Site, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_trajectory(traj, out / "trajectory.csv")
     write_summary(result, out / "summary.json")
-    write_html({controller: (traj, result)}, setup.site.rules, out / "report.html",
-               f"{setup.name}: {controller}")
-    return result
+    write_html({result["controller"]: (traj, result)}, site.rules, out / "report.html",
+               f"{result['scenario']}: {result['controller']}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import structlog
 
 from tunneltwin.errors import ConfigError, TunneltwinError
-from tunneltwin.settings import Settings
+from tunneltwin.settings import CONFIG_DIR, Settings
 
 log = structlog.get_logger()
 
@@ -53,7 +53,32 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("datafile", type=Path)
     g.add_argument("--out", type=Path, required=True)
     sub.add_parser("scenarios", help="list bundled scenarios")
+    _daemon_parsers(sub)
     return p
+
+
+def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    d = sub.add_parser("run", help="the control daemon: tick every interval against a plant (default: the embedded twin)")
+    d.add_argument("--config", help="daemon TOML (default: config/daemon.toml; env TUNNELTWIN_DAEMON)")
+    d.add_argument("--plant", choices=("sim", "opcua", "mqtt"), help="override [daemon] plant")
+    d.add_argument("--controller", choices=("mpc", "baseline"), help="override [daemon] controller")
+    d.add_argument("--duration-h", type=float, help="plant hours to run (0 = until stopped)")
+    d.add_argument("--scenario", help="the embedded twin's scenario (plant sim)")
+    d.add_argument("--speed", type=float, help="embedded twin: 0 lockstep, 900 = 15 min per second")
+    d.add_argument("--endpoint", help="override [opcua] endpoint")
+    d.add_argument("--url", help="override [mqtt] url")
+    d.add_argument("--tags", type=Path, help="tag map for the chosen transport")
+    d.add_argument("--out", type=Path, help="plant sim: write the twin's own record (report) here")
+    s = sub.add_parser("simulate", help="serve the twin over OPC UA and/or MQTT for a daemon to drive")
+    s.add_argument("scenario", help="bundled name or scenario TOML")
+    s.add_argument("--opcua", metavar="ENDPOINT", help="serve an OPC UA server, e.g. opc.tcp://127.0.0.1:4840/tunneltwin/")
+    s.add_argument("--opcua-tags", type=Path, default=CONFIG_DIR / "tags-opcua.toml", help="node model to serve")
+    s.add_argument("--mqtt", metavar="URL", help="publish to a broker, e.g. mqtt://127.0.0.1:1883")
+    s.add_argument("--mqtt-tags", type=Path, default=CONFIG_DIR / "tags-mqtt.toml", help="topics to serve")
+    s.add_argument("--speed", type=float, default=0.0, help="0: lockstep (the daemon asks for each step); "
+                   "900: 15 plant minutes per second")
+    s.add_argument("--exit-at-end", action="store_true", help="stop when the scenario has run out")
+    s.add_argument("--out", type=Path, help="write the twin's record (report) here on exit")
 
 
 def _data_window(p: argparse.ArgumentParser) -> None:
@@ -68,10 +93,11 @@ def _data_window(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level)
-    settings = Settings.build(args.site, args.mpc)
+    settings = Settings.build(args.site, args.mpc, getattr(args, "config", None))
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "replay": _replay, "compare": _compare, "calibrate": _calibrate, "fidelity": _fidelity,
-        "fit-generator": _fit_generator, "scenarios": _scenarios}
+        "fit-generator": _fit_generator, "scenarios": _scenarios,
+        "run": _run_daemon, "simulate": _simulate}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
@@ -174,3 +200,63 @@ def _scenarios(args: argparse.Namespace, settings: Settings) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from tunneltwin.daemon import run_daemon
+
+    cfg = settings.daemon(
+        daemon={"plant": args.plant, "controller": args.controller, "duration_h": args.duration_h},
+        sim={"scenario": args.scenario, "speed": args.speed},
+        opcua={"endpoint": args.endpoint, "tags": args.tags if args.plant == "opcua" else None},
+        mqtt={"url": args.url, "tags": args.tags if args.plant == "mqtt" else None})
+    site = settings.site()
+    run = asyncio.run(run_daemon(cfg, site, settings.mpc()))
+    s = run.stats.summary()
+    print(f"tunneltwin run: {cfg.daemon.controller} on {cfg.daemon.plant}, {s['ticks']} ticks "
+          f"({s['plant_time'][0]} .. {s['plant_time'][1]}) in {s['wall_s']} s wall")
+    print(f"  level {s['level_m'][0]}..{s['level_m'][1]} m; from telemetry: energy "
+          f"{s['energy_kwh_from_telemetry']} kWh, cost {s['cost_eur_from_telemetry']} EUR")
+    print(f"  decide p50/p95/max {_p(s['decide_s'])} s; fallbacks {s['fallbacks']}, "
+          f"write rejections {s['write_rejections']}, comms errors {s['comms_errors']}, reconnects {s['reconnects']}")
+    if run.plant is not None:
+        _twin_record(run.plant, cfg.daemon.controller, args.out)
+    return 0
+
+
+def _p(d: object) -> str:
+    return "/".join(f"{d[k]:.3f}" for k in ("p50", "p95", "max")) if isinstance(d, dict) and d else "-"
+
+
+def _twin_record(plant: object, controller: str, out: Path | None) -> None:
+    """The embedded twin's own record: exact energy, cost and the rule check."""
+    from scenarios.replay import LockstepPlant
+    from scenarios.runner import score, write_run
+
+    assert isinstance(plant, LockstepPlant)
+    result = score(plant.traj, plant.setup, controller)
+    print(f"  twin's record ({plant.setup.name}): cost {result['cost_eur']:.2f} EUR, "
+          f"energy {result['energy_kwh']:.0f} kWh, hard violations {result['hard_violations']}"
+          + (f" -> {out}" if out else ""))
+    if out:
+        write_run(plant.traj, result, plant.setup.site, out)
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from scenarios.replay import LockstepPlant
+    from scenarios.scenario import load_scenario
+    from tunneltwin.daemon import serve_simulator
+
+    if not args.opcua and not args.mqtt:
+        raise ConfigError("simulate: give --opcua ENDPOINT and/or --mqtt URL")
+    site = settings.site()
+    plant = LockstepPlant(load_scenario(args.scenario, site, None, None, None))
+    asyncio.run(serve_simulator(plant, (args.opcua, args.opcua_tags) if args.opcua else None,
+                                (args.mqtt, args.mqtt_tags) if args.mqtt else None, args.speed, args.exit_at_end))
+    print(f"simulate: {plant.setup.name}, {plant.k} of {plant.setup.steps} steps run")
+    _twin_record(plant, "served", args.out)
+    return 0

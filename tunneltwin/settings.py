@@ -11,32 +11,40 @@ from tunneltwin.site import DEFAULT_SITE, Site, load_site
 
 if TYPE_CHECKING:
     from controller.mpc import MpcSettings
+    from tunneltwin.daemon_config import DaemonConfig
 
 ENV_SITE = "TUNNELTWIN_SITE"
 ENV_MPC = "TUNNELTWIN_MPC"
-DEFAULT_MPC = Path(__file__).resolve().parents[1] / "config" / "mpc.toml"
+ENV_DAEMON = "TUNNELTWIN_DAEMON"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+DEFAULT_MPC = CONFIG_DIR / "mpc.toml"
+DEFAULT_DAEMON = CONFIG_DIR / "daemon.toml"
 
 
 @dataclass(frozen=True)
 class Settings:
     site_path: Path = DEFAULT_SITE
     mpc_path: Path = DEFAULT_MPC
+    daemon_path: Path = DEFAULT_DAEMON
 
     @classmethod
-    def build(cls, site_flag: str | None = None, mpc_flag: str | None = None) -> Settings:
+    def build(cls, site_flag: str | None = None, mpc_flag: str | None = None,
+              daemon_flag: str | None = None) -> Settings:
         settings = cls()
-        if env := os.environ.get(ENV_SITE):
-            settings = replace(settings, site_path=Path(env))
-        if env := os.environ.get(ENV_MPC):
-            settings = replace(settings, mpc_path=Path(env))
-        if site_flag:
-            settings = replace(settings, site_path=Path(site_flag))
-        if mpc_flag:
-            settings = replace(settings, mpc_path=Path(mpc_flag))
+        for name, env, flag in (("site_path", ENV_SITE, site_flag), ("mpc_path", ENV_MPC, mpc_flag),
+                                ("daemon_path", ENV_DAEMON, daemon_flag)):
+            if value := flag or os.environ.get(env):
+                settings = replace(settings, **{name: Path(value)})
         return settings
 
     def site(self) -> Site:
         return load_site(self.site_path)
+
+    def daemon(self, **overrides: dict[str, object]) -> DaemonConfig:
+        """The daemon TOML with CLI flags laid over it, per section (``daemon={"plant": "opcua"}``)."""
+        from tunneltwin.daemon_config import load_daemon, with_overrides
+
+        return with_overrides(load_daemon(self.daemon_path), overrides)
 
     def mpc(self) -> MpcSettings:
         from tunneltwin.controller_config import load_mpc

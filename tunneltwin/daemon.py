@@ -1,0 +1,126 @@
+"""Wiring for `tunneltwin run` and `tunneltwin simulate`: config in, ports and service out."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters.port import PlantPort
+from adapters.sim import SimPort
+from adapters.tagmap import load_tagmap
+from controller.base import Controller
+from controller.baseline import BaselineController
+from controller.mpc import MpcController, MpcSettings
+from scenarios.replay import LockstepPlant
+from scenarios.scenario import load_scenario
+from tunneltwin.daemon_config import DaemonConfig, password
+from tunneltwin.errors import ConfigError
+from tunneltwin.service import Service, Stats
+from tunneltwin.site import Site
+
+
+@dataclass
+class DaemonRun:
+    stats: Stats
+    plant: LockstepPlant | None  # the embedded twin, when plant = "sim"
+
+
+def build_port(cfg: DaemonConfig, site: Site) -> tuple[PlantPort, LockstepPlant | None]:
+    kind = cfg.daemon.plant
+    if kind == "sim":
+        plant = LockstepPlant(load_scenario(cfg.sim.scenario, site, None, None, None))
+        return SimPort(plant, cfg.sim.speed), plant
+    if kind == "opcua":
+        return _opcua_port(cfg, site), None
+    return _mqtt_port(cfg, site), None
+
+
+def _opcua_port(cfg: DaemonConfig, site: Site) -> PlantPort:
+    from adapters.opcua import OpcuaPort, OpcuaSecurity
+
+    o = cfg.opcua
+    security = None
+    if o.security != "none":
+        files = {"certificate": o.certificate, "private_key": o.private_key,
+                 "server_certificate": o.server_certificate}
+        if missing := [k for k, v in files.items() if v is None]:
+            raise ConfigError(f"{cfg.source}: [opcua] security = {o.security!r} needs {', '.join(missing)}")
+        assert o.certificate and o.private_key and o.server_certificate
+        security = OpcuaSecurity(o.certificate, o.private_key, o.server_certificate, o.username,
+                                 password(o, "opcua"))
+    return OpcuaPort(o.endpoint, load_tagmap(o.tags), site, security, o.timeout_s, o.poll_s)
+
+
+def _mqtt_port(cfg: DaemonConfig, site: Site) -> PlantPort:
+    from adapters.mqtt import MqttLink, MqttPort
+
+    m = cfg.mqtt
+    link = MqttLink.from_url(m.url, m.client_id, m.username, password(m, "mqtt"), m.ca_file)
+    return MqttPort(link, load_tagmap(m.tags), site, m.timeout_s, m.poll_s)
+
+
+def build_controller(cfg: DaemonConfig, site: Site, mpc: MpcSettings) -> tuple[Controller, BaselineController]:
+    baseline = BaselineController(site)
+    if cfg.daemon.controller == "baseline":
+        return baseline, baseline
+    return MpcController(site, mpc), baseline
+
+
+async def run_daemon(cfg: DaemonConfig, site: Site, mpc: MpcSettings, signals: bool = True) -> DaemonRun:
+    port, plant = build_port(cfg, site)
+    controller, fallback = build_controller(cfg, site, mpc)
+    step_s = site.timing.control_interval_s
+    ticks = round(cfg.daemon.duration_h * 3600 / step_s) or None
+    service = Service(port, controller, fallback, step_s, ticks, cfg.daemon.reconnect_max_s)
+    with _on_signals(service.stop if signals else None):
+        stats = await service.run()
+    return DaemonRun(stats, plant)
+
+
+class _on_signals:
+    """SIGTERM/SIGINT ask the service to stop after the tick in hand."""
+
+    def __init__(self, handler: Callable[[], None] | None) -> None:
+        self.handler = handler
+
+    def __enter__(self) -> None:
+        if self.handler:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.handler)
+
+    def __exit__(self, *_: object) -> None:
+        if self.handler:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+
+async def serve_simulator(plant: LockstepPlant, opcua: tuple[str, Path] | None,
+                          mqtt: tuple[str, Path] | None, speed: float, until_done: bool) -> None:
+    """The twin over OPC UA until SIGTERM/SIGINT (or the scenario's end with ``until_done``)."""
+    from adapters.opcua_sim import OpcuaSimulator
+
+    stop = asyncio.Event()
+    servers: list[Any] = []
+    if opcua:
+        servers.append(OpcuaSimulator(plant, load_tagmap(opcua[1]), opcua[0], speed))
+    if mqtt:
+        from adapters.mqtt import MqttLink
+        from adapters.mqtt_sim import MqttSimulator
+
+        servers.append(MqttSimulator(plant, load_tagmap(mqtt[1]), MqttLink.from_url(mqtt[0], "tunneltwin-sim"),
+                                     speed))
+    with _on_signals(stop.set):
+        for s in servers:
+            await s.start()
+        try:
+            while not stop.is_set() and not (until_done and plant.done):
+                await asyncio.wait([asyncio.ensure_future(stop.wait())], timeout=0.2)
+        finally:
+            for s in servers:
+                await s.stop()

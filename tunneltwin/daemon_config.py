@@ -1,0 +1,108 @@
+"""The daemon's TOML (config/daemon.toml): which plant, which controller, how to reach it.
+
+Relative paths are taken from the file's own directory. Passwords are never in this file:
+they come from a file named here or from an environment variable (TUNNELTWIN_OPCUA_PASSWORD,
+TUNNELTWIN_MQTT_PASSWORD), and are never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tunneltwin.errors import ConfigError
+from tunneltwin.site import format_validation, read_toml
+
+ENV_PASSWORD = {"opcua": "TUNNELTWIN_OPCUA_PASSWORD", "mqtt": "TUNNELTWIN_MQTT_PASSWORD"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DaemonSection(_Strict):
+    plant: Literal["sim", "opcua", "mqtt"] = "sim"
+    controller: Literal["mpc", "baseline"] = "mpc"
+    duration_h: float = Field(24.0, ge=0)  # plant time to run; 0 = until stopped or the plant ends
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+
+class SimSection(_Strict):
+    scenario: str = "dry-week"  # bundled name or scenario TOML
+    speed: float = Field(0.0, ge=0)  # 0: lockstep, as fast as the controller; 900: 15 min per second
+
+
+class LinkSection(_Strict):
+    tags: Path
+    timeout_s: float = Field(10.0, gt=0)
+    poll_s: float = Field(0.5, gt=0)  # wall clock without a handshake: how often plant time is read
+    username: str = ""
+    password_file: Path | None = None
+
+
+class OpcuaSection(LinkSection):
+    endpoint: str = "opc.tcp://127.0.0.1:4840/tunneltwin/"
+    tags: Path = Path("tags-opcua.toml")
+    security: Literal["none", "Basic256Sha256_SignAndEncrypt"] = "none"
+    certificate: Path | None = None  # ours (DER or PEM)
+    private_key: Path | None = None
+    server_certificate: Path | None = None
+
+
+class MqttSection(LinkSection):
+    url: str = "mqtt://127.0.0.1:1883"
+    tags: Path = Path("tags-mqtt.toml")
+    client_id: str = "tunneltwin-daemon"
+    ca_file: Path | None = None  # set for TLS (mqtts://)
+
+
+class DaemonConfig(_Strict):
+    daemon: DaemonSection = DaemonSection()
+    sim: SimSection = SimSection()
+    opcua: OpcuaSection = OpcuaSection()
+    mqtt: MqttSection = MqttSection()
+    source: Path = Path("config/daemon.toml")
+
+
+def load_daemon(path: Path) -> DaemonConfig:
+    data = read_toml(path)
+    try:
+        cfg = DaemonConfig.model_validate({**data, "source": path})
+    except ValidationError as exc:
+        raise ConfigError(format_validation(path, exc)) from exc
+    return _resolved(cfg, path.parent)
+
+
+def _resolved(cfg: DaemonConfig, base: Path) -> DaemonConfig:
+    """Paths relative to the config file, so the daemon runs from any directory."""
+    def fix(section: BaseModel) -> BaseModel:
+        update = {k: base / v for k, v in section.model_dump().items()
+                  if isinstance(v, Path) and not v.is_absolute()}
+        return section.model_copy(update=update)
+    return cfg.model_copy(update={"opcua": fix(cfg.opcua), "mqtt": fix(cfg.mqtt)})
+
+
+def password(section: LinkSection, transport: str) -> str:
+    """From the environment, else the password file; empty when neither is set."""
+    if env := os.environ.get(ENV_PASSWORD[transport]):
+        return env
+    if section.password_file is None:
+        return ""
+    try:
+        return section.password_file.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"[{transport}] password_file {section.password_file}: {exc.strerror}") from exc
+
+
+def with_overrides(cfg: DaemonConfig, overrides: dict[str, dict[str, object]]) -> DaemonConfig:
+    """CLI flags win over the file; unset flags (None) leave the file's value. Checked like the file."""
+    data = cfg.model_dump()
+    for section, values in overrides.items():
+        data[section].update({k: v for k, v in values.items() if v is not None})
+    try:
+        return DaemonConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation(Path("command line"), exc)) from exc
