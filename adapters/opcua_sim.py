@@ -17,6 +17,7 @@ from asyncua import Node, Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 
 from adapters.opcua_common import VARIANTS, split_path
+from adapters.served import Snapshot, held
 from adapters.tagmap import Binding, TagMap, bindings
 from scenarios.replay import LockstepPlant
 from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
@@ -45,7 +46,7 @@ class OpcuaSimulator:
         for b in bindings(self.tags, self.plant.twin.ids, SERVED):
             key = (b.table, b.field, b.pump)
             self.nodes[key], self.bound[key] = await self._add(b, ns), b
-        await self._write_setpoints(self._held())
+        await self._write_setpoints(held(self.plant))
         await self._publish(self.plant.observe())
         self.server.subscribe_server_callback(CallbackType.PostWrite, self._on_write)
         await self.server.start()
@@ -87,21 +88,12 @@ class OpcuaSimulator:
     # -- serving the twin --------------------------------------------------------------
 
     async def _publish(self, obs: Observation) -> None:
-        tel = obs.telemetry
-        station: dict[str, Any] = {"time": tel.time, "level_m": tel.level_m, "volume_m3": tel.volume_m3,
-                                   "inflow_m3h": tel.inflow_m3h, "outflow_m3h": tel.outflow_m3h,
-                                   "overflow_m3": tel.overflow_m3, "prices": list(obs.prices.eur_per_kwh)}
-        pumps = {p.id: {**p.model_dump(), "running": p.status.is_on} for p in tel.pumps}
-        steps = {"done": self.plant.k, "remaining": self.plant.setup.steps - self.plant.k}
-        values = []
+        snap = Snapshot(self.plant, obs)
         for key, b in self.bound.items():
-            table, name, pump = key
-            source = station if table == "station" else pumps[pump] if table == "pump" and pump else (
-                steps if table == "step" and name != "request" else None)
-            if source is not None and name in source:
-                values.append((key, self._variant(b, b.encode(source[name]))))
-        for key, variant in values:
-            await self.server.write_attribute_value(self.nodes[key].nodeid, ua.DataValue(variant))
+            value = snap.value(b)
+            if value is not None:
+                await self.server.write_attribute_value(self.nodes[key].nodeid,
+                                                        ua.DataValue(self._variant(b, b.encode(value))))
 
     def _variant(self, b: Binding, raw: Any) -> ua.Variant:
         variant = VARIANTS.get(b.dimension, ua.VariantType[b.tag.datatype or "Double"])
@@ -125,7 +117,7 @@ class OpcuaSimulator:
             self.plant.twin.validate(await self._read_setpoints())
         except SetpointError as exc:
             log.warning("simulator refused setpoints", error=str(exc))
-            await self._write_setpoints(self._held())
+            await self._write_setpoints(held(self.plant))
 
     async def _step_to(self, n: int) -> None:
         async with self._lock:
@@ -157,9 +149,6 @@ class OpcuaSimulator:
             freq = await self.nodes[("setpoint", "freq_hz", pid)].read_value()
             out.append(PumpSetpoint(id=pid, on=bool(on), freq_hz=float(freq) if on else 0.0))
         return Setpoints(pumps=tuple(out))
-
-    def _held(self) -> Setpoints:
-        return Setpoints(pumps=tuple(PumpSetpoint(id=p, on=on, freq_hz=f) for p, (on, f) in self.plant.cmd.items()))
 
     async def _write_setpoints(self, sp: Setpoints) -> None:
         for p in sp.pumps:

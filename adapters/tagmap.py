@@ -180,8 +180,8 @@ class Binding:
         """Canonical value -> wire value."""
         if self.dimension in ("bool", "status"):
             return value
-        if self.dimension == "time":
-            return value
+        if self.dimension == "time":  # our naive plant-local time, labelled with the plant's zone
+            return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(self.zone))
         if self.dimension == "count":
             return round(value / self.factor)
         if isinstance(value, list | tuple):

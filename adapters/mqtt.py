@@ -1,0 +1,300 @@
+"""The plant port over MQTT (paho-mqtt 2.x, MQTT 5), bridged to asyncio; paho's errors become ours.
+
+paho runs its own network thread; its callbacks only hand work to the event loop with
+``call_soon_threadsafe`` (engineering notes). Telemetry topics are cached as their latest
+JSON object; a read assembles telemetry from the cache through the tag map.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import ssl
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from adapters.assemble import Assembler
+from adapters.tagmap import Binding, TagMap, bindings
+from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
+from tunneltwin.errors import ConfigError, PlantError, PlantTimeout, PlantUnavailable, TagMapError, WriteRejected
+from tunneltwin.site import Site
+
+log = structlog.get_logger()
+Handler = Callable[[str, bytes], None]
+
+
+class MqttLink:
+    """One broker connection: connect, subscribe, publish with acknowledgement, a Last Will."""
+
+    def __init__(self, host: str, port: int, client_id: str, username: str = "", password: str = "",
+                 ca_file: Path | None = None, tls: bool = False) -> None:
+        self.host, self.port, self.client_id = host, port, client_id
+        self.username, self._password, self.ca_file, self.tls = username, password, ca_file, tls
+        self.client: mqtt.Client | None = None
+        self.handlers: list[Handler] = []
+        self.topics: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected: asyncio.Future[None] | None = None
+        self._acks: dict[int, asyncio.Future[None]] = {}
+        self._early: set[int] = set()
+
+    @classmethod
+    def from_url(cls, url: str, client_id: str, username: str = "", password: str = "",
+                 ca_file: Path | None = None) -> MqttLink:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ConfigError(f"MQTT url {url!r}: expected mqtt://host:port or mqtts://host:port")
+        tls = parts.scheme == "mqtts"
+        return cls(parts.hostname, parts.port or (8883 if tls else 1883), client_id, username, password,
+                   ca_file, tls)
+
+    def __repr__(self) -> str:  # never the password
+        return f"MqttLink({self.host}:{self.port}, client_id={self.client_id!r}, user={self.username!r})"
+
+    async def connect(self, will: tuple[str, str] | None = None, timeout_s: float = 10.0) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._connected = self._loop.create_future()
+        client = self.client = mqtt.Client(CallbackAPIVersion.VERSION2, self.client_id,
+                                           protocol=mqtt.MQTTv5, reconnect_on_failure=True)
+        if self.username:
+            client.username_pw_set(self.username, self._password)
+        if self.tls:
+            client.tls_set(ca_certs=str(self.ca_file) if self.ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
+        if will:
+            client.will_set(will[0], will[1], qos=1, retain=True)
+        client.on_connect, client.on_message = self._on_connect, self._on_message
+        client.on_publish, client.on_disconnect = self._on_publish, self._on_disconnect
+        try:
+            await asyncio.to_thread(client.connect, self.host, self.port, 30)
+        except (OSError, ssl.SSLError) as exc:
+            self.client = None
+            raise PlantUnavailable(f"MQTT {self.host}:{self.port}: {exc}") from exc
+        _no_delay(client)
+        client.loop_start()
+        try:
+            await asyncio.wait_for(self._connected, timeout_s)
+        except (TimeoutError, PlantUnavailable):
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await asyncio.to_thread(_stop, client)
+
+    async def subscribe(self, topics: set[str]) -> None:
+        self.topics |= topics
+        rc, _ = self._client().subscribe([(t, 1) for t in sorted(topics)])
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            raise PlantUnavailable(f"MQTT subscribe failed: {mqtt.error_string(rc)}")
+
+    async def publish(self, topic: str, payload: str, retain: bool = False, timeout_s: float = 10.0) -> None:
+        """QoS 1, waiting for the broker's PUBACK; a refusal (MQTT 5 'Not authorized') is WriteRejected."""
+        info = self._client().publish(topic, payload, qos=1, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise PlantUnavailable(f"MQTT publish to {topic}: {mqtt.error_string(info.rc)}")
+        if info.mid in self._early:
+            self._early.discard(info.mid)
+            return
+        ack = self._acks[info.mid] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(ack, timeout_s)
+        except TimeoutError as exc:
+            raise PlantTimeout(f"MQTT publish to {topic}: no PUBACK within {timeout_s} s") from exc
+        finally:
+            self._acks.pop(info.mid, None)
+
+    def _client(self) -> mqtt.Client:
+        if self.client is None:
+            raise PlantUnavailable(f"MQTT {self.host}:{self.port}: not connected")
+        return self.client
+
+    # -- paho's thread -> the event loop -------------------------------------------------
+
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Properties | None) -> None:
+        if not rc.is_failure:
+            _no_delay(client)  # a reconnect opened a new socket
+        if not rc.is_failure and self.topics:
+            client.subscribe([(t, 1) for t in sorted(self.topics)])  # a reconnect lost them
+        self._call(self._connack, rc)
+
+    def _connack(self, rc: ReasonCode) -> None:
+        if self._connected is None or self._connected.done():
+            return
+        if rc.is_failure:
+            self._connected.set_exception(PlantUnavailable(f"MQTT {self.host}:{self.port} refused: {rc}"))
+        else:
+            self._connected.set_result(None)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        for handler in self.handlers:
+            self._call(handler, msg.topic, msg.payload)
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, rc: ReasonCode, _p: Properties | None) -> None:
+        self._call(self._acked, mid, rc)
+
+    def _acked(self, mid: int, rc: ReasonCode) -> None:
+        fut = self._acks.get(mid)
+        if fut is None:
+            self._early.add(mid)
+        elif not fut.done():
+            if rc.is_failure:
+                fut.set_exception(WriteRejected(f"MQTT broker refused the publish: {rc}"))
+            else:
+                fut.set_result(None)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Properties | None) -> None:
+        self._call(lambda: log.warning("MQTT disconnected", broker=f"{self.host}:{self.port}", reason=str(rc)))
+
+
+def _no_delay(client: mqtt.Client) -> None:
+    """paho leaves Nagle on: small messages then wait ~40 ms for the peer's delayed ACK (measured)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket | ssl.SSLSocket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _stop(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+class MqttPort:
+    name = "mqtt"
+
+    def __init__(self, link: MqttLink, tags: TagMap, site: Site, timeout_s: float = 10.0,
+                 poll_s: float = 0.5) -> None:
+        self.link, self.tags, self.site = link, tags, site
+        self.timeout_s, self.poll_s = timeout_s, poll_s
+        self.reads = bindings(tags, site.pump_ids, ("station", "pump"))
+        self.writes = bindings(tags, site.pump_ids, ("setpoint",))
+        self.readback = bindings(tags, site.pump_ids, ("readback",))
+        self.steps = bindings(tags, site.pump_ids, ("step",))
+        self.cache: dict[str, dict[str, Any]] = {}
+        self.seq: dict[str, int] = {}  # messages seen per topic, to tell a fresh read-back
+        self.changed = asyncio.Event()
+        self.assembler = Assembler(tags, site)
+        self.last_time: Any = None
+        link.handlers.append(self._on_message)
+
+    async def connect(self) -> None:
+        await self.link.connect(timeout_s=self.timeout_s)
+        watched = self.reads + self.readback + [b for b in self.steps if b.field != "request"]
+        await self.link.subscribe({b.tag.topic or "" for b in watched})
+        try:
+            await self._until(lambda: not self._missing(watched), "the plant's first messages")
+        except PlantTimeout as exc:
+            await self.close()
+            raise TagMapError(f"MQTT {self.link.host}:{self.link.port}: nothing for "
+                              + "; ".join(self._missing(watched))) from exc
+
+    async def close(self) -> None:
+        await self.link.close()
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            value = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            log.error("MQTT message is not JSON; ignored", topic=topic)
+            return
+        if isinstance(value, dict):
+            self.cache[topic] = value
+            self.seq[topic] = self.seq.get(topic, 0) + 1
+            self.changed.set()
+
+    def _missing(self, watched: list[Binding]) -> list[str]:
+        return sorted({f"{b.where} ({b.tag.topic} .{b.tag.field})" for b in watched
+                       if b.tag.field not in self.cache.get(b.tag.topic or "", {})})
+
+    def _get(self, b: Binding) -> Any:
+        raw = self.cache.get(b.tag.topic or "", {}).get(b.tag.field or "")
+        if raw is None:
+            raise PlantError(f"MQTT: no value for {b.where} ({b.tag.topic} .{b.tag.field})")
+        return b.decode(raw)
+
+    async def _until(self, ready: Callable[[], bool], what: str) -> None:
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        while not ready():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise PlantTimeout(f"MQTT: {what} not seen within {self.timeout_s} s")
+            self.changed.clear()
+            if not ready():
+                try:
+                    await asyncio.wait_for(self.changed.wait(), left)
+                except TimeoutError:
+                    continue
+
+    # -- the port ----------------------------------------------------------------------
+
+    async def observe(self) -> Observation:
+        station = {b.field: self._get(b) for b in self.reads if b.table == "station"}
+        pumps: dict[str, dict[str, Any]] = {p: {} for p in self.site.pump_ids}
+        for b in self.reads:
+            if b.pump:
+                pumps[b.pump][b.field] = self._get(b)
+        tel = self.assembler.telemetry(station, pumps)
+        self.last_time = tel.time
+        return Observation(telemetry=tel, prices=self.assembler.prices(station, tel.time))
+
+    async def write(self, setpoints: Setpoints) -> Setpoints:
+        ids = [sp.id for sp in setpoints.pumps]
+        held = setpoints.as_dict()
+        messages: dict[str, dict[str, Any]] = {}
+        for b in self.writes:
+            if b.pump in ids:
+                value = b.encode(getattr(held[b.pump], "on" if b.field == "on" else "freq_hz"))
+                messages.setdefault(b.tag.topic or "", {})[b.tag.field or ""] = value
+        rb = [b for b in self.readback if b.pump in ids]
+        before = {b.tag.topic or "": self.seq.get(b.tag.topic or "", 0) for b in rb}
+        await asyncio.gather(*(self.link.publish(topic, json.dumps(body), timeout_s=self.timeout_s)
+                               for topic, body in messages.items()))
+        if not rb:
+            return setpoints  # the map has no read-back topics: nothing to check against
+        with contextlib.suppress(PlantTimeout):  # no fresh report: the caller compares the last one
+            await self._until(lambda: all(self.seq.get(t, 0) > n for t, n in before.items()), "the read-back")
+        return _setpoints(ids, rb, self._get)
+
+    async def step(self) -> bool:
+        if not self.tags.lockstep:
+            return await self._wait_wallclock()
+        request, done = (next(b for b in self.steps if b.field == f) for f in ("request", "done"))
+        n = self._get(done) + 1
+        await self.link.publish(request.tag.topic or "", json.dumps({request.tag.field: n}),
+                                timeout_s=self.timeout_s)
+        await self._until(lambda: self._get(done) >= n, f"step {n}")
+        remaining = [b for b in self.steps if b.field == "remaining"]
+        return not remaining or self._get(remaining[0]) > 0
+
+    async def _wait_wallclock(self) -> bool:
+        interval = timedelta(seconds=self.site.timing.control_interval_s)
+        time_b = next((b for b in self.reads if b.field == "time"), None)
+        if self.last_time is None or time_b is None:
+            await asyncio.sleep(interval.total_seconds())
+            return True
+        while self._get(time_b) < self.last_time + interval:
+            await asyncio.sleep(self.poll_s)
+        return True
+
+
+def _setpoints(ids: list[str], targets: list[Binding], get: Callable[[Binding], Any]) -> Setpoints:
+    got: dict[str, dict[str, Any]] = {i: {} for i in ids}
+    for b in targets:
+        got[b.pump or ""][b.field] = get(b)
+    return Setpoints(pumps=tuple(PumpSetpoint(id=i, on=bool(got[i]["on"]), freq_hz=float(got[i]["freq_hz"]))
+                                 for i in ids))

@@ -1,0 +1,132 @@
+"""The twin served over an MQTT broker, its topics built from a tag map.
+
+Messages are handled one at a time, in arrival order, by one task: a setpoint is checked
+and echoed on its read-back topic; a step request = done + 1 applies the held setpoints
+and advances one interval. Telemetry is retained, so a late subscriber sees the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import structlog
+
+from adapters.mqtt import MqttLink
+from adapters.served import Snapshot, held
+from adapters.tagmap import Binding, TagMap, bindings
+from scenarios.replay import LockstepPlant
+from tunneltwin.contracts import PumpSetpoint, Setpoints
+from tunneltwin.errors import ScenarioEnded, SetpointError
+
+log = structlog.get_logger()
+
+
+class MqttSimulator:
+    def __init__(self, plant: LockstepPlant, tags: TagMap, link: MqttLink, speed: float = 0.0) -> None:
+        self.plant, self.tags, self.link, self.speed = plant, tags, link, speed
+        ids = plant.twin.ids
+        self.telemetry = bindings(tags, ids, ("station", "pump", "step"))
+        self.setpoints = bindings(tags, ids, ("setpoint",))
+        self.readback = bindings(tags, ids, ("readback",))
+        self.request = next((b for b in self.telemetry if b.table == "step" and b.field == "request"), None)
+        self.wanted = held(plant).as_dict()
+        self.inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        link.handlers.append(lambda topic, payload: self.inbox.put_nowait((topic, payload)))
+
+    async def start(self) -> None:
+        await self.link.connect()
+        topics = {b.tag.topic or "" for b in self.setpoints}
+        if self.request:
+            topics.add(self.request.tag.topic or "")
+        await self.link.subscribe(topics)
+        await self._publish_held(list(self.wanted))
+        await self._publish_telemetry()
+        self._tasks.append(asyncio.create_task(self._work()))
+        if self.speed > 0:
+            self._tasks.append(asyncio.create_task(self._wallclock()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.link.close()
+
+    async def _work(self) -> None:
+        while True:
+            topic, payload = await self.inbox.get()
+            try:
+                body = json.loads(payload)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                log.warning("simulator ignored a non-JSON message", topic=topic)
+                continue
+            if not isinstance(body, dict):
+                continue
+            if self.request and topic == self.request.tag.topic and self.request.tag.field in body:
+                await self._step_to(self.request.decode(body[self.request.tag.field]))
+            else:
+                await self._setpoint(topic, body)
+
+    async def _setpoint(self, topic: str, body: dict[str, Any]) -> None:
+        """Take the fields of one setpoint message; refuse (echo what is held) what the drive cannot do."""
+        touched = set()
+        for b in self.setpoints:
+            if b.tag.topic == topic and b.tag.field in body and b.pump:
+                current = self.wanted[b.pump]
+                value = b.decode(body[b.tag.field])
+                self.wanted[b.pump] = current.model_copy(update={"on" if b.field == "on" else "freq_hz": value})
+                touched.add(b.pump)
+        for pump in touched:
+            sp = self.wanted[pump]
+            try:
+                self.plant.twin.validate(Setpoints(pumps=(PumpSetpoint(id=pump, on=sp.on, freq_hz=sp.freq_hz),)))
+            except SetpointError as exc:
+                log.warning("simulator refused a setpoint", error=str(exc))
+                self.wanted[pump] = held(self.plant).as_dict()[pump]
+        await self._publish_held(sorted(touched))
+
+    async def _step_to(self, n: int) -> None:
+        if n != self.plant.k + 1:
+            log.warning("step request out of sequence", requested=n, done=self.plant.k)
+            return
+        await self._advance()
+
+    async def _advance(self) -> None:
+        try:
+            self.plant.apply(Setpoints(pumps=tuple(self.wanted.values())))
+            self.plant.step()
+        except (ScenarioEnded, SetpointError) as exc:
+            log.warning("simulator did not step", error=str(exc))
+            return
+        await self._publish_telemetry()
+
+    async def _wallclock(self) -> None:
+        while not self.plant.done:
+            await asyncio.sleep(self.plant.setup.step_s / self.speed)
+            await self._advance()
+
+    async def _publish_telemetry(self) -> None:
+        """Pump topics first, the topic that carries the step count last (ordered delivery)."""
+        snap = Snapshot(self.plant, self.plant.observe())
+        messages = _by_topic(self.telemetry, snap.value)
+        last = {b.tag.topic for b in self.telemetry if b.table == "step" and b.field == "done"}
+        for topic in sorted(messages, key=lambda t: t in last):
+            await self.link.publish(topic, json.dumps(messages[topic]), retain=True)
+
+    async def _publish_held(self, pumps: list[str]) -> None:
+        chosen = [b for b in self.readback if b.pump in pumps]
+        messages = _by_topic(chosen, lambda b: getattr(self.wanted[b.pump or ""], "on" if b.field == "on" else "freq_hz"))
+        for topic, body in messages.items():
+            await self.link.publish(topic, json.dumps(body), retain=True)
+
+
+def _by_topic(targets: list[Binding], value: Any) -> dict[str, dict[str, Any]]:
+    messages: dict[str, dict[str, Any]] = {}
+    for b in targets:
+        v = value(b)
+        if v is not None:
+            raw = b.encode(v)
+            messages.setdefault(b.tag.topic or "", {})[b.tag.field or ""] = (
+                raw.isoformat() if hasattr(raw, "isoformat") else raw)
+    return messages
