@@ -159,7 +159,8 @@ class MqttLink:
                 fut.set_result(None)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Properties | None) -> None:
-        self._call(lambda: log.warning("MQTT disconnected", broker=f"{self.host}:{self.port}", reason=str(rc)))
+        level = log.warning if rc.is_failure else log.info
+        self._call(lambda: level("MQTT disconnected", broker=f"{self.host}:{self.port}", reason=str(rc)))
 
 
 def _no_delay(client: mqtt.Client) -> None:

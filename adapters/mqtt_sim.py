@@ -70,7 +70,7 @@ class MqttSimulator:
 
     async def _setpoint(self, topic: str, body: dict[str, Any]) -> None:
         """Take the fields of one setpoint message; refuse (echo what is held) what the drive cannot do."""
-        touched = set()
+        touched, before = set(), dict(self.wanted)
         for b in self.setpoints:
             if b.tag.topic == topic and b.tag.field in body and b.pump:
                 current = self.wanted[b.pump]
@@ -83,7 +83,7 @@ class MqttSimulator:
                 self.plant.twin.validate(Setpoints(pumps=(PumpSetpoint(id=pump, on=sp.on, freq_hz=sp.freq_hz),)))
             except SetpointError as exc:
                 log.warning("simulator refused a setpoint", error=str(exc))
-                self.wanted[pump] = held(self.plant).as_dict()[pump]
+                self.wanted[pump] = before[pump]
         await self._publish_held(sorted(touched))
 
     async def _step_to(self, n: int) -> None:
@@ -116,7 +116,7 @@ class MqttSimulator:
 
     async def _publish_held(self, pumps: list[str]) -> None:
         chosen = [b for b in self.readback if b.pump in pumps]
-        messages = _by_topic(chosen, lambda b: getattr(self.wanted[b.pump or ""], "on" if b.field == "on" else "freq_hz"))
+        messages = _by_topic(chosen, lambda b: _field(self.wanted[b.pump or ""], b.field))
         for topic, body in messages.items():
             await self.link.publish(topic, json.dumps(body), retain=True)
 
@@ -130,3 +130,7 @@ def _by_topic(targets: list[Binding], value: Any) -> dict[str, dict[str, Any]]:
             messages.setdefault(b.tag.topic or "", {})[b.tag.field or ""] = (
                 raw.isoformat() if hasattr(raw, "isoformat") else raw)
     return messages
+
+
+def _field(sp: PumpSetpoint, name: str) -> Any:
+    return sp.on if name == "on" else sp.freq_hz

@@ -37,6 +37,7 @@ class OpcuaSimulator:
         self._folders: dict[str, Node] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.accepted = held(plant)  # the last setpoints the drive took; a refused write goes back to them
 
     async def start(self) -> None:
         await self.server.init()
@@ -46,7 +47,7 @@ class OpcuaSimulator:
         for b in bindings(self.tags, self.plant.twin.ids, SERVED):
             key = (b.table, b.field, b.pump)
             self.nodes[key], self.bound[key] = await self._add(b, ns), b
-        await self._write_setpoints(held(self.plant))
+        await self._write_setpoints(self.accepted)
         await self._publish(self.plant.observe())
         self.server.subscribe_server_callback(CallbackType.PostWrite, self._on_write)
         await self.server.start()
@@ -113,11 +114,13 @@ class OpcuaSimulator:
 
     async def _check_setpoints(self) -> None:
         """Like a PLC, refuse a command the drive cannot carry out: the nodes go back to what is held."""
+        wanted = await self._read_setpoints()
         try:
-            self.plant.twin.validate(await self._read_setpoints())
+            self.plant.twin.validate(wanted)
+            self.accepted = wanted
         except SetpointError as exc:
             log.warning("simulator refused setpoints", error=str(exc))
-            await self._write_setpoints(held(self.plant))
+            await self._write_setpoints(self.accepted)
 
     async def _step_to(self, n: int) -> None:
         async with self._lock:

@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    d = sub.add_parser("run", help="the control daemon: tick every interval against a plant (default: the embedded twin)")
+    d = sub.add_parser("run", help="the control daemon: one tick per interval against a plant (default: embedded twin)")
     d.add_argument("--config", help="daemon TOML (default: config/daemon.toml; env TUNNELTWIN_DAEMON)")
     d.add_argument("--plant", choices=("sim", "opcua", "mqtt"), help="override [daemon] plant")
     d.add_argument("--controller", choices=("mpc", "baseline"), help="override [daemon] controller")
@@ -114,7 +114,12 @@ def _configure_logging(level: str) -> None:
         processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"),
                     structlog.dev.ConsoleRenderer(colors=False)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr), cache_logger_on_first_use=False)
+        logger_factory=_stderr_logger, cache_logger_on_first_use=False)
+
+
+def _stderr_logger(*_: object) -> structlog.PrintLogger:
+    """sys.stderr looked up per logger, so a replaced stream (tests, daemons) is followed."""
+    return structlog.PrintLogger(sys.stderr)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
@@ -198,36 +203,33 @@ def _scenarios(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
+    from scenarios.kpis import percentiles
     from tunneltwin.daemon import run_daemon
 
     cfg = settings.daemon(
         daemon={"plant": args.plant, "controller": args.controller, "duration_h": args.duration_h},
         sim={"scenario": args.scenario, "speed": args.speed},
-        opcua={"endpoint": args.endpoint, "tags": args.tags if args.plant == "opcua" else None},
-        mqtt={"url": args.url, "tags": args.tags if args.plant == "mqtt" else None})
-    site = settings.site()
-    run = asyncio.run(run_daemon(cfg, site, settings.mpc()))
-    s = run.stats.summary()
-    print(f"tunneltwin run: {cfg.daemon.controller} on {cfg.daemon.plant}, {s['ticks']} ticks "
-          f"({s['plant_time'][0]} .. {s['plant_time'][1]}) in {s['wall_s']} s wall")
-    print(f"  level {s['level_m'][0]}..{s['level_m'][1]} m; from telemetry: energy "
-          f"{s['energy_kwh_from_telemetry']} kWh, cost {s['cost_eur_from_telemetry']} EUR")
-    print(f"  decide p50/p95/max {_p(s['decide_s'])} s; fallbacks {s['fallbacks']}, "
-          f"write rejections {s['write_rejections']}, comms errors {s['comms_errors']}, reconnects {s['reconnects']}")
+        opcua={"endpoint": args.endpoint}, mqtt={"url": args.url})
+    if args.tags and cfg.daemon.plant != "sim":
+        cfg = settings.daemon(**{cfg.daemon.plant: {"tags": args.tags}}, daemon={"plant": cfg.daemon.plant})
+    run = asyncio.run(run_daemon(cfg, settings.site(), settings.mpc()))
+    st = run.stats
+    print(f"tunneltwin run: {cfg.daemon.controller} on {cfg.daemon.plant}, {st.ticks} ticks "
+          f"({st.first} .. {st.last}) in {st.wall_s:.1f} s wall")
+    print(f"  level {st.level_min_m:.2f}..{st.level_max_m:.2f} m; from telemetry: energy "
+          f"{st.energy_kwh:.0f} kWh, cost {st.cost_eur:.2f} EUR")
+    d = percentiles(st.decide_s) if st.decide_s else {}
+    times = "/".join(f"{d[k]:.3f}" for k in ("p50", "p95", "max")) if d else "-"
+    print(f"  decide p50/p95/max {times} s; "
+          f"fallbacks {st.fallbacks}, write rejections {st.write_rejections}, comms errors {st.comms_errors}, "
+          f"reconnects {st.reconnects}")
     if run.plant is not None:
         _twin_record(run.plant, cfg.daemon.controller, args.out)
     return 0
-
-
-def _p(d: object) -> str:
-    return "/".join(f"{d[k]:.3f}" for k in ("p50", "p95", "max")) if isinstance(d, dict) and d else "-"
 
 
 def _twin_record(plant: object, controller: str, out: Path | None) -> None:
@@ -260,3 +262,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     print(f"simulate: {plant.setup.name}, {plant.k} of {plant.setup.steps} steps run")
     _twin_record(plant, "served", args.out)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Real servers for adapter tests: a mosquitto broker and our simulators on free loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from adapters.port import PlantPort
+from adapters.sim import SimPort
+from adapters.tagmap import TagMap, load_tagmap
+from scenarios.replay import LockstepPlant, ReplaySetup
+from tunneltwin.settings import CONFIG_DIR
+
+OPCUA_TAGS = load_tagmap(CONFIG_DIR / "tags-opcua.toml")
+MQTT_TAGS = load_tagmap(CONFIG_DIR / "tags-mqtt.toml")
+FIELD_TAGS = load_tagmap(CONFIG_DIR / "tags-opcua-field.toml")
+REQUIRE_BROKER = os.environ.get("TUNNELTWIN_REQUIRE_MOSQUITTO") == "1"  # set by scripts/test.sh
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Broker:
+    port: int
+    dir: Path
+    url: str
+
+
+@contextlib.contextmanager
+def mosquitto(extra: str = "", files: dict[str, str] | None = None) -> Iterator[Broker]:
+    """A real broker from a generated config; as root it drops to user mosquitto, so it owns the dir."""
+    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if exe is None:
+        if REQUIRE_BROKER:
+            pytest.fail("mosquitto is not installed; scripts/test.sh installs it with apt-get")
+        pytest.skip("mosquitto is not installed (scripts/test.sh installs it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        for name, text in (files or {}).items():
+            (d / name).write_text(text)
+        port = free_port()
+        (d / "mosquitto.conf").write_text(
+            f"listener {port} 127.0.0.1\npersistence false\nset_tcp_nodelay true\nlog_dest stderr\n{extra}")
+        _give_to_mosquitto(d)
+        proc = subprocess.Popen([exe, "-c", str(d / "mosquitto.conf")], stderr=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL)
+        try:
+            _wait_listening(port, proc)
+            yield Broker(port, d, f"mqtt://127.0.0.1:{port}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=5)
+            if proc.stderr:
+                proc.stderr.close()
+
+
+def _give_to_mosquitto(d: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    with contextlib.suppress(KeyError, PermissionError):
+        for path in [d, *d.iterdir()]:
+            shutil.chown(path, "mosquitto")
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"mosquitto exited: {err}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"mosquitto did not listen on {port} within 5 s")
+
+
+@contextlib.asynccontextmanager
+async def served(kind: str, setup: ReplaySetup, broker: Broker | None = None,
+                 tags: TagMap | None = None) -> AsyncIterator[tuple[PlantPort, LockstepPlant]]:
+    """A fresh simulated plant behind the port of ``kind``: sim, opcua or mqtt."""
+    plant = LockstepPlant(setup)
+    if kind == "sim":
+        yield SimPort(plant), plant
+    elif kind == "opcua":
+        from adapters.opcua import OpcuaPort
+        from adapters.opcua_sim import OpcuaSimulator
+
+        url = f"opc.tcp://127.0.0.1:{free_port()}/tunneltwin/"
+        sim = OpcuaSimulator(plant, tags or OPCUA_TAGS, url)
+        await sim.start()
+        try:
+            yield OpcuaPort(url, tags or OPCUA_TAGS, setup.site, timeout_s=5), plant
+        finally:
+            await sim.stop()
+    else:
+        from adapters.mqtt import MqttLink, MqttPort
+        from adapters.mqtt_sim import MqttSimulator
+
+        assert broker is not None
+        msim = MqttSimulator(plant, tags or MQTT_TAGS, MqttLink("127.0.0.1", broker.port, "tt-sim"))
+        await msim.start()
+        try:
+            yield MqttPort(MqttLink("127.0.0.1", broker.port, "tt-daemon"), tags or MQTT_TAGS, setup.site, 5), plant
+        finally:
+            await msim.stop()

@@ -1,0 +1,77 @@
+"""The daemon's lifecycle: summary on the embedded twin, fallback, reconnect, SIGTERM."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.sim import SimPort
+from controller.baseline import BaselineController
+from scenarios.replay import LockstepPlant, ReplaySetup
+from scenarios.scenario import load_scenario
+from tunneltwin.cli import main
+from tunneltwin.contracts import Observation, Setpoints
+from tunneltwin.errors import PlantUnavailable
+from tunneltwin.service import Service
+from tunneltwin.site import Site
+
+
+@pytest.fixture(scope="module")
+def day(site: Site) -> ReplaySetup:
+    setup = load_scenario("dry-week", site, None, None, None)
+    return dataclasses.replace(setup, inflow_m3h=setup.inflow_m3h[:96], price_eur_per_kwh=setup.price_eur_per_kwh[:96])
+
+
+def test_run_on_the_embedded_twin_ends_with_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--controller", "baseline", "--duration-h", "3", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "baseline on sim, 12 ticks" in out and "hard violations 0" in out
+    assert (tmp_path / "report.html").exists() and (tmp_path / "trajectory.csv").read_text().count("\n") == 13
+
+
+async def test_a_failing_controller_hands_the_tick_to_the_baseline(day: ReplaySetup) -> None:
+    def broken(obs: Observation) -> Setpoints:
+        raise RuntimeError("solver crashed")
+
+    failing = type("Failing", (), {"name": "failing", "decide": staticmethod(broken)})()
+    plant = LockstepPlant(day)
+    stats = await Service(SimPort(plant), failing, BaselineController(day.site), day.step_s, max_ticks=4).run()
+    assert stats.fallbacks == 4 and stats.ticks == 4
+    assert any(any(row) for row in plant.traj.pump_on)  # the plant was commanded every tick
+
+
+async def test_reconnects_with_backoff_until_the_plant_answers(day: ReplaySetup) -> None:
+    plant = LockstepPlant(day)
+    port = SimPort(plant)
+    refusals = iter([True, True, False])
+
+    async def flaky_connect() -> None:
+        if next(refusals):
+            raise PlantUnavailable("connection refused")
+
+    port.connect = flaky_connect  # type: ignore[method-assign]
+    t0 = time.perf_counter()
+    baseline = BaselineController(day.site)
+    stats = await Service(port, baseline, baseline, day.step_s, max_ticks=2).run()
+    assert stats.reconnects == 2 and stats.ticks == 2
+    assert time.perf_counter() - t0 >= 1.5  # 0.5 s then 1 s: exponential, not a busy loop
+
+
+def test_sigterm_stops_after_the_tick_in_hand(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "tunneltwin.cli", "run", "--controller", "baseline",
+                             "--duration-h", "0", "--speed", "900", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "tunneltwin run: baseline on sim" in out and "hard violations 0" in out
+    ticks = int(out.split(" ticks")[0].rsplit(" ", 1)[1])
+    assert 0 < ticks < 96  # stopped early, cleanly, with the twin's record written
+    assert (tmp_path / "summary.json").exists()
