@@ -84,7 +84,10 @@ class MqttLink:
         client.loop_start()
         try:
             await asyncio.wait_for(self._connected, timeout_s)
-        except (TimeoutError, PlantUnavailable):
+        except TimeoutError as exc:
+            await self.close()
+            raise PlantTimeout(f"MQTT {self.host}:{self.port}: no CONNACK within {timeout_s} s") from exc
+        except PlantUnavailable:
             await self.close()
             raise
 
@@ -159,8 +162,14 @@ class MqttLink:
                 fut.set_result(None)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Properties | None) -> None:
+        self._call(self._disconnected, rc)
+
+    def _disconnected(self, rc: ReasonCode) -> None:
+        if self._connected is not None and not self._connected.done():  # dropped before CONNACK (TLS mismatch)
+            self._connected.set_exception(PlantUnavailable(
+                f"MQTT {self.host}:{self.port}: connection closed before CONNACK ({rc}); TLS or port wrong?"))
         level = log.warning if rc.is_failure else log.info
-        self._call(lambda: level("MQTT disconnected", broker=f"{self.host}:{self.port}", reason=str(rc)))
+        level("MQTT disconnected", broker=f"{self.host}:{self.port}", reason=str(rc))
 
 
 def _no_delay(client: mqtt.Client) -> None:

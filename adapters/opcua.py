@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
 from adapters.assemble import Assembler
 from adapters.opcua_common import split_path
+from adapters.pki import DAEMON_URI
 from adapters.tagmap import Binding, TagMap, bindings
 from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
 from tunneltwin.errors import PlantError, PlantTimeout, PlantUnavailable, TagMapError, WriteRejected
@@ -36,7 +37,8 @@ class OpcuaSecurity:
     private_key: Path
     server_certificate: Path
     username: str = ""
-    password: str = ""  # from a file or the environment; never logged
+    password: str = field(default="", repr=False)  # from a file or the environment; never logged
+    application_uri: str = DAEMON_URI  # must match the URI in our certificate
 
 
 @contextlib.asynccontextmanager
@@ -202,6 +204,7 @@ def _setpoints(ids: list[str], targets: list[Binding], values: list[Any]) -> Set
 
 
 async def _secure(client: Client, sec: OpcuaSecurity) -> None:
+    client.application_uri = sec.application_uri
     await client.set_security(SecurityPolicyBasic256Sha256, str(sec.certificate), str(sec.private_key),
                               server_certificate=str(sec.server_certificate),
                               mode=ua.MessageSecurityMode.SignAndEncrypt)

@@ -42,7 +42,10 @@ class Broker:
 
 @contextlib.contextmanager
 def mosquitto(extra: str = "", files: dict[str, str] | None = None) -> Iterator[Broker]:
-    """A real broker from a generated config; as root it drops to user mosquitto, so it owns the dir."""
+    """A real broker from a generated config ({dir} in ``extra`` is its directory, where ``files`` go).
+
+    Started as root, mosquitto drops to user mosquitto: the directory and files are given to it.
+    """
     exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
     if exe is None:
         if REQUIRE_BROKER:
@@ -54,7 +57,8 @@ def mosquitto(extra: str = "", files: dict[str, str] | None = None) -> Iterator[
             (d / name).write_text(text)
         port = free_port()
         (d / "mosquitto.conf").write_text(
-            f"listener {port} 127.0.0.1\npersistence false\nset_tcp_nodelay true\nlog_dest stderr\n{extra}")
+            f"listener {port} 127.0.0.1\npersistence false\nset_tcp_nodelay true\nlog_dest stderr\n"
+            + extra.replace("{dir}", str(d)))
         _give_to_mosquitto(d)
         proc = subprocess.Popen([exe, "-c", str(d / "mosquitto.conf")], stderr=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL)

@@ -77,7 +77,15 @@ def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     s.add_argument("--mqtt-tags", type=Path, default=CONFIG_DIR / "tags-mqtt.toml", help="topics to serve")
     s.add_argument("--speed", type=float, default=0.0, help="0: lockstep (the daemon asks for each step); "
                    "900: 15 plant minutes per second")
+    s.add_argument("--opcua-cert", type=Path, help="server certificate (DER): turns on Basic256Sha256 "
+                   "SignAndEncrypt with username login; needs --opcua-key, --opcua-trust, --opcua-user")
+    s.add_argument("--opcua-key", type=Path, help="server private key (PEM)")
+    s.add_argument("--opcua-trust", type=Path, help="directory of trusted client certificates (DER)")
+    s.add_argument("--opcua-user", help="the one user; password from env TUNNELTWIN_SIM_PASSWORD")
     s.add_argument("--exit-at-end", action="store_true", help="stop when the scenario has run out")
+    k = sub.add_parser("certs", help="make OPC UA application certificates for the daemon and the simulator")
+    k.add_argument("--out", type=Path, required=True, help="directory (pki/): daemon/ and simulator/ go here")
+    k.add_argument("--host", help="host name in the certificates (default: this machine's)")
     s.add_argument("--out", type=Path, help="write the twin's record (report) here on exit")
 
 
@@ -97,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "replay": _replay, "compare": _compare, "calibrate": _calibrate, "fidelity": _fidelity,
         "fit-generator": _fit_generator, "scenarios": _scenarios,
-        "run": _run_daemon, "simulate": _simulate}
+        "run": _run_daemon, "simulate": _simulate, "certs": _certs}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
@@ -258,7 +266,8 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     site = settings.site()
     plant = LockstepPlant(load_scenario(args.scenario, site, None, None, None))
     asyncio.run(serve_simulator(plant, (args.opcua, args.opcua_tags) if args.opcua else None,
-                                (args.mqtt, args.mqtt_tags) if args.mqtt else None, args.speed, args.exit_at_end))
+                                (args.mqtt, args.mqtt_tags) if args.mqtt else None, args.speed, args.exit_at_end,
+                                _server_security(args)))
     print(f"simulate: {plant.setup.name}, {plant.k} of {plant.setup.steps} steps run")
     _twin_record(plant, "served", args.out)
     return 0
@@ -266,3 +275,29 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _server_security(args: argparse.Namespace) -> object:
+    import os
+
+    from adapters.opcua_sim import ServerSecurity
+
+    given = {"--opcua-cert": args.opcua_cert, "--opcua-key": args.opcua_key, "--opcua-trust": args.opcua_trust,
+             "--opcua-user": args.opcua_user}
+    if not any(given.values()):
+        return None
+    if missing := [k for k, v in given.items() if not v]:
+        raise ConfigError(f"simulate: a secure endpoint also needs {', '.join(missing)}")
+    password = os.environ.get("TUNNELTWIN_SIM_PASSWORD", "")
+    if not password:
+        raise ConfigError("simulate: set TUNNELTWIN_SIM_PASSWORD for --opcua-user")
+    return ServerSecurity(args.opcua_cert, args.opcua_key, args.opcua_trust, {args.opcua_user: password})
+
+
+def _certs(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.pki import DAEMON_URI, SIMULATOR_URI, make_certificate
+
+    for name, uri, server in (("daemon", DAEMON_URI, False), ("simulator", SIMULATOR_URI, True)):
+        cert, key = make_certificate(args.out / name, name, uri, server, args.host)
+        print(f"{name}: {cert} (give to the other side's trust list), {key} (keep private)")
+    return 0

@@ -101,14 +101,15 @@ class _on_signals:
 
 
 async def serve_simulator(plant: LockstepPlant, opcua: tuple[str, Path] | None,
-                          mqtt: tuple[str, Path] | None, speed: float, until_done: bool) -> None:
+                          mqtt: tuple[str, Path] | None, speed: float, until_done: bool,
+                          security: Any = None) -> None:
     """The twin over OPC UA until SIGTERM/SIGINT (or the scenario's end with ``until_done``)."""
     from adapters.opcua_sim import OpcuaSimulator
 
     stop = asyncio.Event()
     servers: list[Any] = []
     if opcua:
-        servers.append(OpcuaSimulator(plant, load_tagmap(opcua[1]), opcua[0], speed))
+        servers.append(OpcuaSimulator(plant, load_tagmap(opcua[1]), opcua[0], speed, security))
     if mqtt:
         from adapters.mqtt import MqttLink
         from adapters.mqtt_sim import MqttSimulator

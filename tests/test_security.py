@@ -1,0 +1,157 @@
+"""Security at the edges: OPC UA Basic256Sha256 SignAndEncrypt with a trust list and users,
+MQTT with TLS and passwords. Each wrong way in is refused by a real server or broker."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.opcua import OpcuaPort, OpcuaSecurity
+from adapters.opcua_sim import OpcuaSimulator, ServerSecurity
+from adapters.pki import DAEMON_URI, SIMULATOR_URI, make_certificate
+from scenarios.replay import LockstepPlant, ReplaySetup
+from scenarios.scenario import load_scenario
+from tests.plants import OPCUA_TAGS, free_port
+from tunneltwin.errors import PlantError
+from tunneltwin.site import Site
+
+PASSWORD = "s3cret-pump"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pki:
+    server: tuple[Path, Path]
+    daemon: tuple[Path, Path]
+    stranger: tuple[Path, Path]
+    trusted: Path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("pki")
+    trusted = d / "trusted"
+    trusted.mkdir()
+    daemon = make_certificate(d / "daemon", "daemon", DAEMON_URI, server=False, host="localhost")
+    shutil.copy(daemon[0], trusted / "daemon.der")  # the operator's step: trust the daemon's certificate
+    return Pki(make_certificate(d / "server", "server", SIMULATOR_URI, server=True, host="localhost"), daemon,
+               make_certificate(d / "stranger", "stranger", DAEMON_URI, server=False, host="localhost"), trusted)
+
+
+@pytest.fixture(scope="module")
+def setup(site: Site) -> ReplaySetup:
+    return load_scenario("dry-week", site, None, None, None)
+
+
+@pytest.fixture(scope="module")
+async def secure_endpoint(pki: Pki, setup: ReplaySetup) -> AsyncIterator[str]:
+    url = f"opc.tcp://127.0.0.1:{free_port()}/tunneltwin/"
+    security = ServerSecurity(pki.server[0], pki.server[1], pki.trusted, {"operator": PASSWORD})
+    sim = OpcuaSimulator(LockstepPlant(setup), OPCUA_TAGS, url, security=security)
+    await sim.start()
+    yield url
+    await sim.stop()
+
+
+def _port(url: str, setup: ReplaySetup, pki: Pki, cert: tuple[Path, Path] | None, password: str) -> OpcuaPort:
+    sec = None if cert is None else OpcuaSecurity(cert[0], cert[1], pki.server[0], "operator", password)
+    return OpcuaPort(url, OPCUA_TAGS, setup.site, sec, timeout_s=5)
+
+
+async def test_trusted_client_with_password_gets_in(secure_endpoint: str, setup: ReplaySetup, pki: Pki) -> None:
+    port = _port(secure_endpoint, setup, pki, pki.daemon, PASSWORD)
+    await port.connect()
+    try:
+        assert (await port.observe()).telemetry.time == setup.start
+    finally:
+        await port.close()
+
+
+@pytest.mark.parametrize(("who", "expected"), [
+    ("wrong password", "BadUserAccessDenied"),
+    ("untrusted certificate", "BadCertificateUntrusted|BadSecurityChecksFailed"),
+    ("no security", "No matching endpoints"),
+])
+async def test_opcua_refuses(who: str, expected: str, secure_endpoint: str, setup: ReplaySetup, pki: Pki) -> None:
+    cert = {"wrong password": pki.daemon, "untrusted certificate": pki.stranger, "no security": None}[who]
+    port = _port(secure_endpoint, setup, pki, cert, "guess" if who == "wrong password" else PASSWORD)
+    with pytest.raises(PlantError, match=expected) as err:
+        await port.connect()
+    assert PASSWORD not in str(err.value) and "guess" not in str(err.value)
+
+
+def _tls_files(d: Path) -> tuple[Path, Path, Path]:
+    """A test CA and a broker certificate for 127.0.0.1 signed by it (PEM)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    ca = (x509.CertificateBuilder().subject_name(name("tunneltwin test CA")).issuer_name(name("tunneltwin test CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now)
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False).sign(ca_key, hashes.SHA256()))
+    paths = d / "ca.pem", d / "broker.pem", d / "broker.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    from tests.plants import mosquitto
+
+    d = tmp_path_factory.mktemp("mqtt-pki")
+    ca, cert, key = _tls_files(d)
+    passwd = d / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "operator", PASSWORD], check=True,
+                   capture_output=True)
+    files = {p.name: p.read_text() for p in (ca, cert, key, passwd)}
+    conf = ("allow_anonymous false\npassword_file {dir}/passwd\ncafile {dir}/ca.pem\ncertfile {dir}/broker.pem\n"
+            "keyfile {dir}/broker.key\ntls_version tlsv1.2\n")
+    with mosquitto(conf, files) as broker:
+        yield broker.port, ca
+
+
+async def test_mqtt_tls_with_password_gets_in(tls_broker: tuple[int, Path]) -> None:
+    from adapters.mqtt import MqttLink
+
+    port, ca = tls_broker
+    link = MqttLink("127.0.0.1", port, "tt-ok", "operator", PASSWORD, ca_file=ca, tls=True)
+    await link.connect(timeout_s=5)
+    await link.publish("tunneltwin/check", "{}")
+    await link.close()
+
+
+@pytest.mark.parametrize(("who", "expected"), [("wrong password", "Not authorized"),
+                                               ("no TLS", "MQTT 127.0.0.1")])
+async def test_mqtt_refuses(who: str, expected: str, tls_broker: tuple[int, Path]) -> None:
+    from adapters.mqtt import MqttLink
+
+    port, ca = tls_broker
+    if who == "wrong password":
+        link = MqttLink("127.0.0.1", port, "tt-bad", "operator", "guess", ca_file=ca, tls=True)
+    else:
+        link = MqttLink("127.0.0.1", port, "tt-plain", "operator", PASSWORD)
+    with pytest.raises(PlantError, match=expected) as err:
+        await link.connect(timeout_s=3)
+    assert PASSWORD not in str(err.value)
