@@ -110,15 +110,16 @@ class MqttSimulator:
         """Pump topics first, the topic that carries the step count last (ordered delivery)."""
         snap = Snapshot(self.plant, self.plant.observe())
         messages = _by_topic(self.telemetry, snap.value)
-        last = {b.tag.topic for b in self.telemetry if b.table == "step" and b.field == "done"}
-        for topic in sorted(messages, key=lambda t: t in last):
+        last = {b.tag.topic or "" for b in self.telemetry if b.table == "step" and b.field == "done"}
+        first = [t for t in messages if t not in last]
+        await asyncio.gather(*(self.link.publish(t, json.dumps(messages[t]), retain=True) for t in first))
+        for topic in sorted(last & set(messages)):
             await self.link.publish(topic, json.dumps(messages[topic]), retain=True)
 
     async def _publish_held(self, pumps: list[str]) -> None:
         chosen = [b for b in self.readback if b.pump in pumps]
         messages = _by_topic(chosen, lambda b: _field(self.wanted[b.pump or ""], b.field))
-        for topic, body in messages.items():
-            await self.link.publish(topic, json.dumps(body), retain=True)
+        await asyncio.gather(*(self.link.publish(t, json.dumps(body), retain=True) for t, body in messages.items()))
 
 
 def _by_topic(targets: list[Binding], value: Any) -> dict[str, dict[str, Any]]:

@@ -41,13 +41,15 @@ class Stats:
     energy_kwh: float = 0.0
     cost_eur: float = 0.0
     decide_s: list[float] = field(default_factory=list)
+    io_s: list[float] = field(default_factory=list)  # per tick: read telemetry + write + read back
+    step_s: list[float] = field(default_factory=list)  # per tick: the lockstep handshake or the wait
     fallbacks: int = 0
     write_rejections: int = 0
     comms_errors: int = 0
     reconnects: int = 0
     wall_s: float = 0.0
 
-    def record(self, obs: Observation, decide_s: float) -> None:
+    def record(self, obs: Observation, decide_s: float, io_s: float) -> None:
         tel = obs.telemetry
         self.ticks += 1
         self.first = self.first or tel.time
@@ -58,6 +60,7 @@ class Stats:
         self.energy_kwh += kwh
         self.cost_eur += kwh * (obs.prices.eur_per_kwh[0] if obs.prices.eur_per_kwh else 0.0)
         self.decide_s.append(decide_s)
+        self.io_s.append(io_s)
 
     def summary(self) -> dict[str, object]:
         return {"ticks": self.ticks, "plant_time": [str(self.first), str(self.last)],
@@ -65,6 +68,8 @@ class Stats:
                 "energy_kwh_from_telemetry": round(self.energy_kwh, 1),
                 "cost_eur_from_telemetry": round(self.cost_eur, 2),
                 "decide_s": percentiles(self.decide_s) if self.decide_s else {},
+                "io_s": percentiles(self.io_s) if self.io_s else {},
+                "step_s": percentiles(self.step_s) if self.step_s else {},
                 "fallbacks": self.fallbacks, "write_rejections": self.write_rejections,
                 "comms_errors": self.comms_errors, "reconnects": self.reconnects, "wall_s": round(self.wall_s, 2)}
 
@@ -99,7 +104,10 @@ class Service:
         """One tick and the wait for the next interval; False when the plant has no more."""
         try:
             await self.tick()
-            return bool(await self._unless_stopped(self.port.step()))
+            t0 = time.perf_counter()
+            more = bool(await self._unless_stopped(self.port.step()))
+            self.stats.step_s.append(time.perf_counter() - t0)
+            return more
         except (PlantUnavailable, PlantTimeout) as exc:
             self.stats.comms_errors += 1
             log.warning("plant link lost", error=str(exc))
@@ -113,16 +121,18 @@ class Service:
             return True
 
     async def tick(self) -> None:
-        obs = await self.port.observe()
         t0 = time.perf_counter()
+        obs = await self.port.observe()
+        t1 = time.perf_counter()
         sp = await asyncio.to_thread(self._decide, obs)
-        decide_s = time.perf_counter() - t0
+        t2 = time.perf_counter()
         try:
             check_readback(sp, await self.port.write(sp))
         except WriteRejected as exc:
             self.stats.write_rejections += 1
             log.error("setpoints not accepted", error=str(exc), time=str(obs.telemetry.time))
-        self.stats.record(obs, decide_s)
+        decide_s = t2 - t1
+        self.stats.record(obs, decide_s, time.perf_counter() - t2 + t1 - t0)
         log.info("tick", time=str(obs.telemetry.time), level_m=round(obs.telemetry.level_m, 3),
                  decide_s=round(decide_s, 3), on=[p.id for p in sp.pumps if p.on])
 
