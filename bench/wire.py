@@ -47,7 +47,7 @@ async def one(kind: str, setup: ReplaySetup, name: str, broker_port: int | None)
     async with served(kind, setup, broker) as (port, plant):
         ctl, fallback = controller(name, setup)
         t0 = time.perf_counter()
-        stats = await Service(port, ctl, fallback, setup.step_s).run()
+        stats = await Service(port, ctl, fallback, setup.site).run()
         wall = time.perf_counter() - t0
     return wall, stats, float(plant.traj.col("cost_eur").sum())
 

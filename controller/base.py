@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tunneltwin.contracts import Observation, Setpoints
+from tunneltwin.site import Site
 
 
 class Controller(Protocol):
@@ -12,4 +13,11 @@ class Controller(Protocol):
 
     def decide(self, obs: Observation) -> Setpoints:
         """One command per control interval, from what is measured and known now."""
+        ...
+
+
+@runtime_checkable
+class Retunable(Controller, Protocol):
+    def retune(self, site: Site) -> None:
+        """Take a site with operator-tightened rules; history (forecasts, day records) is kept."""
         ...

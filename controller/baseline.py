@@ -62,6 +62,11 @@ class BaselineController:
         self.recent_inflow: deque[float] = deque(maxlen=round(86400 / site.timing.control_interval_s))
         self._observed: Telemetry | None = None
 
+    def retune(self, site: Site) -> None:
+        """Operator-tightened rules from the next decision on (the daemon's live limits)."""
+        self.site, self.rules = site, site.rules
+        self.model.site = site
+
     def decide(self, obs: Observation) -> Setpoints:
         tel = obs.telemetry
         if self._observed is not tel:

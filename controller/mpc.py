@@ -109,6 +109,12 @@ class MpcController:
         self.log: list[StepLog] = []
         self.last_problem: Problem | None = None
 
+    def retune(self, site: Site) -> None:
+        """Operator-tightened rules from the next decision on; forecasts and bookings are kept."""
+        self.site = site
+        self.supervisor.site = site
+        self.fallback.retune(site)  # shares our StationModel, so it moves too
+
     # -- the loop --------------------------------------------------------------
 
     def decide(self, obs: Observation) -> Setpoints:

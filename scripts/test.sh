@@ -4,9 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -e ".[dev,opcua,mqtt]"
 # The MQTT adapter's tests use a real broker; install Debian's mosquitto when it is missing.
-if ! command -v mosquitto >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  (apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null) || echo "note: mosquitto not installed"
+if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ] && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq mosquitto >/dev/null) || echo "note: mosquitto not installed"
 fi
+export TUNNELTWIN_REQUIRE_MOSQUITTO=1  # from here a missing broker fails the MQTT tests instead of skipping
 python3 -m ruff check .
 python3 -m mypy .
 python3 -m pytest -q "$@"

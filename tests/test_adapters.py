@@ -70,7 +70,7 @@ async def test_daemon_over_the_wire_matches_in_process(kind: str, two_days: Repl
     expected = run_controller(two_days, BaselineController(two_days.site))
     async with served(kind, two_days, _broker_for(kind, request)) as (port, plant):
         baseline = BaselineController(two_days.site)
-        stats = await Service(port, baseline, baseline, two_days.step_s).run()
+        stats = await Service(port, baseline, baseline, two_days.site).run()
     got = plant.traj
     assert stats.ticks == len(got) == len(expected) == 192
     assert stats.write_rejections == stats.comms_errors == stats.fallbacks == 0
@@ -105,7 +105,7 @@ async def test_field_gateway_map(two_days: ReplaySetup) -> None:
         assert not refused[0].is_good()  # the trap our port avoids by writing the node's own type
         await port.close()
         baseline = BaselineController(two_days.site)
-        stats = await Service(port, baseline, baseline, two_days.step_s, max_ticks=96).run()
+        stats = await Service(port, baseline, baseline, two_days.site, max_ticks=96).run()
     assert stats.ticks == 96 and stats.write_rejections == 0
     assert score(plant.traj, two_days, "baseline")["hard_violations"] == 0
 

@@ -41,7 +41,7 @@ async def test_a_failing_controller_hands_the_tick_to_the_baseline(day: ReplaySe
 
     failing = type("Failing", (), {"name": "failing", "decide": staticmethod(broken)})()
     plant = LockstepPlant(day)
-    stats = await Service(SimPort(plant), failing, BaselineController(day.site), day.step_s, max_ticks=4).run()
+    stats = await Service(SimPort(plant), failing, BaselineController(day.site), day.site, max_ticks=4).run()
     assert stats.fallbacks == 4 and stats.ticks == 4
     assert any(any(row) for row in plant.traj.pump_on)  # the plant was commanded every tick
 
@@ -58,7 +58,7 @@ async def test_reconnects_with_backoff_until_the_plant_answers(day: ReplaySetup)
     port.connect = flaky_connect  # type: ignore[method-assign]
     t0 = time.perf_counter()
     baseline = BaselineController(day.site)
-    stats = await Service(port, baseline, baseline, day.step_s, max_ticks=2).run()
+    stats = await Service(port, baseline, baseline, day.site, max_ticks=2).run()
     assert stats.reconnects == 2 and stats.ticks == 2
     assert time.perf_counter() - t0 >= 1.5  # 0.5 s then 1 s: exponential, not a busy loop
 

@@ -29,11 +29,12 @@ def test_image_command_is_a_valid_tunneltwin_command() -> None:
     ins = instructions()
     assert json.loads(ins["ENTRYPOINT"]) == ["tunneltwin"]
     args = cli._parser().parse_args(json.loads(ins["CMD"]))
-    assert args.command == "replay" and args.controller == "mpc"
+    assert args.command == "run" and args.config is None  # the daemon, on TUNNELTWIN_DAEMON
 
 
 def test_image_points_at_its_bundled_config() -> None:
     env = instructions()["ENV"]
     assert "TUNNELTWIN_SITE=/app/config/site.toml" in DOCKERFILE.read_text()
     assert "TUNNELTWIN_MPC=/app/config/mpc.toml" in DOCKERFILE.read_text()
+    assert "TUNNELTWIN_DAEMON=/app/config/daemon.toml" in DOCKERFILE.read_text()
     assert env

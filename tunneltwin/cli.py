@@ -273,9 +273,6 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def _server_security(args: argparse.Namespace) -> object:
     import os
@@ -301,3 +298,7 @@ def _certs(args: argparse.Namespace, settings: Settings) -> int:
         cert, key = make_certificate(args.out / name, name, uri, server, args.host)
         print(f"{name}: {cert} (give to the other side's trust list), {key} (keep private)")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

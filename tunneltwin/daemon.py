@@ -19,7 +19,7 @@ from scenarios.replay import LockstepPlant
 from scenarios.scenario import load_scenario
 from tunneltwin.daemon_config import DaemonConfig, password
 from tunneltwin.errors import ConfigError
-from tunneltwin.service import Service, Stats
+from tunneltwin.service import Service, Stats, Surface
 from tunneltwin.site import Site
 
 
@@ -63,6 +63,17 @@ def _mqtt_port(cfg: DaemonConfig, site: Site) -> PlantPort:
     return MqttPort(link, load_tagmap(m.tags), site, m.timeout_s, m.poll_s)
 
 
+def build_surfaces(cfg: DaemonConfig) -> list[Surface]:
+    p = cfg.publish
+    if not p.mqtt_url:
+        return []
+    from adapters.mqtt import MqttLink
+    from adapters.mqtt_surface import MqttSurface
+
+    link = MqttLink.from_url(p.mqtt_url, p.client_id, p.username, password(p, "mqtt"), p.ca_file)
+    return [MqttSurface(link, p.prefix)]
+
+
 def build_controller(cfg: DaemonConfig, site: Site, mpc: MpcSettings) -> tuple[Controller, BaselineController]:
     baseline = BaselineController(site)
     if cfg.daemon.controller == "baseline":
@@ -75,7 +86,7 @@ async def run_daemon(cfg: DaemonConfig, site: Site, mpc: MpcSettings, signals: b
     controller, fallback = build_controller(cfg, site, mpc)
     step_s = site.timing.control_interval_s
     ticks = round(cfg.daemon.duration_h * 3600 / step_s) or None
-    service = Service(port, controller, fallback, step_s, ticks, cfg.daemon.reconnect_max_s)
+    service = Service(port, controller, fallback, site, ticks, cfg.daemon.reconnect_max_s, build_surfaces(cfg))
     with _on_signals(service.stop if signals else None):
         stats = await service.run()
     return DaemonRun(stats, plant)

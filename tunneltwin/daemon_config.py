@@ -59,11 +59,23 @@ class MqttSection(LinkSection):
     ca_file: Path | None = None  # set for TLS (mqtts://)
 
 
+class PublishSection(_Strict):
+    """Status, plan, forecast, KPIs and alerts out, operator commands in, over MQTT."""
+
+    mqtt_url: str = ""  # empty: not published
+    prefix: str = "tunneltwin/daemon"
+    client_id: str = "tunneltwin-daemon-status"
+    username: str = ""
+    password_file: Path | None = None
+    ca_file: Path | None = None
+
+
 class DaemonConfig(_Strict):
     daemon: DaemonSection = DaemonSection()
     sim: SimSection = SimSection()
     opcua: OpcuaSection = OpcuaSection()
     mqtt: MqttSection = MqttSection()
+    publish: PublishSection = PublishSection()
     source: Path = Path("config/daemon.toml")
 
 
@@ -82,10 +94,10 @@ def _resolved(cfg: DaemonConfig, base: Path) -> DaemonConfig:
         update = {k: base / v for k, v in section.model_dump().items()
                   if isinstance(v, Path) and not v.is_absolute()}
         return section.model_copy(update=update)
-    return cfg.model_copy(update={"opcua": fix(cfg.opcua), "mqtt": fix(cfg.mqtt)})
+    return cfg.model_copy(update={"opcua": fix(cfg.opcua), "mqtt": fix(cfg.mqtt), "publish": fix(cfg.publish)})
 
 
-def password(section: LinkSection, transport: str) -> str:
+def password(section: LinkSection | PublishSection, transport: str) -> str:
     """From the environment, else the password file; empty when neither is set."""
     if env := os.environ.get(ENV_PASSWORD[transport]):
         return env

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
 from adapters.port import PlantPort, check_readback
-from controller.base import Controller
+from controller.base import Controller, Retunable
 from controller.baseline import BaselineController
 from scenarios.kpis import percentiles
 from tunneltwin.contracts import Observation, Setpoints
 from tunneltwin.errors import PlantError, PlantTimeout, PlantUnavailable, WriteRejected
+from tunneltwin.operator import OperatorCommands, OperatorDesk, for_controller, ours, tightened
+from tunneltwin.report import report
+from tunneltwin.site import Site
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -74,14 +78,32 @@ class Stats:
                 "comms_errors": self.comms_errors, "reconnects": self.reconnects, "wall_s": round(self.wall_s, 2)}
 
 
+class Surface(Protocol):
+    """Where the daemon reports (status, plan, forecast, KPIs, alerts) and operators command."""
+
+    async def start(self, desk: OperatorDesk, alert: Callable[[str, str], None]) -> None: ...
+
+    async def publish(self, report: dict[str, Any]) -> None: ...
+
+    async def alert(self, alert: dict[str, Any]) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Service:
-    def __init__(self, port: PlantPort, controller: Controller, fallback: BaselineController,
-                 step_s: float, max_ticks: int | None = None, reconnect_max_s: float = 30.0) -> None:
-        self.port, self.controller, self.fallback = port, controller, fallback
+    def __init__(self, port: PlantPort, controller: Controller, fallback: BaselineController, site: Site,
+                 max_ticks: int | None = None, reconnect_max_s: float = 30.0,
+                 surfaces: Sequence[Surface] = ()) -> None:
+        self.port, self.controller, self.fallback, self.site = port, controller, fallback, site
         self.max_ticks = max_ticks
         self.reconnect_max_s = reconnect_max_s
-        self.stats = Stats(step_s / 3600)
+        self.stats = Stats(site.timing.control_interval_s / 3600)
         self.stopping = asyncio.Event()
+        self.desk = OperatorDesk(site.pump_ids, site.rules)
+        self.surfaces = list(surfaces)
+        self.alerts: deque[dict[str, Any]] = deque(maxlen=50)
+        self._limits: dict[str, float] = {}
+        self._unsent: list[dict[str, Any]] = []  # alerts not yet pushed to the surfaces
 
     def stop(self) -> None:
         """Finish the tick in hand, then close (SIGTERM/SIGINT)."""
@@ -89,13 +111,17 @@ class Service:
 
     async def run(self) -> Stats:
         t0 = time.perf_counter()
-        await self._connect()
+        for surface in self.surfaces:
+            await surface.start(self.desk, self.alert)
         try:
+            await self._connect()
             while not self.stopping.is_set() and (self.max_ticks is None or self.stats.ticks < self.max_ticks):
                 if not await self._cycle():
                     break
         finally:
             await self.port.close()
+            for surface in self.surfaces:
+                await surface.stop()
             self.stats.wall_s = time.perf_counter() - t0
         log.info("daemon stopped", **self.stats.summary())
         return self.stats
@@ -124,27 +150,61 @@ class Service:
         t0 = time.perf_counter()
         obs = await self.port.observe()
         t1 = time.perf_counter()
-        sp = await asyncio.to_thread(self._decide, obs)
+        cmd = self.desk.current
+        self._retune(cmd)
+        controller = self.controller if cmd.optimiser_on else self.fallback
+        sp = ours(await asyncio.to_thread(self._decide, controller, for_controller(obs, cmd)), cmd)
         t2 = time.perf_counter()
         try:
             check_readback(sp, await self.port.write(sp))
         except WriteRejected as exc:
             self.stats.write_rejections += 1
-            log.error("setpoints not accepted", error=str(exc), time=str(obs.telemetry.time))
+            self.alert("write_rejected", str(exc))
         decide_s = t2 - t1
         self.stats.record(obs, decide_s, time.perf_counter() - t2 + t1 - t0)
         log.info("tick", time=str(obs.telemetry.time), level_m=round(obs.telemetry.level_m, 3),
-                 decide_s=round(decide_s, 3), on=[p.id for p in sp.pumps if p.on])
+                 decide_s=round(decide_s, 3), on=[p.id for p in sp.pumps if p.on], controller=controller.name)
+        await self._publish(report(obs, sp, controller, self.stats))
 
-    def _decide(self, obs: Observation) -> Setpoints:
+    def _decide(self, controller: Controller, obs: Observation) -> Setpoints:
         """Every tick gets a command: a controller that fails hands this tick to the baseline."""
-        self.fallback.observe(obs.telemetry)
+        if controller is not self.fallback:
+            self.fallback.observe(obs.telemetry)
         try:
-            return self.controller.decide(obs)
+            return controller.decide(obs)
         except Exception:  # any solver or model failure: the plant must not be left uncommanded
             self.stats.fallbacks += 1
             log.exception("controller failed; baseline decides this tick")
             return self.fallback.decide(obs)
+
+    def _retune(self, cmd: OperatorCommands) -> None:
+        """Operator limits reach every controller before the tick that follows them."""
+        if cmd.limits == self._limits:
+            return
+        site = self.site.model_copy(update={"rules": tightened(self.site.rules, cmd.limits)})
+        for c in {id(self.controller): self.controller, id(self.fallback): self.fallback}.values():
+            if isinstance(c, Retunable):
+                c.retune(site)
+        self._limits = dict(cmd.limits)
+        self.alert("limits", f"operator limits now {cmd.limits or 'the site rules'}")
+
+    def alert(self, kind: str, message: str) -> None:
+        """Log it, keep it for the status report, and push it to every surface."""
+        entry = {"time": str(self.stats.last), "kind": kind, "message": message}
+        self.alerts.append(entry)
+        log.warning("alert", kind=kind, message=message)
+        self._unsent.append(entry)
+
+    async def _publish(self, rep: dict[str, Any]) -> None:
+        rep["status"]["alerts"] = list(self.alerts)[-10:]
+        unsent, self._unsent = self._unsent, []
+        for surface in self.surfaces:
+            try:
+                for entry in unsent:
+                    await surface.alert(entry)
+                await surface.publish(rep)
+            except PlantError as exc:  # reporting must never stop control
+                log.warning("report not published", error=str(exc))
 
     async def _connect(self) -> None:
         """Connect, retrying with capped exponential backoff until it works or we are stopped."""

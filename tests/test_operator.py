@@ -1,0 +1,131 @@
+"""Operators talk to the daemon through topics; the daemon reports back on retained topics.
+
+A real mosquitto broker, the in-process twin paced on a scaled clock so commands land
+between ticks, and a second MQTT client playing SCADA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from adapters.mqtt import MqttLink
+from adapters.mqtt_surface import MqttSurface
+from adapters.sim import SimPort
+from controller.baseline import BaselineController
+from controller.mpc import MpcController
+from scenarios.replay import LockstepPlant, ReplaySetup
+from scenarios.scenario import load_scenario
+from tests.plants import Broker, mosquitto
+from tunneltwin.errors import ConfigError
+from tunneltwin.operator import OperatorDesk, for_controller, ours, parse
+from tunneltwin.service import Service
+from tunneltwin.settings import Settings
+from tunneltwin.site import Site
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Broker]:
+    with mosquitto("allow_anonymous true\n") as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def day(site: Site) -> ReplaySetup:
+    setup = load_scenario("dry-week", site, None, None, None)
+    return dataclasses.replace(setup, inflow_m3h=setup.inflow_m3h[:96], price_eur_per_kwh=setup.price_eur_per_kwh[:96])
+
+
+class Scada:
+    """A second client: sends operator commands, keeps the latest message per topic."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.link = MqttLink("127.0.0.1", broker.port, "scada")
+        self.seen: dict[str, list[dict[str, object]]] = {}
+        self.link.handlers.append(lambda t, p: self.seen.setdefault(t, []).append(json.loads(p)) if p else None)
+
+    async def __aenter__(self) -> Scada:
+        await self.link.connect()
+        await self.link.subscribe({"tunneltwin/daemon/#"})
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.link.publish("tunneltwin/daemon/operator", "", retain=True)  # clear the retained command
+        await self.link.close()
+
+
+def test_limits_may_only_tighten(site: Site) -> None:
+    with pytest.raises(ConfigError, match=r"limits.max_outflow_m3h = 20000.0 loosens the site's 16000.0"):
+        parse({"limits": {"max_outflow_m3h": 20000}}, site.pump_ids, site.rules)
+    with pytest.raises(ConfigError, match=r"band 5.0..5.5 m is under 1.0 m"):
+        parse({"limits": {"min_level_m": 5.0, "alarm_level_m": 5.5}}, site.pump_ids, site.rules)
+    with pytest.raises(ConfigError, match=r"modes.9.9 = 'auto'"):
+        parse({"modes": {"9.9": "auto"}}, site.pump_ids, site.rules)
+
+
+def test_a_manual_pump_is_the_operators(site: Site, day: ReplaySetup) -> None:
+    plant = LockstepPlant(day)
+    plant.apply(BaselineController(site).decide(plant.observe()))
+    plant.step()
+    obs = plant.observe()
+    running = next(p for p in obs.telemetry.pumps if p.status.is_on)
+    cmd = OperatorDesk(site.pump_ids, site.rules).submit({"modes": {running.id: "manual"}})
+    seen = for_controller(obs, cmd).telemetry
+    assert not seen.pump(running.id).available  # planned around
+    assert seen.inflow_m3h == pytest.approx(max(0.0, obs.telemetry.inflow_m3h - running.flow_m3h))
+    sp = BaselineController(site).decide(obs)
+    assert running.id not in {p.id for p in ours(sp, cmd).pumps}  # never written
+
+
+async def test_operator_commands_and_status_over_mqtt(broker: Broker, day: ReplaySetup) -> None:
+    plant = LockstepPlant(day)
+    surface = MqttSurface(MqttLink("127.0.0.1", broker.port, "daemon-status"))
+    mpc = MpcController(day.site, Settings().mpc())
+    service = Service(SimPort(plant, speed=900 * 8), mpc, BaselineController(day.site), day.site,
+                      max_ticks=40, surfaces=[surface])
+    async with Scada(broker) as scada:
+        run = asyncio.ensure_future(service.run())
+        while service.stats.ticks < 4:
+            await asyncio.sleep(0.02)
+        await scada.link.publish("tunneltwin/daemon/operator", json.dumps({"limits": {"max_outflow_m3h": 99999}}))
+        await scada.link.publish("tunneltwin/daemon/operator", json.dumps(
+            {"optimiser": "off", "modes": {"2.1": "out_of_service"}, "limits": {"max_outflow_m3h": 9000}}),
+            retain=True)
+        while not service.desk.current.modes:
+            await asyncio.sleep(0.01)
+        after = service.stats.ticks + 1  # respected from the next tick on
+        stats = await run
+        await asyncio.sleep(0.1)
+    assert stats.ticks == 40
+    ids = plant.twin.ids
+    assert not any(row[ids.index("2.1")] for row in plant.traj.pump_on[after:])
+    assert max(plant.traj.col("outflow_m3h")[after + 1:]) <= 9000 * 1.001
+    status = scada.seen["tunneltwin/daemon/status"]
+    running = [s for s in status if s.get("state") == "running"]
+    assert running[0]["controller"] == "mpc" and running[-1]["controller"] == "baseline"
+    assert status[-1] == {"state": "stopped"}
+    alerts = [a["kind"] for a in scada.seen["tunneltwin/daemon/alerts"]]
+    assert "operator_command_refused" in alerts and "operator_command" in alerts
+    assert "plan" in {t.rsplit("/", 1)[1] for t in scada.seen}  # the MPC's plan was published
+
+
+async def test_last_will_says_offline_when_the_link_dies(broker: Broker, site: Site) -> None:
+    link = MqttLink("127.0.0.1", broker.port, "daemon-dies")
+    surface = MqttSurface(link)
+    async with Scada(broker) as scada:
+        await surface.start(OperatorDesk(site.pump_ids, site.rules), lambda k, m: None)
+        assert link.client is not None
+        sock = link.client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.shutdown(socket.SHUT_RDWR)  # no DISCONNECT: as if the process or network died
+        for _ in range(100):
+            if scada.seen.get("tunneltwin/daemon/status", [{}])[-1] == {"state": "offline"}:
+                break
+            await asyncio.sleep(0.02)
+        assert scada.seen["tunneltwin/daemon/status"][-1] == {"state": "offline"}
+        await link.close()
