@@ -10,19 +10,13 @@ advances on a scaled wall clock (900: 15 plant minutes per second).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
 from asyncua import Node, Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
-from asyncua.crypto.permission_rules import User, UserRole
-from asyncua.crypto.truststore import TrustStore
-from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
-from asyncua.server.user_managers import UserManager
 
-from adapters.opcua_common import VARIANTS, split_path
+from adapters.opcua_common import VARIANTS, ServerSecurity, secure_server, split_path, users
 from adapters.pki import SIMULATOR_URI
 from adapters.served import Snapshot, held
 from adapters.tagmap import Binding, TagMap, bindings
@@ -35,32 +29,12 @@ Key = tuple[str, str, str | None]
 SERVED = ("station", "pump", "setpoint", "step")
 
 
-@dataclass(frozen=True)
-class ServerSecurity:
-    """Basic256Sha256 SignAndEncrypt only; clients must be in ``trusted`` and log in as a user."""
-
-    certificate: Path
-    private_key: Path
-    trusted: Path  # directory of trusted client certificates (DER)
-    users: dict[str, str] = field(default_factory=dict, repr=False)  # name -> password; never logged
-
-
-class _Users(UserManager):  # type: ignore[misc]
-    def __init__(self, users: dict[str, str]) -> None:
-        self.users = users
-
-    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
-                 certificate: Any = None) -> User | None:
-        ok = username is not None and password is not None and self.users.get(username) == password
-        return User(role=UserRole.User, name=username) if ok else None
-
-
 class OpcuaSimulator:
     def __init__(self, plant: LockstepPlant, tags: TagMap, endpoint: str, speed: float = 0.0,
                  security: ServerSecurity | None = None) -> None:
         self.plant, self.tags, self.endpoint, self.speed = plant, tags, endpoint, speed
         self.security = security
-        self.server = Server(user_manager=_Users(security.users) if security else None)
+        self.server = Server(user_manager=users(security))
         self.nodes: dict[Key, Node] = {}
         self.bound: dict[Key, Binding] = {}
         self._folders: dict[str, Node] = {}
@@ -72,7 +46,7 @@ class OpcuaSimulator:
         await self.server.init()
         self.server.set_endpoint(self.endpoint)
         self.server.set_server_name("tunneltwin simulator")
-        await self._secure()
+        await secure_server(self.server, self.security, SIMULATOR_URI)
         ns = await self.server.register_namespace(self.tags.namespace)
         for b in bindings(self.tags, self.plant.twin.ids, SERVED):
             key = (b.table, b.field, b.pump)
@@ -83,21 +57,6 @@ class OpcuaSimulator:
         await self.server.start()
         if self.speed > 0:
             self._task = asyncio.create_task(self._wallclock())
-
-    async def _secure(self) -> None:
-        sec = self.security
-        if sec is None:
-            self.server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-            return
-        await self.server.set_application_uri(SIMULATOR_URI)
-        self.server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
-        self.server.set_identity_tokens([ua.UserNameIdentityToken])  # no anonymous sessions
-        await self.server.load_certificate(str(sec.certificate))
-        await self.server.load_private_key(str(sec.private_key))
-        store = TrustStore([sec.trusted], [])
-        await store.load()
-        self.server.set_certificate_validator(CertificateValidator(
-            CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT, store))
 
     async def stop(self) -> None:
         if self._task:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -129,3 +130,43 @@ async def test_last_will_says_offline_when_the_link_dies(broker: Broker, site: S
             await asyncio.sleep(0.02)
         assert scada.seen["tunneltwin/daemon/status"][-1] == {"state": "offline"}
         await link.close()
+
+
+async def test_operator_nodes_and_status_over_opcua(day: ReplaySetup) -> None:
+    from asyncua import Client, ua
+
+    from adapters.opcua_surface import OpcuaSurface
+    from tests.plants import free_port
+
+    url = f"opc.tcp://127.0.0.1:{free_port()}/tunneltwin-daemon/"
+    plant = LockstepPlant(day)
+    surface = OpcuaSurface(url, day.site.pump_ids)
+    service = Service(SimPort(plant, speed=900 * 4), MpcController(day.site, Settings().mpc()),
+                      BaselineController(day.site), day.site, max_ticks=24, surfaces=[surface])
+    run = asyncio.ensure_future(service.run())
+    while service.stats.ticks < 2:
+        await asyncio.sleep(0.02)
+    client = Client(url)
+    await client.connect()
+    try:
+        ns = await client.get_namespace_index("urn:tunneltwin:daemon")
+
+        async def node(path: str) -> Any:
+            return await client.nodes.objects.get_child([f"{ns}:{p}" for p in ["Daemon", *path.split("/")]])
+
+        assert await (await node("Status/Controller")).read_value() == "mpc"
+        limit = await node("Operator/Limits/max_outflow_m3h")
+        await limit.write_value(ua.Variant(20000.0, ua.VariantType.Double))
+        assert await limit.read_value() == 0.0  # refused, put back
+        await (await node("Operator/OptimiserOn")).write_value(False)
+        after = service.stats.ticks + 1
+        while service.stats.ticks < after + 1:
+            await asyncio.sleep(0.02)
+        assert await (await node("Status/Controller")).read_value() == "baseline"
+        last_alert = json.loads(await (await node("Alerts/Last")).read_value())
+        assert last_alert["kind"] in ("operator_command", "limits")
+    finally:
+        await client.disconnect()
+    stats = await run
+    assert stats.ticks == 24 and [a["kind"] for a in service.alerts][:2] == ["operator_command_refused",
+                                                                              "operator_command"]

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from adapters.opcua import OpcuaPort, OpcuaSecurity
-from adapters.opcua_sim import OpcuaSimulator, ServerSecurity
+from adapters.opcua_common import ServerSecurity
+from adapters.opcua_sim import OpcuaSimulator
 from adapters.pki import DAEMON_URI, SIMULATOR_URI, make_certificate
 from scenarios.replay import LockstepPlant, ReplaySetup
 from scenarios.scenario import load_scenario

@@ -277,7 +277,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 def _server_security(args: argparse.Namespace) -> object:
     import os
 
-    from adapters.opcua_sim import ServerSecurity
+    from adapters.opcua_common import ServerSecurity
 
     given = {"--opcua-cert": args.opcua_cert, "--opcua-key": args.opcua_key, "--opcua-trust": args.opcua_trust,
              "--opcua-user": args.opcua_user}

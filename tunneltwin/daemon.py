@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,15 +64,38 @@ def _mqtt_port(cfg: DaemonConfig, site: Site) -> PlantPort:
     return MqttPort(link, load_tagmap(m.tags), site, m.timeout_s, m.poll_s)
 
 
-def build_surfaces(cfg: DaemonConfig) -> list[Surface]:
+def build_surfaces(cfg: DaemonConfig, site: Site) -> list[Surface]:
     p = cfg.publish
-    if not p.mqtt_url:
-        return []
-    from adapters.mqtt import MqttLink
-    from adapters.mqtt_surface import MqttSurface
+    surfaces: list[Surface] = []
+    if p.mqtt_url:
+        from adapters.mqtt import MqttLink
+        from adapters.mqtt_surface import MqttSurface
 
-    link = MqttLink.from_url(p.mqtt_url, p.client_id, p.username, password(p, "mqtt"), p.ca_file)
-    return [MqttSurface(link, p.prefix)]
+        link = MqttLink.from_url(p.mqtt_url, p.client_id, p.username, password(p, "mqtt"), p.ca_file)
+        surfaces.append(MqttSurface(link, p.prefix))
+    if p.opcua_endpoint:
+        from adapters.opcua_surface import OpcuaSurface
+
+        surfaces.append(OpcuaSurface(p.opcua_endpoint, site.pump_ids, _surface_security(cfg)))
+    return surfaces
+
+
+def _surface_security(cfg: DaemonConfig) -> Any:
+    p = cfg.publish
+    if p.opcua_security == "none":
+        return None
+    from adapters.opcua_common import ServerSecurity
+
+    files = {"opcua_certificate": p.opcua_certificate, "opcua_private_key": p.opcua_private_key,
+             "opcua_trusted": p.opcua_trusted}
+    if missing := [k for k, v in files.items() if v is None]:
+        raise ConfigError(f"{cfg.source}: [publish] opcua_security needs {', '.join(missing)}")
+    secret = os.environ.get("TUNNELTWIN_PUBLISH_OPCUA_PASSWORD", "")
+    if not p.opcua_username or not secret:
+        raise ConfigError(f"{cfg.source}: [publish] opcua_security needs opcua_username and "
+                          "env TUNNELTWIN_PUBLISH_OPCUA_PASSWORD")
+    assert p.opcua_certificate and p.opcua_private_key and p.opcua_trusted
+    return ServerSecurity(p.opcua_certificate, p.opcua_private_key, p.opcua_trusted, {p.opcua_username: secret})
 
 
 def build_controller(cfg: DaemonConfig, site: Site, mpc: MpcSettings) -> tuple[Controller, BaselineController]:
@@ -86,7 +110,7 @@ async def run_daemon(cfg: DaemonConfig, site: Site, mpc: MpcSettings, signals: b
     controller, fallback = build_controller(cfg, site, mpc)
     step_s = site.timing.control_interval_s
     ticks = round(cfg.daemon.duration_h * 3600 / step_s) or None
-    service = Service(port, controller, fallback, site, ticks, cfg.daemon.reconnect_max_s, build_surfaces(cfg))
+    service = Service(port, controller, fallback, site, ticks, cfg.daemon.reconnect_max_s, build_surfaces(cfg, site))
     with _on_signals(service.stop if signals else None):
         stats = await service.run()
     return DaemonRun(stats, plant)

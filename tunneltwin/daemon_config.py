@@ -60,9 +60,15 @@ class MqttSection(LinkSection):
 
 
 class PublishSection(_Strict):
-    """Status, plan, forecast, KPIs and alerts out, operator commands in, over MQTT."""
+    """Status, plan, forecast, KPIs and alerts out, operator commands in: MQTT and/or our OPC UA server."""
 
-    mqtt_url: str = ""  # empty: not published
+    mqtt_url: str = ""  # empty: not published over MQTT
+    opcua_endpoint: str = ""  # the daemon's own OPC UA server for SCADA; empty: none
+    opcua_security: Literal["none", "Basic256Sha256_SignAndEncrypt"] = "none"
+    opcua_certificate: Path | None = None  # the daemon server's certificate (DER)
+    opcua_private_key: Path | None = None
+    opcua_trusted: Path | None = None  # directory of trusted client (SCADA) certificates
+    opcua_username: str = ""  # one operator login; password from env TUNNELTWIN_PUBLISH_OPCUA_PASSWORD
     prefix: str = "tunneltwin/daemon"
     client_id: str = "tunneltwin-daemon-status"
     username: str = ""

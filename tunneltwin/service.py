@@ -34,7 +34,8 @@ RETRY_S = 1.0
 
 @dataclass
 class Stats:
-    """What the daemon saw and did; energy and cost from telemetry (instantaneous power x interval)."""
+    """What the daemon saw and did. Energy and cost are estimates from telemetry: the power read at
+    each tick, taken as the mean over the interval it closes, at that interval's price."""
 
     step_h: float
     ticks: int = 0
@@ -52,6 +53,7 @@ class Stats:
     comms_errors: int = 0
     reconnects: int = 0
     wall_s: float = 0.0
+    _price: float | None = None
 
     def record(self, obs: Observation, decide_s: float, io_s: float) -> None:
         tel = obs.telemetry
@@ -60,9 +62,11 @@ class Stats:
         self.last = tel.time
         self.level_min_m = min(self.level_min_m, tel.level_m)
         self.level_max_m = max(self.level_max_m, tel.level_m)
-        kwh = sum(p.power_kw for p in tel.pumps) * self.step_h
-        self.energy_kwh += kwh
-        self.cost_eur += kwh * (obs.prices.eur_per_kwh[0] if obs.prices.eur_per_kwh else 0.0)
+        if self._price is not None:  # this reading closes the interval that the last tick's price covered
+            kwh = sum(p.power_kw for p in tel.pumps) * self.step_h
+            self.energy_kwh += kwh
+            self.cost_eur += kwh * self._price
+        self._price = obs.prices.eur_per_kwh[0] if obs.prices.eur_per_kwh else None
         self.decide_s.append(decide_s)
         self.io_s.append(io_s)
 
