@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal
 import subprocess
 import sys
@@ -75,3 +76,25 @@ def test_sigterm_stops_after_the_tick_in_hand(tmp_path: Path) -> None:
     ticks = int(out.split(" ticks")[0].rsplit(" ", 1)[1])
     assert 0 < ticks < 96  # stopped early, cleanly, with the twin's record written
     assert (tmp_path / "summary.json").exists()
+
+
+def test_daemon_cli_against_the_simulate_cli_over_mqtt(tmp_path: Path) -> None:
+    """The two commands as an operator runs them: `simulate --mqtt` in one process, `run` in another."""
+    from tests.plants import mosquitto
+
+    with mosquitto("allow_anonymous true\n") as broker:
+        sim = subprocess.Popen([sys.executable, "-m", "tunneltwin.cli", "simulate", "storm", "--mqtt", broker.url,
+                                "--exit-at-end", "--out", str(tmp_path / "sim")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            run = subprocess.run([sys.executable, "-m", "tunneltwin.cli", "run", "--plant", "mqtt", "--url",
+                                  broker.url, "--controller", "baseline", "--duration-h", "0"],
+                                 capture_output=True, text=True, timeout=120)
+            out, err = sim.communicate(timeout=30)
+        finally:
+            sim.kill()
+    assert run.returncode == 0, run.stderr
+    assert sim.returncode == 0, err
+    served = json.loads((tmp_path / "sim" / "summary.json").read_text())
+    assert "baseline on mqtt" in run.stdout and "hard violations" in out
+    assert served["cost_eur"] == pytest.approx(3390.24, abs=0.01)  # the bundled storm's in-process baseline

@@ -23,6 +23,8 @@ from tunneltwin.errors import ConfigError
 from tunneltwin.service import Service, Stats, Surface
 from tunneltwin.site import Site
 
+END_GRACE_S = 1.0
+
 
 @dataclass
 class DaemonRun:
@@ -157,6 +159,8 @@ async def serve_simulator(plant: LockstepPlant, opcua: tuple[str, Path] | None,
         try:
             while not stop.is_set() and not (until_done and plant.done):
                 await asyncio.wait([asyncio.ensure_future(stop.wait())], timeout=0.2)
+            if until_done and not stop.is_set():
+                await asyncio.sleep(END_GRACE_S)  # let the last step's telemetry reach the daemon
         finally:
             for s in servers:
                 await s.stop()
