@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.tagmap import TagMap
 from tunneltwin.contracts import PriceCurve, PumpStatus, PumpTelemetry, Telemetry
 from tunneltwin.errors import PlantError
 from tunneltwin.plant import LevelVolume
@@ -43,8 +42,7 @@ class PumpClock:
 
 
 class Assembler:
-    def __init__(self, tags: TagMap, site: Site) -> None:
-        self.tags = tags
+    def __init__(self, site: Site) -> None:
         self.site = site
         self.geometry = LevelVolume(site.tunnel)
         self.clocks = {p: PumpClock() for p in site.pump_ids}

@@ -198,7 +198,7 @@ class MqttPort:
         self.cache: dict[str, dict[str, Any]] = {}
         self.seq: dict[str, int] = {}  # messages seen per topic, to tell a fresh read-back
         self.changed = asyncio.Event()
-        self.assembler = Assembler(tags, site)
+        self.assembler = Assembler(site)
         self.last_time: Any = None
         link.handlers.append(self._on_message)
 

@@ -67,7 +67,7 @@ class OpcuaPort:
         self.client: Client | None = None
         self.nodes: dict[Key, Node] = {}
         self.types: dict[Key, ua.VariantType] = {}
-        self.assembler = Assembler(tags, site)
+        self.assembler = Assembler(site)
         self.last_time: datetime | None = None
 
     # -- connection --------------------------------------------------------------------

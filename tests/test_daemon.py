@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 
 from adapters.sim import SimPort
 from controller.baseline import BaselineController
+from scenarios.recorded import DataRepairWarning
 from scenarios.replay import LockstepPlant, ReplaySetup
 from scenarios.scenario import load_scenario
 from tunneltwin.cli import main
@@ -98,3 +100,22 @@ def test_daemon_cli_against_the_simulate_cli_over_mqtt(tmp_path: Path) -> None:
     served = json.loads((tmp_path / "sim" / "summary.json").read_text())
     assert "baseline on mqtt" in run.stdout and "hard violations" in out
     assert served["cost_eur"] == pytest.approx(3390.24, abs=0.01)  # the bundled storm's in-process baseline
+
+
+async def test_shadow_mode_on_a_recording(site: Site) -> None:
+    """plant = replay: the recording is served as telemetry, decisions are kept and never applied."""
+    from adapters.replay import ReplayPort
+    from tests.conftest import EXCERPT
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataRepairWarning)
+        setup = load_scenario(str(EXCERPT), site, "normal", None, None)
+    assert setup.recorded is not None
+    port = ReplayPort(setup)
+    baseline = BaselineController(site)
+    stats = await Service(port, baseline, baseline, site, max_ticks=8).run()
+    assert stats.ticks == 8 and len(port.decisions) == 8
+    obs = await port.observe()  # row 8, whatever we "wrote"
+    assert obs.telemetry.level_m == setup.recorded.level_m[8]
+    assert obs.telemetry.inflow_m3h == setup.recorded.inflow_m3h[8]
+    assert 0.0 <= port.agreement() <= 1.0

@@ -60,10 +60,11 @@ def _parser() -> argparse.ArgumentParser:
 def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = sub.add_parser("run", help="the control daemon: one tick per interval against a plant (default: embedded twin)")
     d.add_argument("--config", help="daemon TOML (default: config/daemon.toml; env TUNNELTWIN_DAEMON)")
-    d.add_argument("--plant", choices=("sim", "opcua", "mqtt"), help="override [daemon] plant")
+    d.add_argument("--plant", choices=("sim", "opcua", "mqtt", "replay"), help="override [daemon] plant")
     d.add_argument("--controller", choices=("mpc", "baseline"), help="override [daemon] controller")
     d.add_argument("--duration-h", type=float, help="plant hours to run (0 = until stopped)")
     d.add_argument("--scenario", help="the embedded twin's scenario (plant sim)")
+    d.add_argument("--recorded", type=Path, help="plant replay: the recorded data file (shadow mode)")
     d.add_argument("--speed", type=float, help="embedded twin: 0 lockstep, 900 = 15 min per second")
     d.add_argument("--endpoint", help="override [opcua] endpoint")
     d.add_argument("--url", help="override [mqtt] url")
@@ -220,7 +221,7 @@ def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
 
     cfg = settings.daemon(
         daemon={"plant": args.plant, "controller": args.controller, "duration_h": args.duration_h},
-        sim={"scenario": args.scenario, "speed": args.speed},
+        sim={"scenario": args.scenario, "speed": args.speed}, replay={"file": args.recorded},
         opcua={"endpoint": args.endpoint}, mqtt={"url": args.url})
     if args.tags and cfg.daemon.plant != "sim":
         cfg = settings.daemon(**{cfg.daemon.plant: {"tags": args.tags}}, daemon={"plant": cfg.daemon.plant})
@@ -237,6 +238,8 @@ def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
           f"reconnects {st.reconnects}")
     if run.plant is not None:
         _twin_record(run.plant, cfg.daemon.controller, args.out)
+    if (agreement := getattr(run.port, "agreement", None)) is not None:
+        print(f"  shadow mode: our pump set matched the recorded one on {agreement() * 100:.1f} % of ticks")
     return 0
 
 

@@ -30,6 +30,7 @@ END_GRACE_S = 1.0
 class DaemonRun:
     stats: Stats
     plant: LockstepPlant | None  # the embedded twin, when plant = "sim"
+    port: PlantPort
 
 
 def build_port(cfg: DaemonConfig, site: Site) -> tuple[PlantPort, LockstepPlant | None]:
@@ -39,6 +40,12 @@ def build_port(cfg: DaemonConfig, site: Site) -> tuple[PlantPort, LockstepPlant 
         return SimPort(plant, cfg.sim.speed), plant
     if kind == "opcua":
         return _opcua_port(cfg, site), None
+    if kind == "replay":
+        from adapters.replay import ReplayPort
+
+        if cfg.replay.file is None:
+            raise ConfigError(f"{cfg.source}: plant = 'replay' needs [replay] file")
+        return ReplayPort(load_scenario(str(cfg.replay.file), site, cfg.replay.prices, None, None)), None
     return _mqtt_port(cfg, site), None
 
 
@@ -115,7 +122,7 @@ async def run_daemon(cfg: DaemonConfig, site: Site, mpc: MpcSettings, signals: b
     service = Service(port, controller, fallback, site, ticks, cfg.daemon.reconnect_max_s, build_surfaces(cfg, site))
     with _on_signals(service.stop if signals else None):
         stats = await service.run()
-    return DaemonRun(stats, plant)
+    return DaemonRun(stats, plant, port)
 
 
 class _on_signals:

@@ -24,7 +24,7 @@ class _Strict(BaseModel):
 
 
 class DaemonSection(_Strict):
-    plant: Literal["sim", "opcua", "mqtt"] = "sim"
+    plant: Literal["sim", "opcua", "mqtt", "replay"] = "sim"
     controller: Literal["mpc", "baseline"] = "mpc"
     duration_h: float = Field(24.0, ge=0)  # plant time to run; 0 = until stopped or the plant ends
     reconnect_max_s: float = Field(30.0, gt=0)
@@ -33,6 +33,13 @@ class DaemonSection(_Strict):
 class SimSection(_Strict):
     scenario: str = "dry-week"  # bundled name or scenario TOML
     speed: float = Field(0.0, ge=0)  # 0: lockstep, as fast as the controller; 900: 15 min per second
+
+
+class ReplaySection(_Strict):
+    """plant = "replay": shadow mode on a recorded data file (decisions kept, not applied)."""
+
+    file: Path | None = None  # .csv or .xlsx, relative to this file
+    prices: Literal["normal", "high"] = "normal"
 
 
 class LinkSection(_Strict):
@@ -79,6 +86,7 @@ class PublishSection(_Strict):
 class DaemonConfig(_Strict):
     daemon: DaemonSection = DaemonSection()
     sim: SimSection = SimSection()
+    replay: ReplaySection = ReplaySection()
     opcua: OpcuaSection = OpcuaSection()
     mqtt: MqttSection = MqttSection()
     publish: PublishSection = PublishSection()
@@ -100,7 +108,7 @@ def _resolved(cfg: DaemonConfig, base: Path) -> DaemonConfig:
         update = {k: base / v for k, v in section.model_dump().items()
                   if isinstance(v, Path) and not v.is_absolute()}
         return section.model_copy(update=update)
-    return cfg.model_copy(update={"opcua": fix(cfg.opcua), "mqtt": fix(cfg.mqtt), "publish": fix(cfg.publish)})
+    return cfg.model_copy(update={name: fix(getattr(cfg, name)) for name in ("replay", "opcua", "mqtt", "publish")})
 
 
 def password(section: LinkSection | PublishSection, transport: str) -> str:
