@@ -119,3 +119,15 @@ async def test_shadow_mode_on_a_recording(site: Site) -> None:
     assert obs.telemetry.level_m == setup.recorded.level_m[8]
     assert obs.telemetry.inflow_m3h == setup.recorded.inflow_m3h[8]
     assert 0.0 <= port.agreement() <= 1.0
+
+
+async def test_a_report_surface_that_cannot_start_does_not_stop_control(day: ReplaySetup) -> None:
+    from adapters.mqtt import MqttLink
+    from adapters.mqtt_surface import MqttSurface
+    from tests.plants import free_port
+
+    dead = MqttSurface(MqttLink("127.0.0.1", free_port(), "nobody-listens"))  # connection refused
+    baseline = BaselineController(day.site)
+    service = Service(SimPort(LockstepPlant(day)), baseline, baseline, day.site, max_ticks=3, surfaces=[dead])
+    stats = await service.run()
+    assert stats.ticks == 3 and service.alerts[0]["kind"] == "report_unavailable"

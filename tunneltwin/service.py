@@ -8,6 +8,7 @@ clock it waits for it. Only our PlantError family is caught; anything else is a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
@@ -115,8 +116,7 @@ class Service:
 
     async def run(self) -> Stats:
         t0 = time.perf_counter()
-        for surface in self.surfaces:
-            await surface.start(self.desk, self.alert)
+        await self._start_surfaces()
         try:
             await self._connect()
             while not self.stopping.is_set() and (self.max_ticks is None or self.stats.ticks < self.max_ticks):
@@ -125,10 +125,20 @@ class Service:
         finally:
             await self.port.close()
             for surface in self.surfaces:
-                await surface.stop()
+                with contextlib.suppress(PlantError):  # the report link may be down; control is over
+                    await surface.stop()
             self.stats.wall_s = time.perf_counter() - t0
         log.info("daemon stopped", **self.stats.summary())
         return self.stats
+
+    async def _start_surfaces(self) -> None:
+        """A reporting surface that cannot start is alerted and left out: reporting never blocks control."""
+        for surface in list(self.surfaces):
+            try:
+                await surface.start(self.desk, self.alert)
+            except PlantError as exc:
+                self.surfaces.remove(surface)
+                self.alert("report_unavailable", f"{type(surface).__name__}: {exc}")
 
     async def _cycle(self) -> bool:
         """One tick and the wait for the next interval; False when the plant has no more."""
