@@ -47,6 +47,14 @@ class Assembler:
         self.geometry = LevelVolume(site.tunnel)
         self.clocks = {p: PumpClock() for p in site.pump_ids}
 
+    def seed(self, timers: dict[str, dict[str, Any]]) -> None:
+        """Timers saved before a restart: a pump still in the same state keeps its switch time."""
+        for pid, t in timers.items():
+            if pid in self.clocks:
+                clock = self.clocks[pid]
+                clock.on, clock.since = bool(t["on"]), datetime.fromisoformat(t["since"])
+                clock.starts, clock.run_s = int(t["starts"]), float(t["run_hours_h"]) * 3600
+
     def telemetry(self, station: Values, pumps: dict[str, Values]) -> Telemetry:
         now = station.get("time") or datetime.now(UTC)
         level = _number(station, "level_m")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -91,7 +92,7 @@ class MpcController:
     name = "mpc"
 
     def __init__(self, site: Site, settings: MpcSettings | None = None, model: StationModel | None = None,
-                 forecaster: InflowForecaster | None = None) -> None:
+                 forecaster: InflowForecaster | None = None, log_limit: int | None = None) -> None:
         self.site = site
         self.cfg = settings or MpcSettings()
         self.model = model or StationModel(site)
@@ -106,7 +107,7 @@ class MpcController:
         self.appointments: dict[date, datetime] = {}  # day -> end of the step that empties it
         self.plan: Plan | None = None
         self.plan_time: datetime | None = None
-        self.log: list[StepLog] = []
+        self.log: deque[StepLog] = deque(maxlen=log_limit)  # a daemon bounds it; a replay keeps all
         self.last_problem: Problem | None = None
 
     def retune(self, site: Site) -> None:

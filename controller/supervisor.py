@@ -8,7 +8,7 @@ the station limits, which only ever slow pumps down or shed the ones that may st
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +44,7 @@ class Supervisor:
     site: Site
     model: StationModel
     cfg: SupervisorSettings = field(default_factory=SupervisorSettings)
-    overrides: list[Override] = field(default_factory=list)
+    overrides: deque[Override] = field(default_factory=lambda: deque(maxlen=10_000))  # counts keep the totals
     counts: Counter[str] = field(default_factory=Counter)
 
     def check(self, tel: Telemetry, sp: Setpoints) -> Setpoints:

@@ -70,6 +70,13 @@ def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     d.add_argument("--url", help="override [mqtt] url")
     d.add_argument("--tags", type=Path, help="tag map for the chosen transport")
     d.add_argument("--out", type=Path, help="plant sim: write the twin's own record (report) here")
+    d.add_argument("--audit", type=Path, help="override [audit] db: the SQLite audit log and restart state")
+    a = sub.add_parser("audit", help="query and export the daemon's audit log")
+    a.add_argument("db", type=Path, help="the audit SQLite file")
+    a.add_argument("--since", type=_time, help="first plant time (ISO 8601)")
+    a.add_argument("--until", type=_time, help="last plant time (ISO 8601)")
+    a.add_argument("--format", choices=("summary", "csv", "jsonl"), default="summary")
+    a.add_argument("--out", type=Path, help="write here instead of stdout")
     s = sub.add_parser("simulate", help="serve the twin over OPC UA and/or MQTT for a daemon to drive")
     s.add_argument("scenario", help="bundled name or scenario TOML")
     s.add_argument("--opcua", metavar="ENDPOINT", help="serve an OPC UA server, e.g. opc.tcp://127.0.0.1:4840/tunneltwin/")
@@ -106,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "replay": _replay, "compare": _compare, "calibrate": _calibrate, "fidelity": _fidelity,
         "fit-generator": _fit_generator, "scenarios": _scenarios,
-        "run": _run_daemon, "simulate": _simulate, "certs": _certs}
+        "run": _run_daemon, "simulate": _simulate, "certs": _certs, "audit": _audit}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
@@ -222,7 +229,7 @@ def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     cfg = settings.daemon(
         daemon={"plant": args.plant, "controller": args.controller, "duration_h": args.duration_h},
         sim={"scenario": args.scenario, "speed": args.speed}, replay={"file": args.recorded},
-        opcua={"endpoint": args.endpoint}, mqtt={"url": args.url})
+        opcua={"endpoint": args.endpoint}, mqtt={"url": args.url}, audit={"db": args.audit})
     if args.tags and cfg.daemon.plant != "sim":
         cfg = settings.daemon(**{cfg.daemon.plant: {"tags": args.tags}}, daemon={"plant": cfg.daemon.plant})
     run = asyncio.run(run_daemon(cfg, settings.site(), settings.mpc()))
@@ -300,6 +307,18 @@ def _certs(args: argparse.Namespace, settings: Settings) -> int:
     for name, uri, server in (("daemon", DAEMON_URI, False), ("simulator", SIMULATOR_URI, True)):
         cert, key = make_certificate(args.out / name, name, uri, server, args.host)
         print(f"{name}: {cert} (give to the other side's trust list), {key} (keep private)")
+    return 0
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from tunneltwin.audit_export import export
+
+    text = export(args.db, args.since, args.until, args.format)
+    if args.out:
+        args.out.write_text(text)
+        print(f"-> {args.out}")
+    else:
+        print(text, end="")
     return 0
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from adapters.port import PlantPort
 from adapters.sim import SimPort
 from adapters.tagmap import load_tagmap
@@ -18,12 +20,15 @@ from controller.baseline import BaselineController
 from controller.mpc import MpcController, MpcSettings
 from scenarios.replay import LockstepPlant
 from scenarios.scenario import load_scenario
+from tunneltwin.audit import AuditLog
 from tunneltwin.daemon_config import DaemonConfig, password
 from tunneltwin.errors import ConfigError
 from tunneltwin.service import Service, Stats, Surface
 from tunneltwin.site import Site
 
 END_GRACE_S = 1.0
+LOG_LIMIT = 2880  # the MPC's step log in a daemon: 30 days at 15 min, so memory stays flat
+log = structlog.get_logger()
 
 
 @dataclass
@@ -111,7 +116,7 @@ def build_controller(cfg: DaemonConfig, site: Site, mpc: MpcSettings) -> tuple[C
     baseline = BaselineController(site)
     if cfg.daemon.controller == "baseline":
         return baseline, baseline
-    return MpcController(site, mpc), baseline
+    return MpcController(site, mpc, log_limit=LOG_LIMIT), baseline
 
 
 async def run_daemon(cfg: DaemonConfig, site: Site, mpc: MpcSettings, signals: bool = True) -> DaemonRun:
@@ -119,9 +124,17 @@ async def run_daemon(cfg: DaemonConfig, site: Site, mpc: MpcSettings, signals: b
     controller, fallback = build_controller(cfg, site, mpc)
     step_s = site.timing.control_interval_s
     ticks = round(cfg.daemon.duration_h * 3600 / step_s) or None
-    service = Service(port, controller, fallback, site, ticks, cfg.daemon.reconnect_max_s, build_surfaces(cfg, site))
-    with _on_signals(service.stop if signals else None):
-        stats = await service.run()
+    audit = AuditLog(cfg.audit.db, cfg.audit.retention_days) if cfg.audit.db else None
+    if audit is None and cfg.daemon.plant in ("opcua", "mqtt"):
+        log.warning("no [audit] db: ticks are not recorded and pump timers do not survive a restart")
+    service = Service(port, controller, fallback, site, ticks, cfg.daemon.reconnect_max_s,
+                      build_surfaces(cfg, site), audit)
+    try:
+        with _on_signals(service.stop if signals else None):
+            stats = await service.run()
+    finally:
+        if audit:
+            audit.close()
     return DaemonRun(stats, plant, port)
 
 

@@ -83,6 +83,13 @@ class PublishSection(_Strict):
     ca_file: Path | None = None
 
 
+class AuditSection(_Strict):
+    """Every tick and the state a restart resumes from, in one SQLite file."""
+
+    db: Path | None = None  # e.g. /var/lib/tunneltwin/audit.sqlite; unset: no audit log, no restart state
+    retention_days: float = Field(400.0, gt=0)  # plant time; older ticks are deleted once a day
+
+
 class DaemonConfig(_Strict):
     daemon: DaemonSection = DaemonSection()
     sim: SimSection = SimSection()
@@ -90,6 +97,7 @@ class DaemonConfig(_Strict):
     opcua: OpcuaSection = OpcuaSection()
     mqtt: MqttSection = MqttSection()
     publish: PublishSection = PublishSection()
+    audit: AuditSection = AuditSection()
     source: Path = Path("config/daemon.toml")
 
 
@@ -108,7 +116,8 @@ def _resolved(cfg: DaemonConfig, base: Path) -> DaemonConfig:
         update = {k: base / v for k, v in section.model_dump().items()
                   if isinstance(v, Path) and not v.is_absolute()}
         return section.model_copy(update=update)
-    return cfg.model_copy(update={name: fix(getattr(cfg, name)) for name in ("replay", "opcua", "mqtt", "publish")})
+    sections = ("replay", "opcua", "mqtt", "publish", "audit")
+    return cfg.model_copy(update={name: fix(getattr(cfg, name)) for name in sections})
 
 
 def password(section: LinkSection | PublishSection, transport: str) -> str:

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import structlog
 
+from adapters.assemble import Assembler
 from adapters.port import PlantPort, check_readback
 from controller.base import Controller, Retunable
 from controller.baseline import BaselineController
 from scenarios.kpis import percentiles
+from tunneltwin.audit import AuditLog, TickRecord
 from tunneltwin.contracts import Observation, Setpoints
-from tunneltwin.errors import PlantError, PlantTimeout, PlantUnavailable, WriteRejected
+from tunneltwin.errors import ConfigError, PlantError, PlantTimeout, PlantUnavailable, WriteRejected
 from tunneltwin.operator import OperatorCommands, OperatorDesk, for_controller, ours, tightened
 from tunneltwin.report import report
 from tunneltwin.site import Site
@@ -31,6 +34,7 @@ from tunneltwin.site import Site
 log = structlog.get_logger()
 T = TypeVar("T")
 RETRY_S = 1.0
+PRUNE_EVERY = 96  # ticks between retention passes (a day at 15 min)
 
 
 @dataclass
@@ -98,7 +102,7 @@ class Surface(Protocol):
 class Service:
     def __init__(self, port: PlantPort, controller: Controller, fallback: BaselineController, site: Site,
                  max_ticks: int | None = None, reconnect_max_s: float = 30.0,
-                 surfaces: Sequence[Surface] = ()) -> None:
+                 surfaces: Sequence[Surface] = (), audit: AuditLog | None = None) -> None:
         self.port, self.controller, self.fallback, self.site = port, controller, fallback, site
         self.max_ticks = max_ticks
         self.reconnect_max_s = reconnect_max_s
@@ -109,6 +113,9 @@ class Service:
         self.alerts: deque[dict[str, Any]] = deque(maxlen=50)
         self._limits: dict[str, float] = {}
         self._unsent: list[dict[str, Any]] = []  # alerts not yet pushed to the surfaces
+        self.audit = audit
+        self._tick_alerts: list[dict[str, Any]] = []  # raised during the tick in hand, for the audit
+        self._audit_failing = False
 
     def stop(self) -> None:
         """Finish the tick in hand, then close (SIGTERM/SIGINT)."""
@@ -118,12 +125,15 @@ class Service:
         t0 = time.perf_counter()
         await self._start_surfaces()
         try:
+            self._restore()
             await self._connect()
             while not self.stopping.is_set() and (self.max_ticks is None or self.stats.ticks < self.max_ticks):
                 if not await self._cycle():
                     break
         finally:
             await self.port.close()
+            if self.audit:
+                await asyncio.to_thread(self.audit.flush)
             for surface in self.surfaces:
                 with contextlib.suppress(PlantError):  # the report link may be down; control is over
                     await surface.stop()
@@ -169,16 +179,20 @@ class Service:
         controller = self.controller if cmd.optimiser_on else self.fallback
         sp = ours(await asyncio.to_thread(self._decide, controller, for_controller(obs, cmd)), cmd)
         t2 = time.perf_counter()
+        readback: Setpoints | None = None
         try:
-            check_readback(sp, await self.port.write(sp))
+            readback = await self.port.write(sp)
+            check_readback(sp, readback)
         except WriteRejected as exc:
             self.stats.write_rejections += 1
             self.alert("write_rejected", str(exc))
         decide_s = t2 - t1
         self.stats.record(obs, decide_s, time.perf_counter() - t2 + t1 - t0)
+        rep = report(obs, sp, controller, self.stats)
+        await self._audit(obs, sp, readback, controller, decide_s, rep, cmd)
         log.info("tick", time=str(obs.telemetry.time), level_m=round(obs.telemetry.level_m, 3),
                  decide_s=round(decide_s, 3), on=[p.id for p in sp.pumps if p.on], controller=controller.name)
-        await self._publish(report(obs, sp, controller, self.stats))
+        await self._publish(rep)
 
     def _decide(self, controller: Controller, obs: Observation) -> Setpoints:
         """Every tick gets a command: a controller that fails hands this tick to the baseline."""
@@ -190,6 +204,41 @@ class Service:
             self.stats.fallbacks += 1
             log.exception("controller failed; baseline decides this tick")
             return self.fallback.decide(obs)
+
+    def _restore(self) -> None:
+        """Resume from the audit log's state: operator commands, and pump timers for ports that derive them."""
+        if self.audit is None:
+            return
+        if (saved := self.audit.state("operator")) is not None:
+            try:
+                self.desk.submit(saved)
+            except ConfigError as exc:
+                self.alert("state_not_restored", f"operator commands: {exc}")
+        timers = self.audit.state("timers")
+        assembler = getattr(self.port, "assembler", None)
+        if timers and isinstance(assembler, Assembler):
+            assembler.seed(timers)
+            log.info("pump timers restored", pumps=len(timers))
+
+    async def _audit(self, obs: Observation, sp: Setpoints, readback: Setpoints | None, controller: Controller,
+                     decide_s: float, rep: dict[str, Any], cmd: OperatorCommands) -> None:
+        alarms, self._tick_alerts = self._tick_alerts, []
+        if self.audit is None:
+            return
+        tel = obs.telemetry
+        rec = TickRecord(tel.time, controller.name, tel.model_dump(mode="json"), sp.model_dump(mode="json"),
+                         readback.model_dump(mode="json") if readback else None, decide_s,
+                         forecast=_summary(rep.get("forecast")), plan=rep.get("plan"),
+                         overrides=_overrides(controller, tel.time), alarms=alarms, solver_status=_status(controller))
+        state = {"timers": timers(obs), "operator": _command(cmd)} | ({"plan": rep["plan"]} if "plan" in rep else {})
+        ok = await asyncio.to_thread(self.audit.record, rec, state)
+        if ok == self._audit_failing:  # the disk started or stopped refusing: say so once
+            self._audit_failing = not ok
+            held = len(self.audit.backlog)
+            message = "backlog written" if ok else f"cannot write (disk full?); {held} tick(s) kept in memory"
+            self.alert("audit_recovered" if ok else "audit_write_failed", f"{self.audit.path}: {message}")
+        if ok and self.stats.ticks % PRUNE_EVERY == 0:
+            await asyncio.to_thread(self.audit.prune, tel.time)
 
     def _retune(self, cmd: OperatorCommands) -> None:
         """Operator limits reach every controller before the tick that follows them."""
@@ -208,6 +257,7 @@ class Service:
         self.alerts.append(entry)
         log.warning("alert", kind=kind, message=message)
         self._unsent.append(entry)
+        self._tick_alerts.append(entry)
 
     async def _publish(self, rep: dict[str, Any]) -> None:
         rep["status"]["alerts"] = list(self.alerts)[-10:]
@@ -245,3 +295,36 @@ class Service:
             task.cancel()
             return None
         return task.result()
+
+
+def timers(obs: Observation) -> dict[str, dict[str, Any]]:
+    """Per pump: on, since when (plant time), starts, run hours: what a restart needs."""
+    tel = obs.telemetry
+    return {p.id: {"on": p.status.is_on, "since": (tel.time - timedelta(seconds=p.time_in_state_s)).isoformat(),
+                   "starts": p.starts, "run_hours_h": p.run_hours_h} for p in tel.pumps}
+
+
+def _command(cmd: OperatorCommands) -> dict[str, Any]:
+    return {"optimiser": "on" if cmd.optimiser_on else "off", "modes": cmd.modes, "limits": cmd.limits}
+
+
+def _summary(forecast: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not forecast:
+        return None
+    inflow = forecast.get("inflow_m3h") or []
+    prices = forecast.get("price_eur_per_kwh") or []
+    return {"inflow_m3h_next": inflow[:4], "inflow_m3h_mean": sum(inflow) / len(inflow) if inflow else None,
+            "prices_known": len(prices), "price_eur_per_kwh_next": prices[:4]}
+
+
+def _overrides(controller: Controller, now: datetime) -> list[dict[str, Any]]:
+    sup = getattr(controller, "supervisor", None)
+    if sup is None:
+        return []
+    recent = itertools.takewhile(lambda o: o.time == now, reversed(sup.overrides))
+    return [{"rule": o.rule, "pump": o.pump_id, "detail": o.detail} for o in recent]
+
+
+def _status(controller: Controller) -> str | None:
+    log_ = getattr(controller, "log", None)
+    return f"{log_[-1].source}: {log_[-1].status}" if log_ else None

@@ -1,0 +1,162 @@
+"""The audit log: every tick accounted for, a full disk survived, a restart resumed."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from adapters.opcua_sim import OpcuaSimulator
+from adapters.sim import SimPort
+from adapters.tagmap import load_tagmap
+from controller.baseline import BaselineController
+from scenarios.replay import LockstepPlant, ReplaySetup
+from scenarios.scenario import load_scenario
+from tests.plants import free_port
+from tunneltwin.audit import SCHEMA_VERSION, AuditLog, read_ticks
+from tunneltwin.audit_export import export
+from tunneltwin.errors import ConfigError
+from tunneltwin.service import Service
+from tunneltwin.settings import CONFIG_DIR
+from tunneltwin.site import Site
+
+STEP = '''
+[step]
+request = { path = "Clock/StepRequest", unit = "count" }
+done = { path = "Clock/StepDone", unit = "count" }
+remaining = { path = "Clock/StepsRemaining", unit = "count" }
+'''
+
+
+@pytest.fixture(scope="module")
+def day(site: Site) -> ReplaySetup:
+    setup = load_scenario("dry-week", site, None, None, None)
+    return dataclasses.replace(setup, inflow_m3h=setup.inflow_m3h[:96], price_eur_per_kwh=setup.price_eur_per_kwh[:96])
+
+
+async def test_every_tick_is_recorded_with_its_state(tmp_path: Path, day: ReplaySetup) -> None:
+    audit = AuditLog(tmp_path / "audit.sqlite")
+    baseline = BaselineController(day.site)
+    await Service(SimPort(LockstepPlant(day)), baseline, baseline, day.site, max_ticks=12, audit=audit).run()
+    audit.close()
+    rows = list(read_ticks(tmp_path / "audit.sqlite"))
+    assert [r["tick"] for r in rows] == list(range(12))
+    first = rows[0]
+    assert first["telemetry"]["time"] == day.start.isoformat() and first["readback"] == first["setpoints"]
+    assert "none missing" in export(tmp_path / "audit.sqlite", None, None, "summary")
+    reopened = AuditLog(tmp_path / "audit.sqlite")
+    assert set(reopened.state("timers")) == set(day.site.pump_ids)
+    assert reopened.state("operator") == {"optimiser": "on", "modes": {}, "limits": {}}
+
+
+def test_a_full_disk_loses_nothing(tmp_path: Path, day: ReplaySetup) -> None:
+    """SQLite's max_page_count makes the file 'full' exactly as a full disk does (SQLITE_FULL)."""
+    from tunneltwin.audit import TickRecord
+
+    audit = AuditLog(tmp_path / "audit.sqlite")
+    pages = audit.db.execute("PRAGMA page_count").fetchone()[0]
+    audit.db.execute(f"PRAGMA max_page_count = {pages}")
+    big = {"blob": "x" * 20_000}
+    rec = TickRecord(day.start, "baseline", big, {"pumps": []}, None, 0.0)
+    assert audit.record(rec, {}) is False and len(audit.backlog) == 1  # refused, kept
+    assert audit.record(rec, {}) is False and len(audit.backlog) == 2
+    audit.db.execute("PRAGMA max_page_count = 1000000")  # space again
+    assert audit.record(rec, {}) is True and not audit.backlog
+    audit.close()
+    assert [r["tick"] for r in read_ticks(tmp_path / "audit.sqlite")] == [0, 1, 2]
+
+
+def test_schema_version_and_bad_files_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    AuditLog(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    expected = rf"audit.sqlite: audit schema version 99, this tunneltwin writes {SCHEMA_VERSION}"
+    with pytest.raises(ConfigError, match=expected):
+        AuditLog(path)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(ConfigError, match=r"junk\.sqlite"):
+        AuditLog(junk)
+
+
+class HoldingSimulator(OpcuaSimulator):
+    """Our simulator, able to hold the plant still between two steps (the test's pause button)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def _advance(self) -> None:
+        await self.gate.wait()
+        await super()._advance()
+
+
+def _started_30_min_ago(plant: LockstepPlant) -> tuple[str, int] | None:
+    """A pump that switched on two steps (30 min) before now, and the step it started in."""
+    rows, k = plant.traj.pump_on, plant.k
+    if k < 3:
+        return None
+    for j, pid in enumerate(plant.twin.ids):
+        if rows[k - 1][j] and rows[k - 2][j] and not rows[k - 3][j]:
+            return pid, k - 2
+    return None
+
+
+async def test_kill_9_keeps_the_minimum_on_time(tmp_path: Path, site: Site) -> None:
+    """A field gateway serves no time-in-state: after kill -9 the daemon takes it from its own record."""
+    tags_file = tmp_path / "field-with-step.toml"
+    tags_file.write_text((CONFIG_DIR / "tags-opcua-field.toml").read_text() + STEP)
+    setup = load_scenario("dry-week", site, None, None, None)
+    url = f"opc.tcp://127.0.0.1:{free_port()}/tunneltwin/"
+    plant = LockstepPlant(setup)
+    sim = HoldingSimulator(plant, load_tagmap(tags_file), url)
+    await sim.start()
+    config = tmp_path / "daemon.toml"
+    config.write_text(f'[daemon]\nplant = "opcua"\ncontroller = "baseline"\nduration_h = 0\n'
+                      f'[opcua]\nendpoint = "{url}"\ntags = "{tags_file}"\ntimeout_s = 30\n'
+                      f'[audit]\ndb = "{tmp_path / "audit.sqlite"}"\n')
+
+    async def daemon() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tunneltwin.cli", "run", "--config", str(config),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+    try:
+        first = await daemon()
+        while (started := _started_30_min_ago(plant)) is None:
+            await asyncio.sleep(0.005)
+            assert plant.k < 200, "no pump start seen"
+        sim.gate.clear()  # the plant waits; the daemon is mid-run
+        first.kill()  # SIGKILL: no shutdown, no goodbye
+        await first.wait()
+        second = await daemon()
+        sim.gate.set()
+        while plant.k < started[1] + 8 + 4:
+            await asyncio.sleep(0.01)
+        second.terminate()
+        assert await second.wait() == 0
+    finally:
+        await sim.stop()
+    pid, start = started
+    column = [row[plant.twin.ids.index(pid)] for row in plant.traj.pump_on]
+    assert all(column[start:start + 8]), f"pump {pid} started at step {start} was stopped within 2 h"
+    runs: dict[str, list[dict[str, object]]] = {}
+    for r in read_ticks(tmp_path / "audit.sqlite"):
+        runs.setdefault(str(r["run_id"]), []).append(r)
+    assert len(runs) == 2
+    before, after = (rows[-1] if i == 0 else rows[0] for i, rows in enumerate(runs.values()))
+
+    def in_state(row: dict[str, object]) -> float:
+        pumps = row["telemetry"]["pumps"]  # type: ignore[index]
+        return float(next(p for p in pumps if p["id"] == pid)["time_in_state_s"])
+
+    gap = (datetime.fromisoformat(str(after["plant_time"])) - datetime.fromisoformat(str(before["plant_time"])))
+    assert gap.total_seconds() > 0 and in_state(after) > 0  # a fresh clock would say 0 here
+    assert in_state(after) == pytest.approx(in_state(before) + gap.total_seconds())  # carried over
