@@ -30,6 +30,7 @@ from tunneltwin.errors import ConfigError, PlantError, PlantTimeout, PlantUnavai
 from tunneltwin.operator import OperatorCommands, OperatorDesk, for_controller, ours, tightened
 from tunneltwin.report import report
 from tunneltwin.site import Site
+from tunneltwin.validation import Validator
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -114,6 +115,8 @@ class Service:
         self._limits: dict[str, float] = {}
         self._unsent: list[dict[str, Any]] = []  # alerts not yet pushed to the surfaces
         self.audit = audit
+        self.validator = Validator(site)
+        self._flagged: set[tuple[str, str]] = set()
         self._tick_alerts: list[dict[str, Any]] = []  # raised during the tick in hand, for the audit
         self._audit_failing = False
 
@@ -174,9 +177,10 @@ class Service:
         t0 = time.perf_counter()
         obs = await self.port.observe()
         t1 = time.perf_counter()
+        obs, degrade = self._validated(obs)
         cmd = self.desk.current
         self._retune(cmd)
-        controller = self.controller if cmd.optimiser_on else self.fallback
+        controller = self.controller if cmd.optimiser_on and not degrade else self.fallback
         sp = ours(await asyncio.to_thread(self._decide, controller, for_controller(obs, cmd)), cmd)
         t2 = time.perf_counter()
         readback: Setpoints | None = None
@@ -193,6 +197,19 @@ class Service:
         log.info("tick", time=str(obs.telemetry.time), level_m=round(obs.telemetry.level_m, 3),
                  decide_s=round(decide_s, 3), on=[p.id for p in sp.pumps if p.on], controller=controller.name)
         await self._publish(rep)
+
+    def _validated(self, obs: Observation) -> tuple[Observation, bool]:
+        """Flags become alarms; a substituted level replaces the reading; True means the baseline decides."""
+        checked = self.validator.check(obs.telemetry)
+        now = {(f.field, f.kind) for f in checked.flags}
+        for flag in checked.flags:  # an alarm when a flag appears; while it stays, the log has it
+            if (flag.field, flag.kind) not in self._flagged:
+                self.alert(f"telemetry_{flag.kind}", f"{flag.field}: {flag.detail}")
+            log.info("telemetry flag", field=flag.field, kind=flag.kind, detail=flag.detail)
+        self._flagged = now
+        if checked.telemetry is not obs.telemetry:
+            obs = obs.model_copy(update={"telemetry": checked.telemetry})
+        return obs, checked.degrade
 
     def _decide(self, controller: Controller, obs: Observation) -> Setpoints:
         """Every tick gets a command: a controller that fails hands this tick to the baseline."""
