@@ -29,8 +29,9 @@ from controller.mpc import MpcController
 from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
 from tests.plants import mosquitto, served
-from tunneltwin.service import Service, Stats
+from tunneltwin.service import Service
 from tunneltwin.settings import Settings
+from tunneltwin.stats import Stats
 
 RECORDED = Path(__file__).resolve().parents[2] / "shared" / "hsy-data" / "derived" / "hsy_timeseries_tidy.csv"
 

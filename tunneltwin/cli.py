@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mpc", help="MPC settings TOML (default: config/mpc.toml; env TUNNELTWIN_MPC)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
                    help="structured log events at or above this level go to stderr (default: warning)")
+    p.add_argument("--log-format", default="console", choices=("console", "json"),
+                   help="json: one JSON object per event (a daemon's log collector wants this)")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("replay", help="replay a scenario with one controller and write a report")
     r.add_argument("scenario", help="bundled name, scenario TOML, or recorded data file (.xlsx/.csv)")
@@ -71,6 +73,7 @@ def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     d.add_argument("--tags", type=Path, help="tag map for the chosen transport")
     d.add_argument("--out", type=Path, help="plant sim: write the twin's own record (report) here")
     d.add_argument("--audit", type=Path, help="override [audit] db: the SQLite audit log and restart state")
+    d.add_argument("--listen", help="override [daemon] listen: HOST:PORT for /metrics, /healthz, /readyz")
     a = sub.add_parser("audit", help="query and export the daemon's audit log")
     a.add_argument("db", type=Path, help="the audit SQLite file")
     a.add_argument("--since", type=_time, help="first plant time (ISO 8601)")
@@ -108,7 +111,7 @@ def _data_window(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, args.log_format)
     settings = Settings.build(args.site, args.mpc, getattr(args, "config", None))
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "replay": _replay, "compare": _compare, "calibrate": _calibrate, "fidelity": _fidelity,
@@ -124,11 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, fmt: str = "console") -> None:
     """Log events (supervisor overrides, fallbacks) to stderr, so stdout stays the command's result."""
+    renderer: structlog.typing.Processor = (structlog.processors.JSONRenderer() if fmt == "json"
+                                            else structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
-        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"),
-                    structlog.dev.ConsoleRenderer(colors=False)],
+        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=_stderr_logger, cache_logger_on_first_use=False)
 
@@ -227,7 +231,8 @@ def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     from tunneltwin.daemon import run_daemon
 
     cfg = settings.daemon(
-        daemon={"plant": args.plant, "controller": args.controller, "duration_h": args.duration_h},
+        daemon={"plant": args.plant, "controller": args.controller, "duration_h": args.duration_h,
+                "listen": args.listen},
         sim={"scenario": args.scenario, "speed": args.speed}, replay={"file": args.recorded},
         opcua={"endpoint": args.endpoint}, mqtt={"url": args.url}, audit={"db": args.audit})
     if args.tags and cfg.daemon.plant != "sim":

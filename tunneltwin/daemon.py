@@ -23,8 +23,9 @@ from scenarios.scenario import load_scenario
 from tunneltwin.audit import AuditLog
 from tunneltwin.daemon_config import DaemonConfig, password
 from tunneltwin.errors import ConfigError
-from tunneltwin.service import Service, Stats, Surface
+from tunneltwin.service import Service, Surface
 from tunneltwin.site import Site
+from tunneltwin.stats import Stats
 
 END_GRACE_S = 1.0
 LOG_LIMIT = 2880  # the MPC's step log in a daemon: 30 days at 15 min, so memory stays flat
@@ -127,8 +128,9 @@ async def run_daemon(cfg: DaemonConfig, site: Site, mpc: MpcSettings, signals: b
     audit = AuditLog(cfg.audit.db, cfg.audit.retention_days) if cfg.audit.db else None
     if audit is None and cfg.daemon.plant in ("opcua", "mqtt"):
         log.warning("no [audit] db: ticks are not recorded and pump timers do not survive a restart")
-    service = Service(port, controller, fallback, site, ticks, cfg.daemon.reconnect_max_s,
-                      build_surfaces(cfg, site), audit)
+    d = cfg.daemon
+    service = Service(port, controller, fallback, site, ticks, d.reconnect_max_s, build_surfaces(cfg, site), audit,
+                      d.decide_deadline_s, d.listen or None, d.stale_after_s)
     try:
         with _on_signals(service.stop if signals else None):
             stats = await service.run()

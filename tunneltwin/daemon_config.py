@@ -28,6 +28,9 @@ class DaemonSection(_Strict):
     controller: Literal["mpc", "baseline"] = "mpc"
     duration_h: float = Field(24.0, ge=0)  # plant time to run; 0 = until stopped or the plant ends
     reconnect_max_s: float = Field(30.0, gt=0)
+    decide_deadline_s: float = Field(60.0, gt=0)  # the watchdog: a slower decision goes to the baseline
+    listen: str = ""  # HOST:PORT for /metrics, /healthz, /readyz; empty: none
+    stale_after_s: float = Field(1800.0, gt=0)  # /healthz fails when no tick has completed for this long
 
 
 class SimSection(_Strict):

@@ -9,7 +9,7 @@ from controller.mpc import MpcController
 from tunneltwin.contracts import Observation, Setpoints
 
 if TYPE_CHECKING:
-    from tunneltwin.service import Stats
+    from tunneltwin.stats import Stats
 
 
 def report(obs: Observation, sp: Setpoints, controller: Controller, stats: Stats) -> dict[str, Any]:

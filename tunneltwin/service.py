@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -23,69 +20,22 @@ from adapters.assemble import Assembler
 from adapters.port import PlantPort, check_readback
 from controller.base import Controller, Retunable
 from controller.baseline import BaselineController
-from scenarios.kpis import percentiles
-from tunneltwin.audit import AuditLog, TickRecord
+from tunneltwin.audit import AuditLog
 from tunneltwin.contracts import Observation, Setpoints
 from tunneltwin.errors import ConfigError, PlantError, PlantTimeout, PlantUnavailable, WriteRejected
+from tunneltwin.metrics import Health, Metrics, ProbeServer, observe_tick
 from tunneltwin.operator import OperatorCommands, OperatorDesk, for_controller, ours, tightened
+from tunneltwin.recording import forecast_error, overrides, tick_record
 from tunneltwin.report import report
+from tunneltwin.sdnotify import notify
 from tunneltwin.site import Site
+from tunneltwin.stats import Stats
 from tunneltwin.validation import Validator
 
 log = structlog.get_logger()
 T = TypeVar("T")
 RETRY_S = 1.0
 PRUNE_EVERY = 96  # ticks between retention passes (a day at 15 min)
-
-
-@dataclass
-class Stats:
-    """What the daemon saw and did. Energy and cost are estimates from telemetry: the power read at
-    each tick, taken as the mean over the interval it closes, at that interval's price."""
-
-    step_h: float
-    ticks: int = 0
-    first: datetime | None = None
-    last: datetime | None = None
-    level_min_m: float = float("inf")
-    level_max_m: float = float("-inf")
-    energy_kwh: float = 0.0
-    cost_eur: float = 0.0
-    decide_s: list[float] = field(default_factory=list)
-    io_s: list[float] = field(default_factory=list)  # per tick: read telemetry + write + read back
-    step_s: list[float] = field(default_factory=list)  # per tick: the lockstep handshake or the wait
-    fallbacks: int = 0
-    write_rejections: int = 0
-    comms_errors: int = 0
-    reconnects: int = 0
-    wall_s: float = 0.0
-    _price: float | None = None
-
-    def record(self, obs: Observation, decide_s: float, io_s: float) -> None:
-        tel = obs.telemetry
-        self.ticks += 1
-        self.first = self.first or tel.time
-        self.last = tel.time
-        self.level_min_m = min(self.level_min_m, tel.level_m)
-        self.level_max_m = max(self.level_max_m, tel.level_m)
-        if self._price is not None:  # this reading closes the interval that the last tick's price covered
-            kwh = sum(p.power_kw for p in tel.pumps) * self.step_h
-            self.energy_kwh += kwh
-            self.cost_eur += kwh * self._price
-        self._price = obs.prices.eur_per_kwh[0] if obs.prices.eur_per_kwh else None
-        self.decide_s.append(decide_s)
-        self.io_s.append(io_s)
-
-    def summary(self) -> dict[str, object]:
-        return {"ticks": self.ticks, "plant_time": [str(self.first), str(self.last)],
-                "level_m": [round(self.level_min_m, 3), round(self.level_max_m, 3)],
-                "energy_kwh_from_telemetry": round(self.energy_kwh, 1),
-                "cost_eur_from_telemetry": round(self.cost_eur, 2),
-                "decide_s": percentiles(self.decide_s) if self.decide_s else {},
-                "io_s": percentiles(self.io_s) if self.io_s else {},
-                "step_s": percentiles(self.step_s) if self.step_s else {},
-                "fallbacks": self.fallbacks, "write_rejections": self.write_rejections,
-                "comms_errors": self.comms_errors, "reconnects": self.reconnects, "wall_s": round(self.wall_s, 2)}
 
 
 class Surface(Protocol):
@@ -103,7 +53,8 @@ class Surface(Protocol):
 class Service:
     def __init__(self, port: PlantPort, controller: Controller, fallback: BaselineController, site: Site,
                  max_ticks: int | None = None, reconnect_max_s: float = 30.0,
-                 surfaces: Sequence[Surface] = (), audit: AuditLog | None = None) -> None:
+                 surfaces: Sequence[Surface] = (), audit: AuditLog | None = None,
+                 deadline_s: float = 60.0, probe: str | None = None, stale_after_s: float = 1800.0) -> None:
         self.port, self.controller, self.fallback, self.site = port, controller, fallback, site
         self.max_ticks = max_ticks
         self.reconnect_max_s = reconnect_max_s
@@ -116,6 +67,11 @@ class Service:
         self._unsent: list[dict[str, Any]] = []  # alerts not yet pushed to the surfaces
         self.audit = audit
         self.validator = Validator(site)
+        self.deadline_s = deadline_s  # the watchdog: a decision still running after this is abandoned
+        self._late: asyncio.Future[Setpoints] | None = None  # an abandoned decision, until it ends
+        self.metrics = Metrics()
+        self.health = Health(stale_after_s)
+        self.probe = ProbeServer(probe, self.metrics, self.health) if probe else None
         self._flagged: set[tuple[str, str]] = set()
         self._tick_alerts: list[dict[str, Any]] = []  # raised during the tick in hand, for the audit
         self._audit_failing = False
@@ -123,13 +79,18 @@ class Service:
     def stop(self) -> None:
         """Finish the tick in hand, then close (SIGTERM/SIGINT)."""
         self.stopping.set()
+        self.health.stopping = True
+        notify("STOPPING=1")
 
     async def run(self) -> Stats:
         t0 = time.perf_counter()
+        if self.probe:
+            await self.probe.start()
         await self._start_surfaces()
         try:
             self._restore()
             await self._connect()
+            notify("READY=1")
             while not self.stopping.is_set() and (self.max_ticks is None or self.stats.ticks < self.max_ticks):
                 if not await self._cycle():
                     break
@@ -140,6 +101,8 @@ class Service:
             for surface in self.surfaces:
                 with contextlib.suppress(PlantError):  # the report link may be down; control is over
                     await surface.stop()
+            if self.probe:
+                await self.probe.stop()
             self.stats.wall_s = time.perf_counter() - t0
         log.info("daemon stopped", **self.stats.summary())
         return self.stats
@@ -163,12 +126,15 @@ class Service:
             return more
         except (PlantUnavailable, PlantTimeout) as exc:
             self.stats.comms_errors += 1
+            self.metrics.comms_errors.inc()
+            self.health.connected = False
             log.warning("plant link lost", error=str(exc))
             await self.port.close()
             await self._connect()
             return True
         except PlantError as exc:  # the link is up but a value is unusable: retry the tick shortly
             self.stats.comms_errors += 1
+            self.metrics.comms_errors.inc()
             log.error("plant data unusable; tick retried", error=str(exc))
             await self._unless_stopped(asyncio.sleep(RETRY_S))
             return True
@@ -180,8 +146,8 @@ class Service:
         obs, degrade = self._validated(obs)
         cmd = self.desk.current
         self._retune(cmd)
-        controller = self.controller if cmd.optimiser_on and not degrade else self.fallback
-        sp = ours(await asyncio.to_thread(self._decide, controller, for_controller(obs, cmd)), cmd)
+        controller = self._choose(cmd, degrade)
+        sp = ours(await self._decide_in_time(controller, for_controller(obs, cmd)), cmd)
         t2 = time.perf_counter()
         readback: Setpoints | None = None
         try:
@@ -193,9 +159,16 @@ class Service:
         decide_s = t2 - t1
         self.stats.record(obs, decide_s, time.perf_counter() - t2 + t1 - t0)
         rep = report(obs, sp, controller, self.stats)
+        observe_tick(self.metrics, obs, self.site.rules, time.perf_counter() - t0, decide_s, self.stats.cost_eur,
+                     overrides(controller, obs.telemetry.time), forecast_error(controller, obs))
         await self._audit(obs, sp, readback, controller, decide_s, rep, cmd)
-        log.info("tick", time=str(obs.telemetry.time), level_m=round(obs.telemetry.level_m, 3),
-                 decide_s=round(decide_s, 3), on=[p.id for p in sp.pumps if p.on], controller=controller.name)
+        self.health.last_tick = time.monotonic()
+        notify("WATCHDOG=1")
+        tel = obs.telemetry
+        log.info("tick", time=str(tel.time), level_m=round(tel.level_m, 3), inflow_m3h=round(tel.inflow_m3h),
+                 outflow_m3h=round(tel.outflow_m3h), price_eur_per_kwh=obs.prices.eur_per_kwh[:1],
+                 cost_eur=round(self.stats.cost_eur, 2), decide_s=round(decide_s, 3),
+                 on=[p.id for p in sp.pumps if p.on], controller=controller.name)
         await self._publish(rep)
 
     def _validated(self, obs: Observation) -> tuple[Observation, bool]:
@@ -211,6 +184,27 @@ class Service:
             obs = obs.model_copy(update={"telemetry": checked.telemetry})
         return obs, checked.degrade
 
+    def _choose(self, cmd: OperatorCommands, degrade: bool) -> Controller:
+        reason = ("operator" if not cmd.optimiser_on else "telemetry" if degrade else
+                  "deadline" if self._late is not None and not self._late.done() else None)
+        if reason is None or self.controller is self.fallback:
+            return self.controller
+        self.metrics.fallbacks.labels(reason).inc()
+        return self.fallback
+
+    async def _decide_in_time(self, controller: Controller, obs: Observation) -> Setpoints:
+        """The watchdog: a decision past its deadline is abandoned to the baseline, and the optimiser
+        sits out until the abandoned one has ended (it is not thread-safe against itself)."""
+        work = asyncio.ensure_future(asyncio.to_thread(self._decide, controller, obs))
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), self.deadline_s)
+        except TimeoutError:
+            self._late = work
+            self.stats.fallbacks += 1
+            self.metrics.fallbacks.labels("deadline").inc()
+            self.alert("watchdog", f"{controller.name} took over {self.deadline_s:.0f} s; the baseline decides")
+            return self.fallback.decide(obs)
+
     def _decide(self, controller: Controller, obs: Observation) -> Setpoints:
         """Every tick gets a command: a controller that fails hands this tick to the baseline."""
         if controller is not self.fallback:
@@ -219,6 +213,7 @@ class Service:
             return controller.decide(obs)
         except Exception:  # any solver or model failure: the plant must not be left uncommanded
             self.stats.fallbacks += 1
+            self.metrics.fallbacks.labels("error").inc()
             log.exception("controller failed; baseline decides this tick")
             return self.fallback.decide(obs)
 
@@ -242,12 +237,7 @@ class Service:
         alarms, self._tick_alerts = self._tick_alerts, []
         if self.audit is None:
             return
-        tel = obs.telemetry
-        rec = TickRecord(tel.time, controller.name, tel.model_dump(mode="json"), sp.model_dump(mode="json"),
-                         readback.model_dump(mode="json") if readback else None, decide_s,
-                         forecast=_summary(rep.get("forecast")), plan=rep.get("plan"),
-                         overrides=_overrides(controller, tel.time), alarms=alarms, solver_status=_status(controller))
-        state = {"timers": timers(obs), "operator": _command(cmd)} | ({"plan": rep["plan"]} if "plan" in rep else {})
+        rec, state = tick_record(obs, sp, readback, controller, decide_s, rep, cmd, alarms)
         ok = await asyncio.to_thread(self.audit.record, rec, state)
         if ok == self._audit_failing:  # the disk started or stopped refusing: say so once
             self._audit_failing = not ok
@@ -255,7 +245,7 @@ class Service:
             message = "backlog written" if ok else f"cannot write (disk full?); {held} tick(s) kept in memory"
             self.alert("audit_recovered" if ok else "audit_write_failed", f"{self.audit.path}: {message}")
         if ok and self.stats.ticks % PRUNE_EVERY == 0:
-            await asyncio.to_thread(self.audit.prune, tel.time)
+            await asyncio.to_thread(self.audit.prune, obs.telemetry.time)
 
     def _retune(self, cmd: OperatorCommands) -> None:
         """Operator limits reach every controller before the tick that follows them."""
@@ -272,6 +262,7 @@ class Service:
         """Log it, keep it for the status report, and push it to every surface."""
         entry = {"time": str(self.stats.last), "kind": kind, "message": message}
         self.alerts.append(entry)
+        self.metrics.alerts.labels(kind).inc()
         log.warning("alert", kind=kind, message=message)
         self._unsent.append(entry)
         self._tick_alerts.append(entry)
@@ -293,6 +284,7 @@ class Service:
         while True:
             try:
                 await self.port.connect()
+                self.health.connected = True
                 return
             except (PlantUnavailable, PlantTimeout) as exc:
                 if self.stopping.is_set():
@@ -313,35 +305,3 @@ class Service:
             return None
         return task.result()
 
-
-def timers(obs: Observation) -> dict[str, dict[str, Any]]:
-    """Per pump: on, since when (plant time), starts, run hours: what a restart needs."""
-    tel = obs.telemetry
-    return {p.id: {"on": p.status.is_on, "since": (tel.time - timedelta(seconds=p.time_in_state_s)).isoformat(),
-                   "starts": p.starts, "run_hours_h": p.run_hours_h} for p in tel.pumps}
-
-
-def _command(cmd: OperatorCommands) -> dict[str, Any]:
-    return {"optimiser": "on" if cmd.optimiser_on else "off", "modes": cmd.modes, "limits": cmd.limits}
-
-
-def _summary(forecast: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not forecast:
-        return None
-    inflow = forecast.get("inflow_m3h") or []
-    prices = forecast.get("price_eur_per_kwh") or []
-    return {"inflow_m3h_next": inflow[:4], "inflow_m3h_mean": sum(inflow) / len(inflow) if inflow else None,
-            "prices_known": len(prices), "price_eur_per_kwh_next": prices[:4]}
-
-
-def _overrides(controller: Controller, now: datetime) -> list[dict[str, Any]]:
-    sup = getattr(controller, "supervisor", None)
-    if sup is None:
-        return []
-    recent = itertools.takewhile(lambda o: o.time == now, reversed(sup.overrides))
-    return [{"rule": o.rule, "pump": o.pump_id, "detail": o.detail} for o in recent]
-
-
-def _status(controller: Controller) -> str | None:
-    log_ = getattr(controller, "log", None)
-    return f"{log_[-1].source}: {log_[-1].status}" if log_ else None

@@ -1,0 +1,111 @@
+"""Metrics and probes scraped over HTTP, the decision watchdog, and systemd's notify socket."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.sim import SimPort
+from controller.baseline import BaselineController
+from scenarios.replay import LockstepPlant, ReplaySetup
+from scenarios.scenario import load_scenario
+from tunneltwin.contracts import Observation, Setpoints
+from tunneltwin.service import Service
+from tunneltwin.site import Site
+
+
+@pytest.fixture(scope="module")
+def day(site: Site) -> ReplaySetup:
+    setup = load_scenario("dry-week", site, None, None, None)
+    return dataclasses.replace(setup, inflow_m3h=setup.inflow_m3h[:96], price_eur_per_kwh=setup.price_eur_per_kwh[:96])
+
+
+async def get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    raw = (await reader.read()).decode()
+    writer.close()
+    head, _, body = raw.partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_metrics_and_probes_are_scraped(day: ReplaySetup) -> None:
+    baseline = BaselineController(day.site)
+    service = Service(SimPort(LockstepPlant(day), speed=900 * 10), baseline, baseline, day.site, max_ticks=20,
+                      probe="127.0.0.1:0", stale_after_s=5)
+    run = asyncio.ensure_future(service.run())
+    while service.probe is None or service.probe.server is None:
+        await asyncio.sleep(0.01)
+    port = service.probe.port
+    while service.stats.ticks < 5:
+        await asyncio.sleep(0.02)
+    status, body = await get(port, "/metrics")
+    assert status == 200
+    ticks = next(float(line.split()[1]) for line in body.splitlines() if line.startswith("tunneltwin_ticks_total "))
+    assert ticks >= 5
+    for name in ("tunneltwin_tick_seconds_bucket", "tunneltwin_decide_seconds_count", "tunneltwin_level_m ",
+                 "tunneltwin_cost_eur ", "tunneltwin_comms_errors_total "):
+        assert name in body, name
+    assert (await get(port, "/healthz"))[0] == 200
+    assert (await get(port, "/readyz"))[0] == 200
+    assert (await get(port, "/nothing"))[0] == 404
+    await run
+
+
+async def test_probes_fail_when_ticks_stop(day: ReplaySetup) -> None:
+    from tunneltwin.metrics import Health
+
+    health = Health(stale_after_s=0.2)
+    assert health.ready() == (False, "not connected to the plant")
+    health.connected, health.last_tick = True, time.monotonic()
+    assert health.ready()[0] and health.healthy()[0]
+    await asyncio.sleep(0.3)
+    assert not health.healthy()[0] and not health.ready()[0]
+
+
+async def test_a_decision_past_its_deadline_goes_to_the_baseline(day: ReplaySetup) -> None:
+    baseline = BaselineController(day.site)
+
+    def slow(obs: Observation) -> Setpoints:
+        time.sleep(1.0)
+        return baseline.decide(obs)
+
+    stuck = type("Stuck", (), {"name": "stuck", "decide": staticmethod(slow)})()
+    plant = LockstepPlant(day)
+    service = Service(SimPort(plant), stuck, BaselineController(day.site), day.site, max_ticks=3, deadline_s=0.2)
+    t0 = time.perf_counter()
+    stats = await service.run()
+    assert stats.ticks == 3 and time.perf_counter() - t0 < 2.5  # nobody waited for the stuck solver
+    assert [a["kind"] for a in service.alerts].count("watchdog") == 1  # then it sat out while still running
+    assert 'tunneltwin_fallbacks_total{reason="deadline"} 3.0' in _exposition(service)
+
+
+def _exposition(service: Service) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(service.metrics.registry).decode()
+
+
+async def test_systemd_hears_ready_and_the_watchdog(day: ReplaySetup, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    baseline = BaselineController(day.site)
+    await Service(SimPort(LockstepPlant(day)), baseline, baseline, day.site, max_ticks=2).run()
+    heard = []
+    while True:
+        try:
+            heard.append(sock.recv(100).decode())
+        except BlockingIOError:
+            break
+    sock.close()
+    assert heard == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
