@@ -32,6 +32,7 @@ from tunneltwin.site import Site
 
 log = structlog.get_logger()
 Handler = Callable[[str, bytes], None]
+RECONNECT_MAX_S = 5  # paho reconnects by itself after a drop; a plant link should not wait minutes
 
 
 class MqttLink:
@@ -43,6 +44,7 @@ class MqttLink:
         self.username, self._password, self.ca_file, self.tls = username, password, ca_file, tls
         self.client: mqtt.Client | None = None
         self.handlers: list[Handler] = []
+        self.on_reconnect: list[Callable[[], None]] = []  # run on the loop after paho reconnected by itself
         self.topics: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected: asyncio.Future[None] | None = None
@@ -67,6 +69,7 @@ class MqttLink:
         self._connected = self._loop.create_future()
         client = self.client = mqtt.Client(CallbackAPIVersion.VERSION2, self.client_id,
                                            protocol=mqtt.MQTTv5, reconnect_on_failure=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)  # paho's default cap is 120 s
         if self.username:
             client.username_pw_set(self.username, self._password)
         if self.tls:
@@ -138,6 +141,9 @@ class MqttLink:
 
     def _connack(self, rc: ReasonCode) -> None:
         if self._connected is None or self._connected.done():
+            if not rc.is_failure:
+                for hook in self.on_reconnect:
+                    hook()
             return
         if rc.is_failure:
             self._connected.set_exception(PlantUnavailable(f"MQTT {self.host}:{self.port} refused: {rc}"))

@@ -18,7 +18,7 @@ from adapters.served import Snapshot, held
 from adapters.tagmap import Binding, TagMap, bindings
 from scenarios.replay import LockstepPlant
 from tunneltwin.contracts import PumpSetpoint, Setpoints
-from tunneltwin.errors import ScenarioEnded, SetpointError
+from tunneltwin.errors import PlantError, ScenarioEnded, SetpointError
 
 log = structlog.get_logger()
 
@@ -33,8 +33,10 @@ class MqttSimulator:
         self.request = next((b for b in self.telemetry if b.table == "step" and b.field == "request"), None)
         self.wanted = held(plant).as_dict()
         self.inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Future[None]] = []
+        self._last: Snapshot | None = None  # the state last published (a republish must not observe again)
         link.handlers.append(lambda topic, payload: self.inbox.put_nowait((topic, payload)))
+        link.on_reconnect.append(self._republish)
 
     async def start(self) -> None:
         await self.link.connect()
@@ -47,6 +49,17 @@ class MqttSimulator:
         self._tasks.append(asyncio.create_task(self._work()))
         if self.speed > 0:
             self._tasks.append(asyncio.create_task(self._wallclock()))
+
+    def _republish(self) -> None:
+        """A restarted broker forgot our retained state: say it again."""
+        async def again() -> None:
+            try:
+                await self._publish_held(list(self.wanted))
+                await self._publish_telemetry(observe=False)
+            except PlantError as exc:
+                log.warning("simulator could not republish", error=str(exc))
+
+        self._tasks.append(asyncio.ensure_future(again()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -63,10 +76,13 @@ class MqttSimulator:
                 continue
             if not isinstance(body, dict):
                 continue
-            if self.request and topic == self.request.tag.topic and self.request.tag.field in body:
-                await self._step_to(self.request.decode(body[self.request.tag.field]))
-            else:
-                await self._setpoint(topic, body)
+            try:
+                if self.request and topic == self.request.tag.topic and self.request.tag.field in body:
+                    await self._step_to(self.request.decode(body[self.request.tag.field]))
+                else:
+                    await self._setpoint(topic, body)
+            except PlantError as exc:  # the broker went away mid-publish: the next message, or a reconnect, goes on
+                log.warning("simulator could not publish", error=str(exc))
 
     async def _setpoint(self, topic: str, body: dict[str, Any]) -> None:
         """Take the fields of one setpoint message; refuse (echo what is held) what the drive cannot do."""
@@ -106,9 +122,11 @@ class MqttSimulator:
             await asyncio.sleep(self.plant.setup.step_s / self.speed)
             await self._advance()
 
-    async def _publish_telemetry(self) -> None:
+    async def _publish_telemetry(self, observe: bool = True) -> None:
         """Pump topics first, the topic that carries the step count last (ordered delivery)."""
-        snap = Snapshot(self.plant, self.plant.observe())
+        if observe or self._last is None:
+            self._last = Snapshot(self.plant, self.plant.observe())
+        snap = self._last
         messages = _by_topic(self.telemetry, snap.value)
         last = {b.tag.topic or "" for b in self.telemetry if b.table == "step" and b.field == "done"}
         first = [t for t in messages if t not in last]

@@ -28,7 +28,7 @@ from controller.baseline import BaselineController
 from controller.mpc import MpcController
 from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
-from tests.plants import mosquitto, served
+from tests.plants import Broker, mosquitto, served
 from tunneltwin.service import Service
 from tunneltwin.settings import Settings
 from tunneltwin.stats import Stats
@@ -41,10 +41,7 @@ def controller(name: str, setup: ReplaySetup) -> tuple[Controller, BaselineContr
     return (baseline, baseline) if name == "baseline" else (MpcController(setup.site, Settings().mpc()), baseline)
 
 
-async def one(kind: str, setup: ReplaySetup, name: str, broker_port: int | None) -> tuple[float, Stats, float]:
-    from tests.plants import Broker
-
-    broker = Broker(broker_port, Path("."), "") if broker_port else None
+async def one(kind: str, setup: ReplaySetup, name: str, broker: Broker) -> tuple[float, Stats, float]:
     async with served(kind, setup, broker) as (port, plant):
         ctl, fallback = controller(name, setup)
         t0 = time.perf_counter()
@@ -69,7 +66,7 @@ def main() -> None:
     with mosquitto("allow_anonymous true\n") as broker:
         base = None
         for kind in ("sim", "opcua", "mqtt"):
-            wall, stats, cost = asyncio.run(one(kind, setup, args.controller, broker.port))
+            wall, stats, cost = asyncio.run(one(kind, setup, args.controller, broker))
             base = base or wall
             io = statistics.median(stats.io_s) * 1000
             step = statistics.median(stats.step_s) * 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -10,7 +11,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,11 +33,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@dataclass(frozen=True)
 class Broker:
-    port: int
-    dir: Path
-    url: str
+    """A mosquitto process on a fixed loopback port, which a test may stop and start again."""
+
+    def __init__(self, exe: str, port: int, dir: Path) -> None:
+        self.exe, self.port, self.dir = exe, port, dir
+        self.url = f"mqtt://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.exe, "-c", str(self.dir / "mosquitto.conf")], stderr=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL)
+        _wait_listening(self.port, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)
+            if self.proc.stderr:
+                self.proc.stderr.close()
+            self.proc = None
 
 
 @contextlib.contextmanager
@@ -60,16 +75,12 @@ def mosquitto(extra: str = "", files: dict[str, str] | None = None) -> Iterator[
             f"listener {port} 127.0.0.1\npersistence false\nset_tcp_nodelay true\nlog_dest stderr\n"
             + extra.replace("{dir}", str(d)))
         _give_to_mosquitto(d)
-        proc = subprocess.Popen([exe, "-c", str(d / "mosquitto.conf")], stderr=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL)
+        broker = Broker(exe, port, d)
+        broker.start()
         try:
-            _wait_listening(port, proc)
-            yield Broker(port, d, f"mqtt://127.0.0.1:{port}")
+            yield broker
         finally:
-            proc.terminate()
-            proc.wait(timeout=5)
-            if proc.stderr:
-                proc.stderr.close()
+            broker.stop()
 
 
 def _give_to_mosquitto(d: Path) -> None:
@@ -121,3 +132,44 @@ async def served(kind: str, setup: ReplaySetup, broker: Broker | None = None,
             yield MqttPort(MqttLink("127.0.0.1", broker.port, "tt-daemon"), tags or MQTT_TAGS, setup.site, 5), plant
         finally:
             await msim.stop()
+
+
+class Proxy:
+    """A loopback TCP forwarder a test can cut: a network drop with both ends left running."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port, self.port = target_port, free_port()
+        self.server: asyncio.Server | None = None
+        self.links: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._link, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        """Refuse new connections and reset the open ones."""
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+        for w in list(self.links):
+            w.transport.abort()
+        self.links.clear()
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self.links |= {writer, up_writer}
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True)
+        self.links -= {writer, up_writer}
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
