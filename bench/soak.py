@@ -1,0 +1,225 @@
+"""Soak benchmark: 30 simulated days through OPC UA in lockstep, with a fault every few plant hours.
+
+Usage: python bench/soak.py [--days 30] [--every-h 6] [--controller mpc|baseline]
+
+The plant is our twin behind a real asyncua server, reached through a TCP proxy the bench
+can cut; the daemon reports over a real mosquitto broker and keeps an SQLite audit log.
+Faults rotate through the README's table: OPC UA server restart, broker restart, network
+drop, solver timeout (a decision held past the watchdog deadline), no plan (HiGHS given
+no time), pump trip mid-interval, setpoint writes refused, a full disk for the audit log.
+Prints violations by rule, audit completeness, RSS at start and end, and the health at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import structlog
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adapters.mqtt import MqttLink
+from adapters.mqtt_surface import MqttSurface
+from adapters.opcua import OpcuaPort
+from adapters.opcua_sim import OpcuaSimulator
+from controller.baseline import BaselineController
+from controller.mpc import MpcController
+from scenarios.replay import LockstepPlant
+from scenarios.rules import check
+from scenarios.scenario import load_scenario
+from tests.plants import OPCUA_TAGS, Broker, Proxy, free_port, mosquitto
+from tunneltwin.audit import AuditLog, read_ticks
+from tunneltwin.audit_export import summary
+from tunneltwin.contracts import Observation, Setpoints
+from tunneltwin.service import Service
+from tunneltwin.settings import Settings
+
+SCENARIO = """name = "soak"
+description = "Synthetic days with rain, for the soak benchmark."
+[source]
+kind = "synthetic"
+start = 2025-03-03T00:00:00
+days = {days}
+seed = 23
+rain = true
+[initial]
+level_m = 2.0
+running = {{ "1.4" = 49.0, "2.2" = 49.0 }}
+"""
+DEADLINE_S = 8.0
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Controlled:
+    """The daemon's controller, with two switches the bench flips: hold past the deadline, or no time."""
+
+    def __init__(self, inner: MpcController | BaselineController) -> None:
+        self.inner, self.name = inner, inner.name
+        self.hold_s = 0.0
+
+    def decide(self, obs: Observation) -> Setpoints:
+        if self.hold_s:
+            hold, self.hold_s = self.hold_s, 0.0
+            time.sleep(hold)
+        return self.inner.decide(obs)
+
+
+class Soak:
+    def __init__(self, plant: LockstepPlant, url: str, broker: Broker, proxy: Proxy, audit: AuditLog,
+                 ctl: Controlled) -> None:
+        self.plant, self.url, self.broker, self.proxy, self.audit, self.ctl = plant, url, broker, proxy, audit, ctl
+        self.sim: OpcuaSimulator | None = None
+        self.done: list[str] = []
+
+    async def start_server(self) -> None:
+        for attempt in range(40):
+            self.sim = OpcuaSimulator(self.plant, OPCUA_TAGS, self.url)
+            try:
+                await self.sim.start()
+                return
+            except OSError:
+                await asyncio.sleep(0.25 * (attempt + 1))
+        raise RuntimeError("OPC UA server did not come back")
+
+    async def server_restart(self) -> None:
+        assert self.sim
+        await self.sim.stop()
+        await asyncio.sleep(1.0)
+        await self.start_server()
+
+    async def broker_restart(self) -> None:
+        self.broker.stop()
+        await asyncio.sleep(1.0)
+        self.broker.start()
+
+    async def network_drop(self) -> None:
+        await self.proxy.cut()
+        await asyncio.sleep(2.0)
+        await self.proxy.start()
+
+    async def solver_timeout(self) -> None:
+        self.ctl.hold_s = DEADLINE_S + 2
+
+    async def no_plan(self) -> None:
+        mpc = self.ctl.inner
+        if isinstance(mpc, MpcController):
+            saved = mpc.cfg
+            mpc.cfg = dataclasses.replace(saved, time_limit_s=1e-6, choose_time_limit_s=1e-6, step_budget_s=1e-6)
+            await self.wait_steps(1)
+            mpc.cfg = saved
+
+    async def pump_trip(self) -> None:
+        twin = self.plant.twin
+        on = [pid for k, pid in enumerate(twin.ids) if twin.state.status[k] != 0 and twin.state.available[k]]
+        if on:
+            now = float(twin.env.now)
+            twin.schedule_outage(on[0], now + 0.5 * self.plant.setup.step_s, now + 4 * 3600)
+
+    async def writes_refused(self) -> None:
+        assert self.sim
+        nodes = [n for k, n in self.sim.nodes.items() if k[0] == "setpoint"]
+        for n in nodes:
+            await n.set_writable(False)
+        await self.wait_steps(2)
+        for n in nodes:
+            await n.set_writable(True)
+
+    async def disk_full(self) -> None:
+        pages = self.audit.db.execute("PRAGMA page_count").fetchone()[0]
+        self.audit.db.execute(f"PRAGMA max_page_count = {pages}")
+        await self.wait_steps(2)
+        self.audit.db.execute("PRAGMA max_page_count = 1073741823")
+
+    async def wait_steps(self, n: int) -> None:
+        target = self.plant.k + n
+        while self.plant.k < target and not self.plant.done:
+            await asyncio.sleep(0.01)
+
+    async def inject(self, every_steps: int) -> None:
+        faults = [self.server_restart, self.broker_restart, self.network_drop, self.solver_timeout, self.no_plan,
+                  self.pump_trip, self.writes_refused, self.disk_full]
+        k = 0
+        while not self.plant.done:
+            await self.wait_steps(every_steps)
+            if self.plant.done:
+                break
+            fault = faults[k % len(faults)]
+            await fault()
+            self.done.append(fault.__name__)
+            k += 1
+
+
+async def main(days: float, every_h: float, controller: str) -> None:
+    site = Settings().site()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "soak.toml"
+        path.write_text(SCENARIO.format(days=days))
+        setup = load_scenario(str(path), site, None, None, None)
+        with mosquitto("allow_anonymous true\n") as broker:
+            plant = LockstepPlant(setup)
+            server_port = free_port()
+            url = f"opc.tcp://127.0.0.1:{server_port}/tunneltwin/"
+            proxy = Proxy(server_port)
+            await proxy.start()
+            audit = AuditLog(Path(tmp) / "audit.sqlite")
+            inner = (MpcController(site, Settings().mpc(), log_limit=2880) if controller == "mpc"
+                     else BaselineController(site))
+            ctl = Controlled(inner)
+            soak = Soak(plant, url, broker, proxy, audit, ctl)
+            await soak.start_server()
+            port = OpcuaPort(f"opc.tcp://127.0.0.1:{proxy.port}/tunneltwin/", OPCUA_TAGS, site, timeout_s=5)
+            surface = MqttSurface(MqttLink("127.0.0.1", broker.port, "soak-daemon"))
+            service = Service(port, ctl, BaselineController(site), site, reconnect_max_s=2.0, surfaces=[surface],
+                              audit=audit, deadline_s=DEADLINE_S, stale_after_s=60)
+            rss0, t0 = rss_mb(), time.perf_counter()
+            run = asyncio.ensure_future(service.run())
+            injector = asyncio.ensure_future(soak.inject(round(every_h * 3600 / setup.step_s)))
+            while not plant.done and not run.done():
+                await asyncio.sleep(0.05)
+            healthy, ready = service.health.healthy(), service.health.ready()
+            service.stop()
+            stats = await run
+            injector.cancel()
+            rss1 = rss_mb()
+            assert soak.sim
+            await soak.sim.stop()
+            await proxy.cut()
+            audit.close()
+            report = check(plant.traj, site.rules)
+            rows = list(read_ticks(Path(tmp) / "audit.sqlite"))
+    by_rule: dict[str, int] = {}
+    for b in report.breaches:
+        by_rule[b.rule] = by_rule.get(b.rule, 0) + 1
+    print(f"{setup.name}: {days:g} days ({plant.k} steps) through OPC UA in lockstep, controller {controller}, "
+          f"wall {time.perf_counter() - t0:.0f} s")
+    print(f"faults injected: {len(soak.done)} ({', '.join(sorted(set(soak.done)))})")
+    print(f"hard-rule violations: {report.hard_violations} {by_rule}; "
+          f"alarms (level above {site.rules.alarm_level_m} m): {len(report.alarms)}")
+    print(f"daemon ticks {stats.ticks}, audit rows {len(rows)}; {summary(rows).splitlines()[1].strip()}")
+    print(f"comms errors {stats.comms_errors}, reconnects {stats.reconnects}, write rejections "
+          f"{stats.write_rejections}, fallbacks {stats.fallbacks}, alerts {len(service.alerts)} (last 50 kept)")
+    print(f"RSS start {rss0:.0f} MB, end {rss1:.0f} MB; at the end healthy={healthy}, ready={ready}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--days", type=float, default=30.0)
+    ap.add_argument("--every-h", type=float, default=6.0)
+    ap.add_argument("--controller", choices=("mpc", "baseline"), default="mpc")
+    args = ap.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    logging.disable(logging.WARNING)
+    asyncio.run(main(args.days, args.every_h, args.controller))
