@@ -131,3 +131,31 @@ async def test_a_report_surface_that_cannot_start_does_not_stop_control(day: Rep
     service = Service(SimPort(LockstepPlant(day)), baseline, baseline, day.site, max_ticks=3, surfaces=[dead])
     stats = await service.run()
     assert stats.ticks == 3 and service.alerts[0]["kind"] == "report_unavailable"
+
+
+async def test_unusable_telemetry_writes_nothing_and_alarms_once(day: ReplaySetup,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunneltwin.errors import PlantError
+
+    plant = LockstepPlant(day)
+    port = SimPort(plant)
+    real_observe, bad = port.observe, iter([True, True, False])
+    writes = []
+
+    async def flaky_observe() -> Observation:
+        if next(bad, False):
+            raise PlantError("[station] level_m read nan: not a finite number")
+        return await real_observe()
+
+    async def counted_write(sp: Setpoints) -> Setpoints:
+        writes.append(sp)
+        return await SimPort.write(port, sp)
+
+    port.observe = flaky_observe  # type: ignore[method-assign]
+    port.write = counted_write  # type: ignore[method-assign,assignment]
+    baseline = BaselineController(day.site)
+    service = Service(port, baseline, baseline, day.site, max_ticks=2)
+    monkeypatch.setattr("tunneltwin.service.RETRY_S", 0.01)
+    stats = await service.run()
+    assert stats.ticks == 2 and len(writes) == 2 and stats.comms_errors == 2
+    assert [a["kind"] for a in service.alerts] == ["telemetry_unusable"]

@@ -180,3 +180,15 @@ async def test_disk_full_for_the_audit_log(setup: ReplaySetup, tmp_path: Path) -
     kinds = [a["kind"] for a in service.alerts]
     assert kinds.count("audit_write_failed") == 1 and kinds.count("audit_recovered") == 1
     assert [r["tick"] for r in read_ticks(tmp_path / "audit.sqlite")] == list(range(service.stats.ticks))
+
+
+def test_no_plan_from_the_solver_hands_the_tick_to_the_baseline(setup: ReplaySetup) -> None:
+    """HiGHS given no time has no incumbent: the MPC's own fallback decides, and says so."""
+    from controller.mpc import MpcController
+    from tunneltwin.settings import Settings
+
+    cfg = dataclasses.replace(Settings().mpc(), time_limit_s=1e-6, choose_time_limit_s=1e-6, step_budget_s=1e-6)
+    mpc = MpcController(setup.site, cfg)
+    plant = LockstepPlant(setup)
+    sp = mpc.decide(plant.observe())
+    assert mpc.log[-1].source == "baseline" and any(p.on for p in sp.pumps)

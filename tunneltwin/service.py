@@ -132,9 +132,12 @@ class Service:
             await self.port.close()
             await self._connect()
             return True
-        except PlantError as exc:  # the link is up but a value is unusable: retry the tick shortly
+        except PlantError as exc:  # the link is up but a value is unusable: no new command; retry shortly
             self.stats.comms_errors += 1
             self.metrics.comms_errors.inc()
+            if ("plant_data", "unusable") not in self._flagged:
+                self.alert("telemetry_unusable", f"{exc}; the plant keeps its last setpoints")
+            self._flagged.add(("plant_data", "unusable"))
             log.error("plant data unusable; tick retried", error=str(exc))
             await self._unless_stopped(asyncio.sleep(RETRY_S))
             return True

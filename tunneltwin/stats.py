@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from scenarios.kpis import percentiles
 from tunneltwin.contracts import Observation
+
+KEEP = 35_040  # per-tick timings kept for the percentiles: a year at 15 min, a few hundred kB
 
 
 @dataclass
@@ -22,9 +25,9 @@ class Stats:
     level_max_m: float = float("-inf")
     energy_kwh: float = 0.0
     cost_eur: float = 0.0
-    decide_s: list[float] = field(default_factory=list)
-    io_s: list[float] = field(default_factory=list)  # per tick: read telemetry + write + read back
-    step_s: list[float] = field(default_factory=list)  # per tick: the lockstep handshake or the wait
+    decide_s: deque[float] = field(default_factory=lambda: deque(maxlen=KEEP))
+    io_s: deque[float] = field(default_factory=lambda: deque(maxlen=KEEP))  # read telemetry + write + read back
+    step_s: deque[float] = field(default_factory=lambda: deque(maxlen=KEEP))  # the lockstep handshake or the wait
     fallbacks: int = 0
     write_rejections: int = 0
     comms_errors: int = 0
