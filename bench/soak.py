@@ -1,6 +1,6 @@
 """Soak benchmark: 30 simulated days through OPC UA in lockstep, with a fault every few plant hours.
 
-Usage: python bench/soak.py [--days 30] [--every-h 6] [--controller mpc|baseline]
+Usage: python bench/soak.py [--days 30] [--every-h 6] [--controller mpc|baseline] [--dry]
 
 The plant is our twin behind a real asyncua server, reached through a TCP proxy the bench
 can cut; the daemon reports over a real mosquitto broker and keeps an SQLite audit log.
@@ -38,6 +38,7 @@ from tests.plants import OPCUA_TAGS, Broker, Proxy, free_port, mosquitto
 from tunneltwin.audit import AuditLog, read_ticks
 from tunneltwin.audit_export import summary
 from tunneltwin.contracts import Observation, Setpoints
+from tunneltwin.daemon import LOG_LIMIT
 from tunneltwin.service import Service
 from tunneltwin.settings import Settings
 
@@ -48,7 +49,7 @@ kind = "synthetic"
 start = 2025-03-03T00:00:00
 days = {days}
 seed = 23
-rain = true
+rain = {rain}
 [initial]
 level_m = 2.0
 running = {{ "1.4" = 49.0, "2.2" = 49.0 }}
@@ -82,7 +83,8 @@ class Soak:
                  ctl: Controlled) -> None:
         self.plant, self.url, self.broker, self.proxy, self.audit, self.ctl = plant, url, broker, proxy, audit, ctl
         self.sim: OpcuaSimulator | None = None
-        self.done: list[str] = []
+        self.done: list[tuple[int, str]] = []  # (plant step, fault)
+        self.rss: dict[int, float] = {}  # plant day -> MB
 
     async def start_server(self) -> None:
         for attempt in range(40):
@@ -157,16 +159,16 @@ class Soak:
             if self.plant.done:
                 break
             fault = faults[k % len(faults)]
+            self.done.append((self.plant.k, fault.__name__))
             await fault()
-            self.done.append(fault.__name__)
             k += 1
 
 
-async def main(days: float, every_h: float, controller: str) -> None:
+async def main(days: float, every_h: float, controller: str, rain: bool) -> None:
     site = Settings().site()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "soak.toml"
-        path.write_text(SCENARIO.format(days=days))
+        path.write_text(SCENARIO.format(days=days, rain=str(rain).lower()))
         setup = load_scenario(str(path), site, None, None, None)
         with mosquitto("allow_anonymous true\n") as broker:
             plant = LockstepPlant(setup)
@@ -175,7 +177,7 @@ async def main(days: float, every_h: float, controller: str) -> None:
             proxy = Proxy(server_port)
             await proxy.start()
             audit = AuditLog(Path(tmp) / "audit.sqlite")
-            inner = (MpcController(site, Settings().mpc(), log_limit=2880) if controller == "mpc"
+            inner = (MpcController(site, Settings().mpc(), log_limit=LOG_LIMIT) if controller == "mpc"
                      else BaselineController(site))
             ctl = Controlled(inner)
             soak = Soak(plant, url, broker, proxy, audit, ctl)
@@ -189,6 +191,7 @@ async def main(days: float, every_h: float, controller: str) -> None:
             injector = asyncio.ensure_future(soak.inject(round(every_h * 3600 / setup.step_s)))
             while not plant.done and not run.done():
                 await asyncio.sleep(0.05)
+                soak.rss.setdefault(plant.k // 96, rss_mb())
             healthy, ready = service.health.healthy(), service.health.ready()
             service.stop()
             stats = await run
@@ -203,15 +206,24 @@ async def main(days: float, every_h: float, controller: str) -> None:
     by_rule: dict[str, int] = {}
     for b in report.breaches:
         by_rule[b.rule] = by_rule.get(b.rule, 0) + 1
-    print(f"{setup.name}: {days:g} days ({plant.k} steps) through OPC UA in lockstep, controller {controller}, "
+    weather = "rain" if rain else "dry"
+    print(f"{setup.name} ({weather}): {days:g} days ({plant.k} steps) through OPC UA in lockstep, {controller}, "
           f"wall {time.perf_counter() - t0:.0f} s")
-    print(f"faults injected: {len(soak.done)} ({', '.join(sorted(set(soak.done)))})")
+    print(f"faults injected: {len(soak.done)} ({', '.join(sorted({n for _, n in soak.done}))})")
     print(f"hard-rule violations: {report.hard_violations} {by_rule}; "
           f"alarms (level above {site.rules.alarm_level_m} m): {len(report.alarms)}")
     print(f"daemon ticks {stats.ticks}, audit rows {len(rows)}; {summary(rows).splitlines()[1].strip()}")
     print(f"comms errors {stats.comms_errors}, reconnects {stats.reconnects}, write rejections "
           f"{stats.write_rejections}, fallbacks {stats.fallbacks}, alerts {len(service.alerts)} (last 50 kept)")
-    print(f"RSS start {rss0:.0f} MB, end {rss1:.0f} MB; at the end healthy={healthy}, ready={ready}")
+    days_seen = sorted(soak.rss)
+    marks = [d for d in (1, 3, 10, 20) if d in soak.rss]
+    print(f"RSS start {rss0:.0f} MB, " + ", ".join(f"day {d} {soak.rss[d]:.0f} MB" for d in marks)
+          + f", end (day {days_seen[-1] if days_seen else 0}) {rss1:.0f} MB; healthy={healthy}, ready={ready}")
+    step_s = setup.step_s
+    for b in report.breaches:
+        k = round((b.time - setup.start).total_seconds() / step_s)
+        near = [f"{n} at step {fk}" for fk, n in soak.done if 0 <= k - fk <= 12]
+        print(f"  breach {b.rule} at {b.time} (step {k}): {b.detail}; faults in the 3 h before: {near or 'none'}")
 
 
 if __name__ == "__main__":
@@ -219,7 +231,8 @@ if __name__ == "__main__":
     ap.add_argument("--days", type=float, default=30.0)
     ap.add_argument("--every-h", type=float, default=6.0)
     ap.add_argument("--controller", choices=("mpc", "baseline"), default="mpc")
+    ap.add_argument("--dry", action="store_true", help="no rain events (default: the fitted rain rate)")
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     logging.disable(logging.WARNING)
-    asyncio.run(main(args.days, args.every_h, args.controller))
+    asyncio.run(main(args.days, args.every_h, args.controller, not args.dry))

@@ -159,3 +159,40 @@ async def test_unusable_telemetry_writes_nothing_and_alarms_once(day: ReplaySetu
     stats = await service.run()
     assert stats.ticks == 2 and len(writes) == 2 and stats.comms_errors == 2
     assert [a["kind"] for a in service.alerts] == ["telemetry_unusable"]
+
+
+async def test_a_repeated_tick_resends_the_decision_without_deciding_again(day: ReplaySetup) -> None:
+    """A lost step answer makes the daemon see the same plant time again: the controller must not
+    take that interval in twice (its forecasts and day records), and the plant gets the same command."""
+    from tunneltwin.errors import PlantTimeout
+
+    plant = LockstepPlant(day)
+    port = SimPort(plant)
+    real_step, lost = port.step, iter([False, True])
+    writes: list[Setpoints] = []
+    real_write = port.write
+
+    async def lossy_step() -> bool:
+        if next(lost, False):
+            raise PlantTimeout("step 2 not seen within 5 s")
+        return await real_step()
+
+    async def counted_write(sp: Setpoints) -> Setpoints:
+        writes.append(sp)
+        return await real_write(sp)
+
+    seen: list[object] = []
+    baseline = BaselineController(day.site)
+
+    def decide(obs: Observation) -> Setpoints:
+        seen.append(obs.telemetry.time)
+        return baseline.decide(obs)
+
+    counting = type("Counting", (), {"name": "counting", "decide": staticmethod(decide)})()
+    port.step = lossy_step  # type: ignore[method-assign]
+    port.write = counted_write  # type: ignore[method-assign,assignment]
+    service = Service(port, counting, BaselineController(day.site), day.site, max_ticks=4)
+    await service.run()
+    assert len(seen) == len(set(seen)) == 3  # four ticks, three plant times, one decision each
+    assert writes[1] == writes[2]  # the repeated tick sent the same command
+    assert "telemetry_stale" not in {a["kind"] for a in service.alerts}

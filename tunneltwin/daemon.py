@@ -28,7 +28,7 @@ from tunneltwin.site import Site
 from tunneltwin.stats import Stats
 
 END_GRACE_S = 1.0
-LOG_LIMIT = 2880  # the MPC's step log in a daemon: 30 days at 15 min, so memory stays flat
+LOG_LIMIT = 192  # the MPC step log a daemon keeps (2 days at 15 min): reports need the last two
 log = structlog.get_logger()
 
 

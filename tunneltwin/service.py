@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -73,6 +74,7 @@ class Service:
         self.health = Health(stale_after_s)
         self.probe = ProbeServer(probe, self.metrics, self.health) if probe else None
         self._flagged: set[tuple[str, str]] = set()
+        self._decided: tuple[datetime, Controller, Setpoints] | None = None  # the last decision, by plant time
         self._tick_alerts: list[dict[str, Any]] = []  # raised during the tick in hand, for the audit
         self._audit_failing = False
 
@@ -146,11 +148,17 @@ class Service:
         t0 = time.perf_counter()
         obs = await self.port.observe()
         t1 = time.perf_counter()
-        obs, degrade = self._validated(obs)
         cmd = self.desk.current
-        self._retune(cmd)
-        controller = self._choose(cmd, degrade)
-        sp = ours(await self._decide_in_time(controller, for_controller(obs, cmd)), cmd)
+        if self._decided is not None and self._decided[0] == obs.telemetry.time:
+            # the same plant time again (the step after it failed): send the same decision, and do not
+            # feed the controller's forecasts and day records the same interval twice
+            controller, sp = self._decided[1], self._decided[2]
+        else:
+            obs, degrade = self._validated(obs)
+            self._retune(cmd)
+            controller = self._choose(cmd, degrade)
+            sp = ours(await self._decide_in_time(controller, for_controller(obs, cmd)), cmd)
+            self._decided = (obs.telemetry.time, controller, sp)
         t2 = time.perf_counter()
         readback: Setpoints | None = None
         try:
