@@ -21,6 +21,8 @@ from adapters.assemble import Assembler
 from adapters.port import PlantPort, check_readback
 from controller.base import Controller, Retunable
 from controller.baseline import BaselineController
+from controller.model import StationModel
+from controller.supervisor import Supervisor
 from tunneltwin.audit import AuditLog
 from tunneltwin.contracts import Observation, Setpoints
 from tunneltwin.errors import ConfigError, PlantError, PlantTimeout, PlantUnavailable, WriteRejected
@@ -68,6 +70,7 @@ class Service:
         self._unsent: list[dict[str, Any]] = []  # alerts not yet pushed to the surfaces
         self.audit = audit
         self.validator = Validator(site)
+        self.supervisor = Supervisor(site, StationModel(site))  # for the decisions the daemon substitutes
         self.deadline_s = deadline_s  # the watchdog: a decision still running after this is abandoned
         self._late: asyncio.Future[Setpoints] | None = None  # an abandoned decision, until it ends
         self.metrics = Metrics()
@@ -157,7 +160,11 @@ class Service:
             obs, degrade = self._validated(obs)
             self._retune(cmd)
             controller = self._choose(cmd, degrade)
-            sp = ours(await self._decide_in_time(controller, for_controller(obs, cmd)), cmd)
+            seen = for_controller(obs, cmd)
+            sp = await self._decide_in_time(controller, seen)
+            if controller is not self.controller:  # a decision we substituted: the supervisor checks it too
+                sp = self.supervisor.check(seen.telemetry, sp)
+            sp = ours(sp, cmd)
             self._decided = (obs.telemetry.time, controller, sp)
         t2 = time.perf_counter()
         readback: Setpoints | None = None
@@ -214,7 +221,7 @@ class Service:
             self.stats.fallbacks += 1
             self.metrics.fallbacks.labels("deadline").inc()
             self.alert("watchdog", f"{controller.name} took over {self.deadline_s:.0f} s; the baseline decides")
-            return self.fallback.decide(obs)
+            return self.supervisor.check(obs.telemetry, self.fallback.decide(obs))
 
     def _decide(self, controller: Controller, obs: Observation) -> Setpoints:
         """Every tick gets a command: a controller that fails hands this tick to the baseline."""
@@ -226,7 +233,7 @@ class Service:
             self.stats.fallbacks += 1
             self.metrics.fallbacks.labels("error").inc()
             log.exception("controller failed; baseline decides this tick")
-            return self.fallback.decide(obs)
+            return self.supervisor.check(obs.telemetry, self.fallback.decide(obs))
 
     def _restore(self) -> None:
         """Resume from the audit log's state: operator commands, and pump timers for ports that derive them."""
@@ -266,6 +273,7 @@ class Service:
         for c in {id(self.controller): self.controller, id(self.fallback): self.fallback}.values():
             if isinstance(c, Retunable):
                 c.retune(site)
+        self.supervisor.site = site
         self._limits = dict(cmd.limits)
         self.alert("limits", f"operator limits now {cmd.limits or 'the site rules'}")
 
