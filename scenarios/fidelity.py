@@ -8,11 +8,13 @@ import numpy as np
 
 from scenarios.drive import open_loop
 from scenarios.recorded import RecordedData
+from tunneltwin.plant import PumpHydraulics
 from tunneltwin.site import Pump, Site
 from twin.calibrate import FitResult, RunningPoints, fit_pump_type, mape_by, predict
 
 WINDOW_S = 86400.0
 MIN_POINTS_PER_PUMP = 20  # fewer running points than this: keep the type's model
+MIN_METER_DAYS = 2  # a day-to-day drift needs this many days with running points
 
 
 def running_points(data: RecordedData, site: Site, type_name: str, min_hz: float) -> RunningPoints:
@@ -58,6 +60,24 @@ def _scaled(pump: Pump, data: RecordedData, site: Site) -> Pump:
 
 
 @dataclass(frozen=True)
+class MeterCheck:
+    """Day-to-day drift of one pump's measured flow and power against the model at the
+    measured frequency and level. A real change of flow moves the power too, by the pump
+    curve's elasticity (d ln P / d ln Q); flow drift that the power does not show is the
+    flow meter's, and no pump model can follow it."""
+
+    days: int
+    flow_daily_std_pct: float  # std of the daily mean of measured / modelled flow
+    power_daily_std_pct: float  # the same for power
+    elasticity: float  # d ln P / d ln Q on the pump curve at the typical running point
+
+    @property
+    def flow_seen_in_power_pct(self) -> float:
+        """The daily flow drift the power readings can account for."""
+        return self.power_daily_std_pct / self.elasticity if self.elasticity > 0 else float("nan")
+
+
+@dataclass(frozen=True)
 class Fidelity:
     flow_mape_pct: dict[str, float]
     power_mape_pct: dict[str, float]
@@ -65,6 +85,7 @@ class Fidelity:
     energy_twin_kwh: float
     energy_recorded_kwh: float
     level_rmse_m: list[float]  # per window
+    meters: dict[str, MeterCheck]
 
     @property
     def energy_error_pct(self) -> float:
@@ -96,7 +117,45 @@ def fidelity(data: RecordedData, site: Site) -> Fidelity:
     starts = run.window_start[1:]
     rmse = [float(np.sqrt(np.mean(err[starts == s] ** 2))) for s in np.unique(starts)]
     return Fidelity(flow_mape, power_mape, points, float(run.pump_power_kw[1:].sum()) * hours,
-                    recorded_kwh, rmse)
+                    recorded_kwh, rmse, meter_checks(data, site))
+
+
+def meter_checks(data: RecordedData, site: Site) -> dict[str, MeterCheck]:
+    """Per pump with enough running points on at least MIN_METER_DAYS days (see MeterCheck)."""
+    days = np.array([t.date().toordinal() for t in data.timestamps])
+    out = {}
+    for name in site.pump_types:
+        pts = running_points(data, site, name, site.rules.min_freq_hz)
+        hyd = PumpHydraulics(site.pump_types[name], site.discharge_level_m)
+        flow, power = predict(site.pump_types[name], site.discharge_level_m, pts)
+        for pump in (p for p in site.pumps if p.type == name):
+            m = pts.pump_id == pump.id
+            day = _running_days(data, site, pump.id, days)
+            if m.sum() < MIN_POINTS_PER_PUMP or len(np.unique(day)) < MIN_METER_DAYS:
+                continue
+            rq = pts.flow_m3h[m] / (flow[m] * pump.flow_scale)
+            rp = pts.power_kw[m] / (power[m] * pump.power_scale)
+            out[pump.id] = MeterCheck(len(np.unique(day)), _daily_std_pct(rq, day), _daily_std_pct(rp, day),
+                                      _elasticity(hyd, float(np.median(pts.freq_hz[m])),
+                                                  float(np.median(pts.level_m[m]))))
+    return out
+
+
+def _running_days(data: RecordedData, site: Site, pump_id: str, days: np.ndarray) -> np.ndarray:
+    """The day of each running point, in ``running_points``' order for this pump."""
+    mask = (data.pump_freq_hz[pump_id] >= site.rules.min_freq_hz) & (data.pump_flow_m3h[pump_id] > 0)
+    return days[mask]
+
+
+def _daily_std_pct(ratio: np.ndarray, day: np.ndarray) -> float:
+    return float(100 * np.std([ratio[day == d].mean() for d in np.unique(day)]))
+
+
+def _elasticity(hyd: PumpHydraulics, freq_hz: float, level_m: float) -> float:
+    """d ln P / d ln Q along the pump curve at this speed (1 % flow step)."""
+    q = float(hyd.flow_m3h(np.array(freq_hz), np.array(level_m)))
+    p0, p1 = hyd.power_kw(np.array(freq_hz), np.array([q, 1.01 * q]))
+    return float(np.log(p1 / p0) / np.log(1.01)) if q > 0 and p0 > 0 else float("nan")
 
 
 def format_fidelity(fi: Fidelity) -> str:
@@ -109,4 +168,9 @@ def format_fidelity(fi: Fidelity) -> str:
     rmse = fi.level_rmse_m
     lines.append(f"level RMSE per 24 h window (m): {', '.join(f'{x:.3f}' for x in rmse)}")
     lines.append(f"level RMSE: median {sorted(rmse)[len(rmse) // 2]:.3f} m, worst {max(rmse):.3f} m")
+    if fi.meters:
+        lines += ["meter check: day-to-day drift against the model at measured frequency and level",
+                  f"{'pump':>6} {'days':>5} {'flow std %':>11} {'power std %':>12} {'flow seen in power %':>21}"]
+        lines += [f"{p:>6} {m.days:>5} {m.flow_daily_std_pct:>11.2f} {m.power_daily_std_pct:>12.2f} "
+                  f"{m.flow_seen_in_power_pct:>21.2f}" for p, m in fi.meters.items()]
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """Replays end to end: bundled scenarios, the recorded operation, the CLI and its outputs."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from controller.baseline import BaselineController
-from scenarios.fidelity import calibrate, fidelity
+from scenarios.fidelity import calibrate, fidelity, meter_checks
 from scenarios.recorded import RecordedData
 from scenarios.replay import run_controller, run_historical
 from scenarios.rules import check
@@ -15,6 +16,7 @@ from scenarios.scenario import bundled_names, load_scenario
 from tests.conftest import EXCERPT, SHARED_TIDY, needs_shared
 from tunneltwin.cli import main
 from tunneltwin.errors import ConfigError
+from tunneltwin.plant import PumpHydraulics
 from tunneltwin.site import Site, load_site
 
 # Recorded data carries documented repairs (a -0.016 m level); their warnings are tested in test_loaders.
@@ -129,3 +131,25 @@ def test_fidelity_targets(recorded: RecordedData) -> None:
     assert all(fi.power_mape_pct[p] < 5.0 for p, n in fi.points.items() if n >= 20)
     assert all(fi.flow_mape_pct[p] < 8.0 for p, n in fi.points.items() if n >= 20)
     assert float(np.median(fi.level_rmse_m)) < 0.25 and max(fi.level_rmse_m) < 0.35
+
+
+def test_meter_check_tells_a_drifting_flow_meter_from_a_drifting_pump(excerpt: RecordedData, site: Site) -> None:
+    """Readings made exactly by the model, then the second day's flow reads 10 % high with the
+    power unchanged: a 5 % daily std (means 1.0 and 1.1) that the power does not show."""
+    pid = "1.4"
+    pump = next(p for p in site.pumps if p.id == pid)
+    hyd = PumpHydraulics(site.pump_types[pump.type], site.discharge_level_m)
+    f = excerpt.pump_freq_hz[pid]
+    flow = hyd.flow_m3h(f, excerpt.level_m) * pump.flow_scale
+    power = hyd.power_kw(f, flow / pump.flow_scale) * pump.power_scale
+    day2 = np.array([t.date() > excerpt.timestamps[0].date() for t in excerpt.timestamps])
+    exact = dataclasses.replace(excerpt, pump_flow_m3h={**excerpt.pump_flow_m3h, pid: flow},
+                                pump_power_kw={**excerpt.pump_power_kw, pid: power})
+    drifting = dataclasses.replace(exact, pump_flow_m3h={**exact.pump_flow_m3h, pid: flow * np.where(day2, 1.1, 1.0)})
+    before, after = meter_checks(exact, site)[pid], meter_checks(drifting, site)[pid]
+    assert before.days == after.days == 2
+    assert before.flow_daily_std_pct == pytest.approx(0.0, abs=0.05)
+    assert after.flow_daily_std_pct == pytest.approx(5.0, abs=0.05)
+    assert after.power_daily_std_pct == pytest.approx(0.0, abs=0.05)
+    assert after.flow_seen_in_power_pct == pytest.approx(0.0, abs=0.2)
+    assert 0.1 < after.elasticity < 0.5  # power rises with flow along the large pump's curve
