@@ -53,6 +53,7 @@ class MpcSettings:
     emptying_below_m: float = 0.08  # the emptying step aims this far under the emptying level
     low_floor_above_m: float = 0.0  # outside the emptying step, stay at least this far over its level
     dry_margin: float = 1.1  # plan the emptying unless the day's inflow exceeds limit x this
+    landing_share: float = 1.2  # empty only where a pessimistic inflow moves the level <= this x the band
     flow_margin: float = 0.97  # plan F2 up to this share of its limit
     terminal_factor: float = 1.0  # stored water at the end costs this x horizon mean price x kWh/m3
     weights: Weights = field(default_factory=Weights)
@@ -180,8 +181,19 @@ class MpcController:
         if end_volume_m3 > v_empty_m3 + 1.0:
             return sp
         on = [i for i, p in enumerate(sp.pumps) if p.on]
-        f = self.model.freq_to_land(on, v_empty_m3, tel.volume_m3, inflow_m3h, self.step_s)
+        f = min(self.model.freq_to_land(on, v_empty_m3, tel.volume_m3, inflow_m3h, self.step_s),
+                self._freq_above_floor(tel, on, inflow_m3h))
         return Setpoints(pumps=tuple(p.model_copy(update={"freq_hz": round(f, 3)}) if p.on else p for p in sp.pumps))
+
+    def _freq_above_floor(self, tel: Telemetry, on: list[int], inflow_m3h: float) -> float:
+        """The landing must not go under the floor if the inflow falls short: the band is
+        only ~200 m3 deep, a few minutes of a forecast error in rain. So it lands for the
+        supervisor's pessimistic inflow on the lower of forecast and measurement; a shortfall
+        then ends the step above the band (try again) rather than under the minimum."""
+        sup = self.cfg.supervisor
+        floor = self.model.volume(self.site.rules.min_level_m + sup.floor_margin_m)
+        inflow = sup.pessimistic_inflow * min(inflow_m3h, tel.inflow_m3h)
+        return self.model.freq_to_land(on, floor, tel.volume_m3, inflow, self.step_s)
 
     def _mid_levels(self, volume0_m3: float, volumes_m3: Array) -> Array:
         starts = np.r_[volume0_m3, volumes_m3[:-1]]
@@ -303,8 +315,20 @@ class MpcController:
             expected = (self.days.inflow_m3.get(day, 0.0) if day == today else 0.0) \
                 + float(inflow[steps].sum()) * self.step_h
             if expected < self.site.rules.dry_day_max_inflow_m3 * self.cfg.dry_margin:
-                out.append(self._booked(day, steps, ends))
+                out.append(self._booked(day, self._landable(steps, inflow), ends))
         return tuple(out)
+
+    def _landable(self, steps: list[int], inflow: Array) -> list[int]:
+        """Steps where an emptying can land in the band at all: the supervisor keeps each
+        interval above the floor on a pessimistic inflow, so where the inflow is high the
+        gap between nominal and pessimistic is wider than the band and the step would end
+        above it. Every step if none qualifies (the day then takes its best chance)."""
+        sup = self.cfg.supervisor
+        band_m3 = self.model.volume(self.site.rules.emptying_level_m) \
+            - self.model.volume(self.site.rules.min_level_m + sup.floor_margin_m)
+        cap = self.cfg.landing_share * band_m3 / max((1 - sup.pessimistic_inflow) * self.step_h, 1e-9)
+        ok = [k for k in steps if inflow[k] <= cap]
+        return ok or steps
 
     def _booked(self, day: date, steps: list[int], ends: list[datetime]) -> tuple[int, ...]:
         """The day's booked emptying step if it is still ahead, else every step (choose again)."""

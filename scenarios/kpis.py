@@ -45,6 +45,7 @@ def summary(traj: Trajectory, report: RuleReport, name: str, controller: str) ->
         "f2_mean_abs_step_change_m3h": round(float(np.abs(np.diff(outflow)).mean()), 1),
         "hard_violations": report.hard_violations, "violations": report.counts(),
         "alarms_above_alarm_level": len(report.alarms),
+        "runs_cut_by_outage": [{"time": b.time.isoformat(), "detail": b.detail} for b in report.trips],
         "emptied_by_day": {d.isoformat(): ok for d, ok in report.emptied_by_day.items()},
         "decision_time_s": percentiles(solve),
     }

@@ -33,6 +33,7 @@ class Breach:
 class RuleReport:
     breaches: list[Breach]
     alarms: list[Breach]  # level above the alarm level: handled, not a breach by itself
+    trips: list[Breach]  # runs cut short by the pump going out of service: forced, not a control decision
     emptied_by_day: dict[date, bool | None]  # None: wet day or partial day, rule does not apply
 
     def counts(self) -> dict[str, dict[str, object]]:
@@ -50,16 +51,19 @@ class RuleReport:
 def check(traj: Trajectory, rules: Rules) -> RuleReport:
     level = traj.col("level_m")
     on = np.asarray(traj.pump_on, dtype=bool).reshape(len(traj), -1)
+    avail = np.asarray(traj.pump_available, dtype=bool).reshape(on.shape)
     breaches = [*_level(traj, level, rules), *_pumps_running(traj, on, rules),
-                *_timers(traj, on, rules), *_frequency(traj, on, rules), *_outflow(traj, rules),
-                *_availability(traj, on)]
+                *_timers(traj, on, avail, rules), *_frequency(traj, on, rules), *_outflow(traj, rules),
+                *_availability(traj, on, avail)]
     emptied = _emptying(traj, level, rules)
     breaches += [Breach("daily_emptying", datetime.combine(d, datetime.min.time()),
                         f"dry day {d}: level never at or below {rules.emptying_level_m} m")
                  for d, ok in emptied.items() if ok is False]
     alarms = [Breach("level_above_alarm", t, f"{x:.2f} m") for t, x in zip(traj.timestamps, level, strict=True)
               if x > rules.alarm_level_m]
-    return RuleReport(sorted(breaches, key=lambda b: b.time), alarms, emptied)
+    trips = [b for b in breaches if b.rule == "trip"]
+    breaches = [b for b in breaches if b.rule != "trip"]
+    return RuleReport(sorted(breaches, key=lambda b: b.time), alarms, trips, emptied)
 
 
 def _level(traj: Trajectory, level: np.ndarray, rules: Rules) -> Iterator[Breach]:
@@ -88,7 +92,9 @@ def runs(column: np.ndarray) -> Iterator[tuple[int, int, bool]]:
             start = k
 
 
-def _timers(traj: Trajectory, on: np.ndarray, rules: Rules) -> Iterator[Breach]:
+def _timers(traj: Trajectory, on: np.ndarray, avail: np.ndarray, rules: Rules) -> Iterator[Breach]:
+    """A run that ends because the pump went out of service is a trip, reported apart: the
+    rule is on the starts and stops control decides."""
     n = len(traj)
     for j, pid in enumerate(traj.pump_ids):
         for first, last, value in runs(on[:, j]):
@@ -97,7 +103,8 @@ def _timers(traj: Trajectory, on: np.ndarray, rules: Rules) -> Iterator[Breach]:
             length_s = (last - first + 1) * traj.step_s
             limit = rules.min_on_s if value else rules.min_off_s
             if length_s < limit:
-                rule = "min_on_time" if value else "min_off_time"
+                tripped = value and not avail[last + 1, j]
+                rule = "trip" if tripped else "min_on_time" if value else "min_off_time"
                 yield Breach(rule, traj.timestamps[first], f"pump {pid} {'ran' if value else 'rested'} "
                              f"{length_s / 3600:.2f} h < {limit / 3600:.2f} h")
 
@@ -118,8 +125,7 @@ def _outflow(traj: Trajectory, rules: Rules) -> Iterator[Breach]:
             yield Breach("max_outflow", t, f"F2 {q:.0f} m3/h > {rules.max_outflow_m3h:.0f}")
 
 
-def _availability(traj: Trajectory, on: np.ndarray) -> Iterator[Breach]:
-    avail = np.asarray(traj.pump_available, dtype=bool).reshape(on.shape)
+def _availability(traj: Trajectory, on: np.ndarray, avail: np.ndarray) -> Iterator[Breach]:
     for k, j in zip(*np.nonzero(on & ~avail), strict=True):
         yield Breach("unavailable_pump_on", traj.timestamps[k], f"pump {traj.pump_ids[j]} unavailable")
 

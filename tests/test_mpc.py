@@ -12,7 +12,7 @@ import pytest
 from controller.baseline import BaselineController
 from controller.dispatch import choose_pumps
 from controller.forecast import ExternalInflow, InflowForecaster, PriceBook
-from controller.milp import Group
+from controller.milp import Group, Plan
 from controller.mpc import MpcController
 from controller.oracle import OracleController
 from scenarios.replay import ReplaySetup, run_controller
@@ -198,3 +198,46 @@ def test_replay_uses_an_external_inflow_forecast(tmp_path: Path, two_days: Repla
     assert code == 0
     error = json.loads((out / "summary.json").read_text())["forecast_error_by_lead_h"]
     assert error["0.25"]["mae_m3h"] < 1.0
+
+
+def test_emptying_is_planned_only_at_steps_where_it_can_land(site: Site) -> None:
+    """Band 0.55-0.7 m holds 575 - 412.5 = 162.5 m3. The supervisor allows for 15 % less
+    inflow, so a step lands only if 0.15 x inflow x 0.25 h <= 1.2 x 162.5 m3: inflow <= 5,200 m3/h."""
+    mpc = MpcController(site)
+    assert mpc._landable([0, 1, 2, 3], np.array([2000.0, 5100.0, 5300.0, 9000.0])) == [0, 1]
+    assert mpc._landable([2, 3], np.array([2000.0, 5100.0, 5300.0, 9000.0])) == [2, 3]  # no better chance
+
+
+def test_an_emptying_step_lands_above_the_floor_if_the_inflow_falls_short(site: Site) -> None:
+    """A storm-day landing (measured in the storm scenario: 25 % less inflow than forecast took
+    the level from 0.84 to 0.40 m). The dispatched step must end above 0.55 m at 85 % of the
+    lower of forecast and measured inflow."""
+    mpc = MpcController(site)
+    model = mpc.model
+    tel = telemetry(site, level_m=0.835, inflow_m3h=5776.0, on={"1.4": 49.0, "2.2": 49.0, "2.3": 49.0})
+    groups = mpc.groups(tel)
+    counts = np.array([3 if g.name == "large" else 0 for g in groups])
+    flows = np.array([6631.0 if g.name == "large" else 0.0 for g in groups])
+    v_empty = model.volume(0.62)
+    sp = mpc.dispatch_step(tel, groups, counts, flows, v_empty, 5961.0, v_empty)
+    freqs = {i: p.freq_hz for i, p in enumerate(sp.pumps) if p.on}
+    assert len(freqs) == 3
+    end = model.end_volume(freqs, tel.volume_m3, 0.85 * 5776.0, STEP)
+    assert model.level(end) >= 0.55 - 1e-3
+
+
+def test_the_oracle_books_no_emptying_before_a_minimum_run_from_its_start(site: Site) -> None:
+    """A free plan that starts high and stays high is lowest at its first step; an emptying
+    booked there cannot be reached. The booking goes to the lowest step 2 h or more ahead."""
+    tel = telemetry(site, level_m=2.0)
+    steps = 96
+    oracle = OracleController(site, tel.time, np.full(steps, 3000.0), np.full(steps, 0.05))
+    free = oracle.planner.problem(tel, oracle.inflow, oracle.price)
+    assert free.emptying_days and free.min_on_steps == 8
+    volumes = np.full(steps, 5000.0)
+    volumes[0], volumes[40], volumes[60] = 1000.0, 3000.0, 3500.0
+    zeros = np.zeros((1, steps))
+    plan = Plan(zeros.astype(np.int64), zeros, volumes, np.zeros(steps), "optimal", 0.0, 0.0, 0.0, 0.0, 0,
+                np.zeros(1))
+    booked = oracle._lowest_steps(tel, free, plan)
+    assert list(booked.values()) == [oracle.planner.step_end(tel.time, 40)]

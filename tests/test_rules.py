@@ -74,6 +74,17 @@ def test_min_on_time_exactly_two_hours_is_fine() -> None:
     assert counts(build(on={k: (True, True) for k in range(20, 28)})) == {}
 
 
+def test_a_run_cut_short_by_an_outage_is_a_trip_not_a_breach() -> None:
+    """Pump b runs 1 h and goes out of service: forced, so reported as a trip. The same hour
+    ended by a stop while the pump stays available is a min-on breach."""
+    on = {k: (True, True) for k in range(20, 24)}
+    tripped = build(on=on, available={k: [True, False] for k in range(24, 40)})
+    report = check(tripped, RULES)
+    assert counts(tripped) == {}
+    assert [(b.rule, b.time) for b in report.trips] == [("trip", T0 + timedelta(minutes=15 * 21))]
+    assert check(build(on=on), RULES).trips == []
+
+
 def test_min_off_time_short_rest() -> None:
     # pump b runs 3 h, rests 1 h, runs 3 h again
     on = {k: (True, True) for k in [*range(10, 22), *range(26, 38)]}
