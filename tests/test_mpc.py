@@ -166,6 +166,9 @@ def test_mpc_config_defaults_match_the_code_and_bad_keys_are_named(tmp_path: Pat
     bad.write_text("[mpc.weights]\nswitch_eur = 'cheap'\n")
     with pytest.raises(ConfigError, match=r"mpc.weights.switch_eur = 'cheap'"):
         load_mpc(bad)
+    bad.write_text("[mpc]\nlanding_share = -1.2\n")
+    with pytest.raises(ConfigError, match=r"mpc.toml: mpc.landing_share = -1.2: must be >= 0"):
+        load_mpc(bad)
     good = tmp_path / "ok.toml"
     good.write_text("[mpc]\nhorizon_h = 12\ninteger_h = 'none'\n[mpc.weights]\nswitch_eur = 2\n")
     loaded = load_mpc(good)

@@ -58,9 +58,17 @@ def _check(hint: Any, value: Any, path: Path, name: str) -> Any:
     if bool in allowed and isinstance(value, bool):
         return value
     if int in allowed and isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return _non_negative(value, path, name)
     if float in allowed and isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(float(value)):
             raise ConfigError(f"{path}: {name} = {value}: must be finite")
-        return float(value)
+        return float(_non_negative(value, path, name))
     raise ConfigError(f"{path}: {name} = {value!r}: expected {hint}")
+
+
+def _non_negative(value: int | float, path: Path, name: str) -> int | float:
+    """Every number in [mpc] is a time, a margin, a share, a weight or a count: a negative one
+    is a typo that would silently turn a rule off (a negative landing_share admits no step)."""
+    if value < 0:
+        raise ConfigError(f"{path}: {name} = {value}: must be >= 0")
+    return value
