@@ -189,11 +189,18 @@ class MpcController:
         """The landing must not go under the floor if the inflow falls short: the band is
         only ~200 m3 deep, a few minutes of a forecast error in rain. So it lands for the
         supervisor's pessimistic inflow on the lower of forecast and measurement; a shortfall
-        then ends the step above the band (try again) rather than under the minimum."""
+        then ends the step above the band (try again) rather than under the minimum.
+
+        It must also be safe to hold: a refused write leaves the plant on this command for
+        another interval (the soak drained the tunnel to 0.0 m that way), so two intervals
+        on the same inflow must still end at or above the minimum level."""
         sup = self.cfg.supervisor
         floor = self.model.volume(self.site.rules.min_level_m + sup.floor_margin_m)
         inflow = sup.pessimistic_inflow * min(inflow_m3h, tel.inflow_m3h)
-        return self.model.freq_to_land(on, floor, tel.volume_m3, inflow, self.step_s)
+        once = self.model.freq_to_land(on, floor, tel.volume_m3, inflow, self.step_s)
+        held = self.model.freq_to_land(on, self.model.volume(self.site.rules.min_level_m), tel.volume_m3, inflow,
+                                       2 * self.step_s)
+        return min(once, held)
 
     def _mid_levels(self, volume0_m3: float, volumes_m3: Array) -> Array:
         starts = np.r_[volume0_m3, volumes_m3[:-1]]

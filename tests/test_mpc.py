@@ -229,6 +229,24 @@ def test_an_emptying_step_lands_above_the_floor_if_the_inflow_falls_short(site: 
     assert model.level(end) >= 0.55 - 1e-3
 
 
+def test_an_emptying_landing_is_safe_to_hold_for_a_second_interval(site: Site) -> None:
+    """A refused write leaves the plant on its last command. Landing from 0.81 m with two
+    pumps on 2,100 m3/h (the recorded day-2 case): held for two intervals on 85 % of
+    that inflow the level must still end at or above 0.5 m, or at the minimum frequency."""
+    mpc = MpcController(site)
+    model = mpc.model
+    tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.8, "2.4": 49.8})
+    groups = mpc.groups(tel)
+    counts = np.array([1 for _ in groups])  # one small (2.1), one large (2.4)
+    flows = np.array([1000.0 if g.name == "small" else 2000.0 for g in groups])
+    v_empty = model.volume(0.62)
+    sp = mpc.dispatch_step(tel, groups, counts, flows, v_empty, 2100.0, v_empty)
+    freqs = {i: p.freq_hz for i, p in enumerate(sp.pumps) if p.on}
+    assert len(freqs) == 2
+    held = model.end_volume(freqs, tel.volume_m3, 0.85 * 2100.0, 2 * STEP)
+    assert model.level(held) >= 0.5 - 1e-3 or min(freqs.values()) == site.rules.min_freq_hz
+
+
 def test_the_oracle_books_no_emptying_before_a_minimum_run_from_its_start(site: Site) -> None:
     """A free plan that starts high and stays high is lowest at its first step; an emptying
     booked there cannot be reached. The booking goes to the lowest step 2 h or more ahead."""
