@@ -1,13 +1,15 @@
 """Soak benchmark: 30 simulated days through OPC UA in lockstep, with a fault every few plant hours.
 
-Usage: python bench/soak.py [--days 30] [--every-h 6] [--controller mpc|baseline] [--dry]
+Usage: python bench/soak.py [--days 30] [--every-h 6] [--controller mpc|baseline] [--dry] [--keep DIR]
 
 The plant is our twin behind a real asyncua server, reached through a TCP proxy the bench
 can cut; the daemon reports over a real mosquitto broker and keeps an SQLite audit log.
 Faults rotate through the README's table: OPC UA server restart, broker restart, network
 drop, solver timeout (a decision held past the watchdog deadline), no plan (HiGHS given
 no time), pump trip mid-interval, setpoint writes refused, a full disk for the audit log.
-Prints violations by rule, audit completeness, RSS at start and end, and the health at the end.
+Prints violations by rule, audit completeness, RSS at start and end, and the health at the end;
+each breach with the audited ticks of the hour before it. --keep DIR keeps the audit log and
+the trajectory for tracing.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -32,6 +37,7 @@ from adapters.opcua_sim import OpcuaSimulator
 from controller.baseline import BaselineController
 from controller.mpc import MpcController
 from scenarios.replay import LockstepPlant
+from scenarios.report import write_trajectory
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
 from tests.plants import OPCUA_TAGS, Broker, Proxy, free_port, mosquitto
@@ -55,6 +61,7 @@ level_m = 2.0
 running = {{ "1.4" = 49.0, "2.2" = 49.0 }}
 """
 DEADLINE_S = 8.0
+BREACH_CONTEXT_S = 3600.0  # audited ticks printed before each breach
 
 
 def rss_mb() -> float:
@@ -70,6 +77,10 @@ class Controlled:
     def __init__(self, inner: MpcController | BaselineController) -> None:
         self.inner, self.name = inner, inner.name
         self.hold_s = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        """The rest is the inner controller's (its log and supervisor feed the audit)."""
+        return getattr(self.inner, name)
 
     def decide(self, obs: Observation) -> Setpoints:
         if self.hold_s:
@@ -164,7 +175,7 @@ class Soak:
             k += 1
 
 
-async def main(days: float, every_h: float, controller: str, rain: bool) -> None:
+async def main(days: float, every_h: float, controller: str, rain: bool, keep: Path | None) -> None:
     site = Settings().site()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "soak.toml"
@@ -203,6 +214,10 @@ async def main(days: float, every_h: float, controller: str, rain: bool) -> None
             audit.close()
             report = check(plant.traj, site.rules)
             rows = list(read_ticks(Path(tmp) / "audit.sqlite"))
+            if keep is not None:  # the evidence for tracing a breach outlives the run
+                keep.mkdir(parents=True, exist_ok=True)
+                shutil.copy(Path(tmp) / "audit.sqlite", keep / "audit.sqlite")
+                write_trajectory(plant.traj, keep / "trajectory.csv")
     by_rule: dict[str, int] = {}
     for b in report.breaches:
         by_rule[b.rule] = by_rule.get(b.rule, 0) + 1
@@ -225,6 +240,27 @@ async def main(days: float, every_h: float, controller: str, rain: bool) -> None
         k = round((b.time - setup.start).total_seconds() / step_s)
         near = [f"{n} at step {fk}" for fk, n in soak.done if 0 <= k - fk <= 12]
         print(f"  breach {b.rule} at {b.time} (step {k}): {b.detail}; faults in the 3 h before: {near or 'none'}")
+        context = [] if b.rule == "daily_emptying" else [  # a day's miss has no single hour before it
+            r for r in rows
+            if 0 <= (b.time - datetime.fromisoformat(r["plant_time"])).total_seconds() <= BREACH_CONTEXT_S]
+        for row in context:
+            print("    " + tick_line(row))
+
+
+def tick_line(row: dict[str, Any]) -> str:
+    """One audited tick: what the daemon saw, wrote, read back and why it deviated."""
+    tel = row["telemetry"] or {}
+    written = {p["id"]: p["freq_hz"] for p in (row["setpoints"] or {}).get("pumps", []) if p.get("on")}
+    read = {p["id"]: p["freq_hz"] for p in (row["readback"] or {}).get("pumps", []) if p.get("on")} \
+        if row["readback"] else None
+    overrides = [o.get("detail", o) if isinstance(o, dict) else o for o in row["overrides"] or []]
+    alarms = [a.get("kind", a) if isinstance(a, dict) else a for a in row["alarms"] or []]
+    nan = float("nan")
+    status = f"/{row['solver_status']}" if row["solver_status"] else ""
+    return (f"{row['plant_time']} {row['controller']}{status}: "
+            f"level {tel.get('level_m', nan):.3f} m, inflow {tel.get('inflow_m3h', nan):.0f} m3/h; "
+            f"wrote {written}; read back {read}; "
+            f"overrides {overrides or '-'}; alarms {alarms or '-'}")
 
 
 if __name__ == "__main__":
@@ -233,7 +269,8 @@ if __name__ == "__main__":
     ap.add_argument("--every-h", type=float, default=6.0)
     ap.add_argument("--controller", choices=("mpc", "baseline"), default="mpc")
     ap.add_argument("--dry", action="store_true", help="no rain events (default: the fitted rain rate)")
+    ap.add_argument("--keep", type=Path, help="keep the audit log and trajectory.csv in this directory")
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     logging.disable(logging.WARNING)
-    asyncio.run(main(args.days, args.every_h, args.controller, not args.dry))
+    asyncio.run(main(args.days, args.every_h, args.controller, not args.dry, args.keep))
