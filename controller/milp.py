@@ -20,6 +20,7 @@ from controller.model import StationModel
 Array = NDArray[np.float64]
 Ints = NDArray[np.int64]
 AFTER_EMPTYING = 2  # steps after the emptying one that may stay low (with a self-regulating set)
+BEFORE_EMPTYING = 1  # steps before it that need not keep the inflow buffer over the floor
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,11 @@ class Problem:
     weights: Weights
     integer_steps: int | None = None  # counts integer only this far ahead (None: all)
     v_low_m3: float | None = None  # floor of every step but the emptying one (None: v_min_m3)
+    floor_buffer_m3: Array | None = None  # (H,) ... raised to v_min_m3 + this where higher
     q_floor_m3h: Array | None = None  # (G,) per-pump flow at minimum speed at the minimum level
     self_regulating: float = 0.85  # at the emptying step, that flow summed stays under this x inflow
+    guard_inflow_m3h: Array | None = None  # (H,) the inflow those guards assume (None: inflow_m3h)
+    first_floor_inflow_m3h: float | None = None  # the first step keeps its floor on this inflow too
     guard_steps: tuple[int, ...] = ()  # steps expected near the bottom: self-regulating too (soft)
     block_steps: int = 1  # beyond fine_steps, pump counts change only every this many steps
     fine_steps: int = 0  # the first steps, where counts may change at every step
@@ -162,6 +166,7 @@ def build(p: Problem, coef: Coefficients) -> tuple[Model, _Vars]:
     _balance(m, p, v)
     _smoothness(m, p, v)
     _emptying(m, p, v)
+    _self_regulating(m, p, v)
     return m, v
 
 
@@ -260,14 +265,24 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
     """The floor, and the daily emptying: each required day has a step ending at or below the
     emptying volume (big-M as tight as the band allows), or pays the miss penalty. Only that
     step may dip under the low floor, so the plan never lingers near the bottom, where an
-    inflow dip would take the level under its minimum before the next interval."""
+    inflow dip would take the level under its minimum before the next interval. The low
+    floor grows with the step's inflow: the band near the bottom holds a few hundred m3,
+    and recorded inflow has fallen 44 % within one interval (the level went 0.80 -> 0.36 m)."""
     in_day = {k for day in p.emptying_days for k in day}
     low = p.v_min_m3 if p.v_low_m3 is None else max(p.v_low_m3, p.v_min_m3)
     for k in range(p.horizon):
-        # only the emptying step and the few after it may go below the low floor
-        near = [(e[j], low - p.v_min_m3) for j in range(k - AFTER_EMPTYING, k + 1) if j in in_day] \
+        low_k = low if p.floor_buffer_m3 is None else max(low, p.v_min_m3 + float(p.floor_buffer_m3[k]))
+        # only the emptying step and the few after it may go below the low floor, and the
+        # step before it may skip the inflow buffer (the landing starts from the band's top)
+        near = [(e[j], low_k - p.v_min_m3) for j in range(k - AFTER_EMPTYING, k + 1) if j in in_day] \
+            + [(e[j], low_k - low) for j in range(k + 1, k + 1 + BEFORE_EMPTYING) if j in in_day] \
             if (e := v.e) is not None else []
-        m.row([(v.v[k], 1.0), (v.lo[k], 1.0), *near], lo=low)
+        m.row([(v.v[k], 1.0), (v.lo[k], 1.0), *near], lo=low_k)
+        if k == 0 and p.first_floor_inflow_m3h is not None and v.e is not None:
+            # ... unless it is, or approaches, the emptying (the landing has its own cap)
+            _first_floor(m, p, v, low_k, [(v.e[j], low_k - p.v_min_m3) for j in (0, 1) if j in in_day])
+        elif k == 0 and p.first_floor_inflow_m3h is not None:
+            _first_floor(m, p, v, low_k, [])
     if v.e is None or v.miss is None:
         return
     big_m = max(p.v_max_m3 - p.v_empty_m3, 0.0) + 1.0
@@ -287,20 +302,32 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
     for j, day in enumerate(p.emptying_days):
         m.row([*[(v.e[k], 1.0) for k in day], (v.miss[j], 1.0)], lo=1.0)
     v.short = short
-    _self_regulating(m, p, v, in_day)
 
 
-def _self_regulating(m: Model, p: Problem, v: _Vars, in_day: set[int]) -> None:
-    """At the emptying step and the one after, the running set must not be able to pull the
-    level under the minimum even at minimum speed on a low inflow: near the bottom the level
-    reacts within minutes, and pumps still inside their minimum run cannot be stopped."""
+def _first_floor(m: Model, p: Problem, v: _Vars, low_m3: float, near: list[tuple[int, float]]) -> None:
+    """The step that is applied keeps its floor on a pessimistic inflow as well as the forecast:
+    a diurnal forecast expecting the morning rise (recorded: 2,725 m3/h forecast, 2,134
+    measured, 1,186 came) must not license pumping that only the forecast can sustain.
+    V0 + (inflow - sum q) dt >= low, soft like the band."""
+    slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3)
+    out = [(v.q[g, 0], -p.step_h) for g in range(len(p.groups))]
+    m.row([*out, (slack[0], 1.0), *near], lo=low_m3 - p.volume0_m3 - float(p.first_floor_inflow_m3h or 0.0) * p.step_h)
+
+
+def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
+    """At the guard steps, the emptying step and the ones after, the running set must not be able
+    to pull the level under the minimum even at minimum speed on a low inflow: near the bottom
+    the level reacts within minutes, and pumps still inside their minimum run cannot be stopped.
+    (The guard steps once applied only when a day still needed its emptying in the horizon.)"""
     if p.q_floor_m3h is None:
         return
+    in_day = {k for day in p.emptying_days for k in day}
+    inflow = p.inflow_m3h if p.guard_inflow_m3h is None else p.guard_inflow_m3h
     for k in p.guard_steps:
         b = p.block_of(k)
         slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
         terms = [(v.n[g, b], float(p.q_floor_m3h[g])) for g in range(len(p.groups))]
-        m.row([*terms, (slack[0], -1.0)], hi=p.self_regulating * float(p.inflow_m3h[k]))
+        m.row([*terms, (slack[0], -1.0)], hi=p.self_regulating * float(inflow[k]))
     if v.e is None:
         return
     sizes = np.array([len(g.members) for g in p.groups])
@@ -311,7 +338,8 @@ def _self_regulating(m: Model, p: Problem, v: _Vars, in_day: set[int]) -> None:
                 continue
             b = p.block_of(kk)
             terms = [(v.n[g, b], float(p.q_floor_m3h[g])) for g in range(len(p.groups))]
-            m.row([*terms, (v.e[k], big_m)], hi=p.self_regulating * float(p.inflow_m3h[kk]) + big_m)
+            slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)  # pumps locked on
+            m.row([*terms, (v.e[k], big_m), (slack[0], -1.0)], hi=p.self_regulating * float(inflow[kk]) + big_m)
 
 
 def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 1e-3,

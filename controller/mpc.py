@@ -52,6 +52,8 @@ class MpcSettings:
     ceiling_margin_m: float = 0.5  # ... and this far below the alarm level
     emptying_below_m: float = 0.08  # the emptying step aims this far under the emptying level
     low_floor_above_m: float = 0.0  # outside the emptying step, stay at least this far over its level
+    floor_inflow_share: float = 0.0  # ... and this share of the step's inflow (m3) over the floor margin
+    robust_first_step: bool = True  # the applied step keeps the floor on the supervisor's pessimistic inflow
     dry_margin: float = 1.1  # plan the emptying unless the day's inflow exceeds limit x this
     landing_share: float = 1.2  # empty only where a pessimistic inflow moves the level <= this x the band
     flow_margin: float = 0.97  # plan F2 up to this share of its limit
@@ -59,6 +61,14 @@ class MpcSettings:
     weights: Weights = field(default_factory=Weights)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+
+    def reproducible(self, limit_s: float = 60.0) -> MpcSettings:
+        """Solve every interval to the MIP gap, not to the clock: HiGHS is deterministic, so the
+        same input then gives the same run on any machine load. The time limits stay as a
+        backstop. For validation runs and tests; a daemon needs its decision within the interval."""
+        return dataclasses.replace(self, time_limit_s=max(self.time_limit_s, limit_s),
+                                   choose_time_limit_s=max(self.choose_time_limit_s, limit_s),
+                                   step_budget_s=max(self.step_budget_s, 3 * limit_s))
 
 
 @dataclass(frozen=True)
@@ -251,7 +261,11 @@ class MpcController:
             v_max_m3=self.model.volume(rules.alarm_level_m - self.cfg.ceiling_margin_m),
             v_empty_m3=self.model.volume(rules.emptying_level_m - self.cfg.emptying_below_m),
             v_low_m3=self.model.volume(rules.emptying_level_m + self.cfg.low_floor_above_m),
+            floor_buffer_m3=self.cfg.floor_inflow_share * inflow * self.step_h,
             q_floor_m3h=self._floor_flows(groups), self_regulating=self.cfg.supervisor.pessimistic_inflow,
+            guard_inflow_m3h=self._guard_inflow(tel, inflow),
+            first_floor_inflow_m3h=self.cfg.supervisor.pessimistic_inflow * min(float(inflow[0]), tel.inflow_m3h)
+            if self.cfg.robust_first_step else None,
             guard_steps=self._guard_steps(guess),
             emptying_days=self.emptying_days(tel, inflow),
             min_on_steps=math.ceil(rules.min_on_s / self.step_s - 1e-9),
@@ -259,6 +273,15 @@ class MpcController:
             max_outflow_m3h=self.cfg.flow_margin * rules.max_outflow_m3h, min_pumps_on=rules.min_pumps_on,
             weights=self._weights(prices), integer_steps=integer_steps, block_steps=self.cfg.block_steps,
             fine_steps=self.cfg.fine_steps)
+
+    def _guard_inflow(self, tel: Telemetry, inflow: Array) -> Array:
+        """Near term, a pump set near the bottom must regulate itself on the lower of forecast and
+        measurement: a diurnal profile expecting the morning rise (recorded: 2,725 forecast,
+        2,134 measured, 1,186 came) must not license a large pump that then runs its 2 h."""
+        out = np.array(inflow, dtype=float)
+        near = slice(0, self.cfg.fine_steps)
+        out[near] = np.minimum(out[near], tel.inflow_m3h)
+        return out
 
     def _guard_steps(self, guess: Array) -> tuple[int, ...]:
         """Near-term steps expected near the bottom, where an inflow dip would empty the tunnel."""

@@ -29,6 +29,7 @@ class SupervisorSettings:
     ceiling_margin_m: float = 0.3  # the interval must end this far below the alarm level
     surge_inflow: float = 1.2  # inflow factor for the ceiling check
     timer_slack_s: float = 1.0  # clock jitter tolerated on the min on/off timers
+    hold_check: bool = False  # the floor check also holds the command for a second interval (off: see README)
 
 
 @dataclass(frozen=True)
@@ -173,18 +174,25 @@ class Supervisor:
 
     def _floor(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
         """The interval must end above the floor on a pessimistic inflow. Simulated over the
-        interval, since near the bottom the pumps' flow falls as the level does."""
+        interval, since near the bottom the pumps' flow falls as the level does.
+
+        The command must also be safe to hold: a refused or lost write leaves the plant on it
+        for another interval, so two intervals must still end at or above the minimum level."""
         seconds = self.site.timing.control_interval_s
         floor_m = self.site.rules.min_level_m + self.cfg.floor_margin_m
         floor = self.model.volume(floor_m)
+        minimum = self.model.volume(self.site.rules.min_level_m)
         inflow = self.cfg.pessimistic_inflow * tel.inflow_m3h
 
         def ends_above(w: dict[int, float]) -> bool:
-            return self.model.end_volume(w, tel.volume_m3, inflow, seconds) >= floor
+            return self.model.end_volume(w, tel.volume_m3, inflow, seconds) >= floor \
+                and (not self.cfg.hold_check or self.model.end_volume(w, tel.volume_m3, inflow, 2 * seconds) >= minimum)
 
         if not want or ends_above(want):
             return want
         f = self.model.freq_to_land(list(want), floor, tel.volume_m3, inflow, seconds)
+        if self.cfg.hold_check:
+            f = min(f, self.model.freq_to_land(list(want), minimum, tel.volume_m3, inflow, 2 * seconds))
         want = {i: min(x, f) for i, x in want.items()}
         self._note(tel, "min_level", None, f"would end under {floor_m:.2f} m: slowed to {f:.2f} Hz")
         return self._shed(tel, want, ends_above, "min_level", "stopped to keep the level above the floor")

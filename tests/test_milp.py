@@ -208,3 +208,42 @@ def test_emptying_step_uses_a_self_regulating_pump_set() -> None:
     assert plan.emptying_missed == 0
     emptied = [k for k in range(H) if plan.volumes_m3[k] <= 500.0 + 1e-6]
     assert any(plan.counts[0, k:k + 3].sum() == 0 for k in emptied)  # the emptying step and two after
+
+
+def test_floor_keeps_an_inflow_buffer_outside_the_emptying() -> None:
+    """Stored water is dear, so the plan drains 500 m3/h down to the floor: 1,000 m3 without a
+    buffer, 1,000 + 750 (half an hour's 1,500 m3/h inflow) with one."""
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.02)
+    bare = plan_of(problem(weights=w, v_min_m3=1000.0))
+    assert bare.volumes_m3.min() == pytest.approx(1000.0)
+    buffered = plan_of(problem(weights=w, v_min_m3=1000.0, floor_buffer_m3=np.full(H, 750.0)))
+    assert buffered.volumes_m3.min() == pytest.approx(1750.0)
+    assert buffered.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
+
+
+def test_guards_assume_the_guard_inflow() -> None:
+    """Stored water is dear, so the plan wants the most flow the guard admits at step 0. Floor
+    flows: big 1,500, small 400. On a 2,000 m3/h guard inflow (limit 1,700) the big pump alone
+    passes and both together do not; on 1,200 (limit 1,020) only the small one passes."""
+    groups = (Group("big", (0,)), Group("small", (1,)))
+    c = coef(2)
+    c.q_min[1], c.q_max[1] = 300.0, 1400.0
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.02)
+    base = dict(groups=groups, n_now=np.array([1, 0]), inflow_m3h=np.full(H, 2000.0), volume0_m3=3000.0,
+                q_floor_m3h=np.array([1500.0, 400.0]), guard_steps=(0,), weights=w,
+                locked_on=np.zeros((2, H), dtype=np.int64), locked_off=np.zeros((2, H), dtype=np.int64))
+    assert plan_of(problem(**base), c).counts[:, 0].tolist() == [1, 0]
+    cautious = plan_of(problem(**base, guard_inflow_m3h=np.full(H, 1200.0)), c)
+    assert cautious.counts[:, 0].tolist() == [0, 1]
+
+
+def test_first_step_keeps_its_floor_on_the_pessimistic_inflow() -> None:
+    """Stored water is dear and power gets dearer, so the plan pumps flat out first (2,000 m3/h).
+    From 1,800 m3 over a 1,000 m3 floor the 1,500 m3/h forecast allows that, but on a
+    pessimistic 1,000 m3/h only 1,800 m3/h keeps the floor: 1,800 + (1,000 - 1,800) x 1 h."""
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.03)
+    base = dict(weights=w, volume0_m3=1800.0, v_min_m3=1000.0, price_eur_per_kwh=np.linspace(0.1, 0.2, H))
+    assert plan_of(problem(**base)).flows_m3h[0, 0] == pytest.approx(Q_MAX)
+    robust = plan_of(problem(**base, first_floor_inflow_m3h=1000.0))
+    assert robust.flows_m3h[0, 0] == pytest.approx(1800.0)
+    assert robust.band_slack_m3 == pytest.approx(0.0, abs=1e-6)

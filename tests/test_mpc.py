@@ -24,6 +24,7 @@ from tests.helpers import telemetry
 from tunneltwin import cli
 from tunneltwin.contracts import PriceCurve
 from tunneltwin.errors import DataError
+from tunneltwin.settings import Settings
 from tunneltwin.site import Site
 
 T0 = datetime(2025, 1, 6)
@@ -37,12 +38,26 @@ def two_days(site: Site) -> ReplaySetup:
 
 
 def test_mpc_two_days_closed_loop_keeps_every_rule_and_beats_the_baseline(two_days: ReplaySetup) -> None:
-    _, mpc = evaluate(two_days, "mpc")
+    """Solved to the gap, not the clock: with time limits the plan depends on the machine's load,
+    and this window holds a 44 % one-interval inflow drop near the bottom."""
+    _, mpc = evaluate(two_days, "mpc", Settings().mpc().reproducible())
     _, base = evaluate(two_days, "baseline")
     assert mpc["hard_violations"] == 0, mpc["violations"]
     assert mpc["cost_eur"] < 0.8 * base["cost_eur"]
     assert mpc["fallbacks"] == 0
     assert set(mpc["forecast_error_by_lead_h"]) >= {"0.25", "1", "24"}
+
+
+def test_reproducible_mpc_runs_repeat_exactly(two_days: ReplaySetup) -> None:
+    """The validation mode a plant engineer can re-run and get the same trajectory."""
+    n = 24
+    short = ReplaySetup(two_days.name, two_days.site, two_days.start, two_days.inflow_m3h[:n],
+                        two_days.price_eur_per_kwh[:n], two_days.level_m, two_days.running)
+    cfg = Settings().mpc().reproducible()
+    first, second = (run_controller(short, MpcController(short.site, cfg)) for _ in range(2))
+    assert len(first) == n
+    assert np.array_equal(first.col("level_m"), second.col("level_m"))
+    assert np.array_equal(first.arr("pump_freq_hz"), second.arr("pump_freq_hz"))
 
 
 def test_oracle_one_day_keeps_every_rule_and_costs_no_more_than_the_baseline(two_days: ReplaySetup) -> None:
@@ -262,3 +277,24 @@ def test_the_oracle_books_no_emptying_before_a_minimum_run_from_its_start(site: 
                 np.zeros(1))
     booked = oracle._lowest_steps(tel, free, plan)
     assert list(booked.values()) == [oracle.planner.step_end(tel.time, 40)]
+
+
+def test_near_term_guards_use_the_lower_of_forecast_and_measurement(site: Site) -> None:
+    mpc = MpcController(site)
+    tel = telemetry(site, on={"1.2": 49.0}, inflow_m3h=2134.0)
+    forecast = np.full(mpc.steps, 2725.0)
+    forecast[2] = 1800.0
+    guard = mpc._guard_inflow(tel, forecast)
+    near = mpc.cfg.fine_steps
+    assert guard[:near].max() == 2134.0 and guard[2] == 1800.0
+    assert np.all(guard[near:] == 2725.0)
+    problem = mpc.problem(tel, forecast, np.full(mpc.steps, 0.1))
+    assert problem.first_floor_inflow_m3h == pytest.approx(mpc.cfg.supervisor.pessimistic_inflow * 2134.0)
+
+
+def test_reproducible_flag_solves_to_the_gap() -> None:
+    args = cli._parser().parse_args(["replay", "dry-week", "--out", "x", "--controller", "mpc", "--reproducible"])
+    mpc = cli._replay_mpc(args, Settings())
+    shipped = Settings().mpc()
+    assert mpc.time_limit_s >= 60 > shipped.time_limit_s and mpc.step_budget_s >= 180
+    assert cli._replay_mpc(cli._parser().parse_args(["replay", "dry-week", "--out", "x"]), Settings()) == shipped

@@ -9,11 +9,15 @@ import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from tunneltwin.errors import ConfigError, TunneltwinError
 from tunneltwin.settings import CONFIG_DIR, Settings
+
+if TYPE_CHECKING:
+    from controller.mpc import MpcSettings
 
 log = structlog.get_logger()
 
@@ -107,6 +111,14 @@ def _data_window(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", type=_time, help="last timestamp of a recorded data file to use")
     p.add_argument("--inflow-forecast", type=Path,
                    help="external inflow forecast for the MPC (CSV: time,inflow_m3h), used where it covers the horizon")
+    p.add_argument("--reproducible", action="store_true",
+                   help="solve each interval to the MIP gap instead of the clock (60 s backstop): the same "
+                        "input gives the same result on any machine load; decision times are not the daemon's")
+
+
+def _replay_mpc(args: argparse.Namespace, settings: Settings) -> MpcSettings:
+    mpc = settings.mpc()
+    return mpc.reproducible() if args.reproducible else mpc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,7 +162,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     from scenarios.runner import replay_to_dir
 
     summary = replay_to_dir(args.scenario, args.controller, args.out, settings.site(),
-                            args.prices, args.start, args.end, settings.mpc(), args.inflow_forecast)
+                            args.prices, args.start, args.end, _replay_mpc(args, settings), args.inflow_forecast)
     print(f"{summary['scenario']} / {summary['controller']}: cost {summary['cost_eur']:.2f} EUR, "
           f"energy {summary['energy_kwh']:.0f} kWh, hard violations {summary['hard_violations']}, "
           f"level {summary['level_min_m']}..{summary['level_max_m']} m -> {args.out}")
@@ -165,7 +177,7 @@ def _compare(args: argparse.Namespace, settings: Settings) -> int:
     if unknown:
         raise ConfigError(f"--controllers: unknown {', '.join(unknown)}; known: {', '.join(CONTROLLERS)}")
     result = compare(args.scenario, settings.site(), args.out, args.prices, args.start, args.end, wanted,
-                     settings.mpc(), args.inflow_forecast)
+                     _replay_mpc(args, settings), args.inflow_forecast)
     print(f"{result['scenario']} (reference: {result['reference']})")
     print(f"{'controller':12s} {'cost EUR':>10s} {'vs ref':>7s} {'adj. EUR':>10s} {'viol':>5s} {'starts':>6s} "
           f"{'p95 s':>6s} {'oracle %':>8s}")
