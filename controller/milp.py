@@ -265,9 +265,9 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
     """The floor, and the daily emptying: each required day has a step ending at or below the
     emptying volume (big-M as tight as the band allows), or pays the miss penalty. Only that
     step may dip under the low floor, so the plan never lingers near the bottom, where an
-    inflow dip would take the level under its minimum before the next interval. The low
-    floor grows with the step's inflow: the band near the bottom holds a few hundred m3,
-    and recorded inflow has fallen 44 % within one interval (the level went 0.80 -> 0.36 m)."""
+    inflow dip would take the level under its minimum before the next interval. Given
+    floor_buffer_m3, the low floor grows with the step's inflow: the band near the bottom
+    holds a few hundred m3, and recorded inflow has fallen 44 % within one interval."""
     in_day = {k for day in p.emptying_days for k in day}
     low = p.v_min_m3 if p.v_low_m3 is None else max(p.v_low_m3, p.v_min_m3)
     for k in range(p.horizon):
@@ -278,11 +278,10 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
             + [(e[j], low_k - low) for j in range(k + 1, k + 1 + BEFORE_EMPTYING) if j in in_day] \
             if (e := v.e) is not None else []
         m.row([(v.v[k], 1.0), (v.lo[k], 1.0), *near], lo=low_k)
-        if k == 0 and p.first_floor_inflow_m3h is not None and v.e is not None:
+        if k == 0 and p.first_floor_inflow_m3h is not None:
             # ... unless it is, or approaches, the emptying (the landing has its own cap)
-            _first_floor(m, p, v, low_k, [(v.e[j], low_k - p.v_min_m3) for j in (0, 1) if j in in_day])
-        elif k == 0 and p.first_floor_inflow_m3h is not None:
-            _first_floor(m, p, v, low_k, [])
+            approach = [(e[j], low_k - p.v_min_m3) for j in (0, 1) if j in in_day] if (e := v.e) is not None else []
+            _first_floor(m, p, v, low_k, approach)
     if v.e is None or v.miss is None:
         return
     big_m = max(p.v_max_m3 - p.v_empty_m3, 0.0) + 1.0

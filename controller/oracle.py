@@ -45,9 +45,9 @@ class OracleController:
         base = mpc or MpcSettings()
         self.step_s = site.timing.control_interval_s
         hours = len(self.inflow) * self.step_s / 3600
-        # landing_share, floor_inflow_share and robust_first_step hedge the inflow forecast's error near the bottom;
-        # the oracle knows the inflow, and restricting its emptying steps measured worse
-        # (recorded days, high prices: 5 breaches and a 43 % gap against 1 breach and 0.3 %).
+        # landing_share, floor_inflow_share and robust_first_step hedge the inflow forecast's
+        # error near the bottom; the oracle knows the inflow, and restricting its emptying steps
+        # measured worse (recorded days, high prices: 5 breaches and a 43 % gap against 1 and 0.3 %).
         self.planner = MpcController(site, dataclasses.replace(
             base, horizon_h=hours, integer_h=None, dry_margin=1.0, block_steps=self.cfg.block_steps,
             landing_share=math.inf, floor_inflow_share=0.0, robust_first_step=False,

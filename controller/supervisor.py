@@ -176,8 +176,9 @@ class Supervisor:
         """The interval must end above the floor on a pessimistic inflow. Simulated over the
         interval, since near the bottom the pumps' flow falls as the level does.
 
-        The command must also be safe to hold: a refused or lost write leaves the plant on it
-        for another interval, so two intervals must still end at or above the minimum level."""
+        With hold_check the command must also be safe to hold: a refused or lost write leaves
+        the plant on it for another interval, so two intervals must still end at or above the
+        minimum level."""
         seconds = self.site.timing.control_interval_s
         floor_m = self.site.rules.min_level_m + self.cfg.floor_margin_m
         floor = self.model.volume(floor_m)
