@@ -53,7 +53,9 @@ class MpcSettings:
     emptying_below_m: float = 0.08  # the emptying step aims this far under the emptying level
     low_floor_above_m: float = 0.0  # outside the emptying step, stay at least this far over its level
     floor_inflow_share: float = 0.0  # ... and this share of the step's inflow (m3) over the floor margin
-    robust_first_step: bool = True  # the applied step keeps the floor on the supervisor's pessimistic inflow
+    robust_first_step: bool = False  # the applied step keeps the floor on the supervisor's pessimistic inflow
+    guards_always: bool = False  # near-bottom guards also when no day in the horizon needs its emptying
+    guards_on_measured: bool = False  # over the first fine_steps they assume min(forecast, measured)
     dry_margin: float = 1.1  # plan the emptying unless the day's inflow exceeds limit x this
     landing_share: float = 1.2  # empty only where a pessimistic inflow moves the level <= this x the band
     flow_margin: float = 0.97  # plan F2 up to this share of its limit
@@ -263,7 +265,8 @@ class MpcController:
             v_low_m3=self.model.volume(rules.emptying_level_m + self.cfg.low_floor_above_m),
             floor_buffer_m3=self.cfg.floor_inflow_share * inflow * self.step_h,
             q_floor_m3h=self._floor_flows(groups), self_regulating=self.cfg.supervisor.pessimistic_inflow,
-            guard_inflow_m3h=self._guard_inflow(tel, inflow),
+            guard_inflow_m3h=self._guard_inflow(tel, inflow) if self.cfg.guards_on_measured else None,
+            guards_always=self.cfg.guards_always,
             first_floor_inflow_m3h=self.cfg.supervisor.pessimistic_inflow * min(float(inflow[0]), tel.inflow_m3h)
             if self.cfg.robust_first_step else None,
             guard_steps=self._guard_steps(guess),
