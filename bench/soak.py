@@ -238,16 +238,16 @@ async def main(days: float, every_h: float, controller: str, rain: bool, keep: P
     step_s = setup.step_s
     for b in report.breaches:
         k = round((b.time - setup.start).total_seconds() / step_s)
-        if b.rule == "daily_emptying":  # stamped at the day's start: the faults of that day
+        context: list[dict[str, Any]] = []
+        if b.rule == "daily_emptying":  # stamped at the day's start: the faults of that day, no single hour
             near = [f"{n} at step {fk}" for fk, n in soak.done if 0 <= fk - k < round(86400 / step_s)]
             where = "that day"
         else:
             near = [f"{n} at step {fk}" for fk, n in soak.done if 0 <= k - fk <= 12]
             where = "the 3 h before"
+            context = [r for r in rows
+                       if 0 <= (b.time - datetime.fromisoformat(r["plant_time"])).total_seconds() <= BREACH_CONTEXT_S]
         print(f"  breach {b.rule} at {b.time} (step {k}): {b.detail}; faults {where}: {near or 'none'}")
-        context = [] if b.rule == "daily_emptying" else [  # a day's miss has no single hour before it
-            r for r in rows
-            if 0 <= (b.time - datetime.fromisoformat(r["plant_time"])).total_seconds() <= BREACH_CONTEXT_S]
         for row in context:
             print("    " + tick_line(row))
 

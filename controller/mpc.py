@@ -206,13 +206,11 @@ class MpcController:
         It must also be safe to hold: a refused write leaves the plant on this command for
         another interval (the soak drained the tunnel to 0.0 m that way), so two intervals
         on the same inflow must still end at or above the minimum level."""
-        sup = self.cfg.supervisor
-        floor = self.model.volume(self.site.rules.min_level_m + sup.floor_margin_m)
-        inflow = sup.pessimistic_inflow * min(inflow_m3h, tel.inflow_m3h)
-        once = self.model.freq_to_land(on, floor, tel.volume_m3, inflow, self.step_s)
-        held = self.model.freq_to_land(on, self.model.volume(self.site.rules.min_level_m), tel.volume_m3, inflow,
-                                       2 * self.step_s)
-        return min(once, held)
+        return self.supervisor.floor_freq_hz(on, tel.volume_m3, self._pessimistic_inflow(tel, inflow_m3h), hold=True)
+
+    def _pessimistic_inflow(self, tel: Telemetry, forecast_m3h: float) -> float:
+        """The supervisor's pessimistic factor on the lower of forecast and measurement."""
+        return self.cfg.supervisor.pessimistic_inflow * min(forecast_m3h, tel.inflow_m3h)
 
     def _mid_levels(self, volume0_m3: float, volumes_m3: Array) -> Array:
         starts = np.r_[volume0_m3, volumes_m3[:-1]]
@@ -267,8 +265,8 @@ class MpcController:
             q_floor_m3h=self._floor_flows(groups), self_regulating=self.cfg.supervisor.pessimistic_inflow,
             guard_inflow_m3h=self._guard_inflow(tel, inflow) if self.cfg.guards_on_measured else None,
             guards_always=self.cfg.guards_always,
-            first_floor_inflow_m3h=self.cfg.supervisor.pessimistic_inflow * min(float(inflow[0]), tel.inflow_m3h)
-            if self.cfg.robust_first_step else None,
+            first_floor_inflow_m3h=self._pessimistic_inflow(tel, float(inflow[0])) if self.cfg.robust_first_step
+            else None,
             guard_steps=self._guard_steps(guess),
             emptying_days=self.emptying_days(tel, inflow),
             min_on_steps=math.ceil(rules.min_on_s / self.step_s - 1e-9),
@@ -356,10 +354,8 @@ class MpcController:
         interval above the floor on a pessimistic inflow, so where the inflow is high the
         gap between nominal and pessimistic is wider than the band and the step would end
         above it. Every step if none qualifies (the day then takes its best chance)."""
-        sup = self.cfg.supervisor
-        band_m3 = self.model.volume(self.site.rules.emptying_level_m) \
-            - self.model.volume(self.site.rules.min_level_m + sup.floor_margin_m)
-        cap = self.cfg.landing_share * band_m3 / max((1 - sup.pessimistic_inflow) * self.step_h, 1e-9)
+        band_m3 = self.model.volume(self.site.rules.emptying_level_m) - self.supervisor.floor_volume_m3()
+        cap = self.cfg.landing_share * band_m3 / max((1 - self.cfg.supervisor.pessimistic_inflow) * self.step_h, 1e-9)
         ok = [k for k in steps if inflow[k] <= cap]
         return ok or steps
 

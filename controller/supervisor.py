@@ -180,9 +180,7 @@ class Supervisor:
         the plant on it for another interval, so two intervals must still end at or above the
         minimum level."""
         seconds = self.site.timing.control_interval_s
-        floor_m = self.site.rules.min_level_m + self.cfg.floor_margin_m
-        floor = self.model.volume(floor_m)
-        minimum = self.model.volume(self.site.rules.min_level_m)
+        floor, minimum = self.floor_volume_m3(), self.model.volume(self.site.rules.min_level_m)
         inflow = self.cfg.pessimistic_inflow * tel.inflow_m3h
 
         def ends_above(w: dict[int, float]) -> bool:
@@ -191,12 +189,26 @@ class Supervisor:
 
         if not want or ends_above(want):
             return want
-        f = self.model.freq_to_land(list(want), floor, tel.volume_m3, inflow, seconds)
-        if self.cfg.hold_check:
-            f = min(f, self.model.freq_to_land(list(want), minimum, tel.volume_m3, inflow, 2 * seconds))
+        f = self.floor_freq_hz(list(want), tel.volume_m3, inflow, self.cfg.hold_check)
         want = {i: min(x, f) for i, x in want.items()}
+        floor_m = self.site.rules.min_level_m + self.cfg.floor_margin_m
         self._note(tel, "min_level", None, f"would end under {floor_m:.2f} m: slowed to {f:.2f} Hz")
         return self._shed(tel, want, ends_above, "min_level", "stopped to keep the level above the floor")
+
+    def floor_volume_m3(self) -> float:
+        """The volume every interval must end above (the minimum level plus the floor margin)."""
+        return self.model.volume(self.site.rules.min_level_m + self.cfg.floor_margin_m)
+
+    def floor_freq_hz(self, on: list[int], volume_m3: float, inflow_m3h: float, hold: bool) -> float:
+        """Common frequency at which these pumps end the interval on the floor on this inflow;
+        with ``hold``, also no lower than the minimum level when held for a second interval.
+        The MPC caps its emptying landing with it, so the two agree on what is safe."""
+        seconds = self.site.timing.control_interval_s
+        f = self.model.freq_to_land(on, self.floor_volume_m3(), volume_m3, inflow_m3h, seconds)
+        if hold:
+            minimum = self.model.volume(self.site.rules.min_level_m)
+            f = min(f, self.model.freq_to_land(on, minimum, volume_m3, inflow_m3h, 2 * seconds))
+        return f
 
     def _ceiling(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
         """A surge must not carry the level to the alarm within the interval: speed up, then start."""
