@@ -72,6 +72,7 @@ class Problem:
     first_floor_inflow_m3h: float | None = None  # the first step keeps its floor on this inflow too
     guards_always: bool = True  # guard steps also when no emptying day is in the horizon
     guard_steps: tuple[int, ...] = ()  # steps expected near the bottom: self-regulating too (soft)
+    v_end_max_m3: float | None = None  # the last step ends at most this full (soft; the oracle's bound)
     block_steps: int = 1  # beyond fine_steps, pump counts change only every this many steps
     fine_steps: int = 0  # the first steps, where counts may change at every step
 
@@ -250,6 +251,8 @@ def _balance(m: Model, p: Problem, v: _Vars) -> None:
         rhs = p.inflow_m3h[k] * p.step_h + (0.0 if k else p.volume0_m3)
         m.row([(v.v[k], 1.0), *prev, *[(v.q[g, k], p.step_h) for g in range(G)]], lo=rhs, hi=rhs)
         m.row([(v.v[k], 1.0), (v.hi[k], -1.0)], hi=p.v_max_m3)
+    if p.v_end_max_m3 is not None:
+        m.row([(v.v[p.horizon - 1], 1.0), (v.hi[p.horizon - 1], -1.0)], hi=p.v_end_max_m3)
 
 
 def _smoothness(m: Model, p: Problem, v: _Vars) -> None:
@@ -319,7 +322,9 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
     to pull the level under the minimum even at minimum speed on a low inflow: near the bottom
     the level reacts within minutes, and pumps still inside their minimum run cannot be stopped.
     Without guards_always they are only built while a day in the horizon needs its emptying
-    (the shipped MPC's measured behaviour; building them always measured worse on 30 days)."""
+    (the MPC's behaviour before it was found: the guards were built with the emptying rows).
+    All are soft: pumps inside their minimum run may make a booked step's set impossible
+    (pump-outage: a booking at 4.5 m with five pumps locked on made the plan infeasible)."""
     if p.q_floor_m3h is None or (v.e is None and not p.guards_always):
         return
     in_day = {k for day in p.emptying_days for k in day}
@@ -339,7 +344,8 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
                 continue
             b = p.block_of(kk)
             terms = [(v.n[g, b], float(p.q_floor_m3h[g])) for g in range(len(p.groups))]
-            m.row([*terms, (v.e[k], big_m)], hi=p.self_regulating * float(inflow[kk]) + big_m)
+            slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
+            m.row([*terms, (v.e[k], big_m), (slack[0], -1.0)], hi=p.self_regulating * float(inflow[kk]) + big_m)
 
 
 def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 1e-3,

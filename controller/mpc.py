@@ -43,8 +43,8 @@ class MpcSettings:
     block_steps: int = 4  # beyond fine_steps, pump counts change only every this many steps
     fine_steps: int = 8  # the first steps, where counts may change every step
     guard_level_m: float = 1.0  # near-term steps expected below this keep a self-regulating pump set
-    choose_time_limit_s: float = 4.0  # for the once-a-day solve that picks the emptying time
-    step_budget_s: float = 4.0  # all solves of one interval together (relinearisation passes)
+    choose_time_limit_s: float = 1.0  # for the once-a-day solve that picks the emptying time
+    step_budget_s: float = 2.0  # all solves of one interval together (relinearisation passes)
     relinearise: int = 2  # extra solves allowed when the plan strays from its linearisation levels
     relinearise_m: float = 0.2  # ... by more than this
     relinearise_steps: int = 8  # ... within this many steps
@@ -53,9 +53,9 @@ class MpcSettings:
     emptying_below_m: float = 0.08  # the emptying step aims this far under the emptying level
     low_floor_above_m: float = 0.0  # outside the emptying step, stay at least this far over its level
     floor_inflow_share: float = 0.0  # ... and this share of the step's inflow (m3) over the floor margin
-    robust_first_step: bool = False  # the applied step keeps the floor on the supervisor's pessimistic inflow
-    guards_always: bool = False  # near-bottom guards also when no day in the horizon needs its emptying
-    guards_on_measured: bool = False  # over the first fine_steps they assume min(forecast, measured)
+    robust_first_step: bool = True  # the applied step keeps the floor on the supervisor's pessimistic inflow
+    guards_always: bool = True  # near-bottom guards also when no day in the horizon needs its emptying
+    guards_on_measured: bool = True  # over the first fine_steps they assume min(forecast, measured)
     dry_margin: float = 1.1  # plan the emptying unless the day's inflow exceeds limit x this
     landing_share: float = 1.2  # empty only where a pessimistic inflow moves the level <= this x the band
     flow_margin: float = 0.97  # plan F2 up to this share of its limit

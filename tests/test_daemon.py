@@ -67,10 +67,16 @@ async def test_reconnects_with_backoff_until_the_plant_answers(day: ReplaySetup)
 
 
 def test_sigterm_stops_after_the_tick_in_hand(tmp_path: Path) -> None:
+    """SIGTERM once the daemon has ticked (a fixed 4 s sleep raced the imports on a loaded
+    machine, and the signal then met Python's default handler)."""
+    from tests.plants import free_port
+
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tunneltwin.cli", "run", "--controller", "baseline",
-                             "--duration-h", "0", "--speed", "900", "--out", str(tmp_path)],
+                             "--duration-h", "0", "--speed", "900", "--out", str(tmp_path),
+                             "--listen", f"127.0.0.1:{port}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    _wait_ticking(port, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -78,6 +84,24 @@ def test_sigterm_stops_after_the_tick_in_hand(tmp_path: Path) -> None:
     ticks = int(out.split(" ticks")[0].rsplit(" ", 1)[1])
     assert 0 < ticks < 96  # stopped early, cleanly, with the twin's record written
     assert (tmp_path / "summary.json").exists()
+
+
+def _wait_ticking(port: int, proc: subprocess.Popen[str], ticks: int = 2, timeout_s: float = 60.0) -> None:
+    """Until the daemon's metrics count this many completed ticks (the first only starts the plant)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
+                line = next(x for x in r.read().decode().splitlines() if x.startswith("tunneltwin_ticks_total "))
+                if float(line.split()[1]) >= ticks:
+                    return
+        except (urllib.error.URLError, OSError, StopIteration):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"daemon on port {port} completed {ticks} ticks within {timeout_s:.0f} s (exit {proc.poll()})")
 
 
 def test_daemon_cli_against_the_simulate_cli_over_mqtt(tmp_path: Path) -> None:
@@ -196,3 +220,13 @@ async def test_a_repeated_tick_resends_the_decision_without_deciding_again(day: 
     assert len(seen) == len(set(seen)) == 3  # four ticks, three plant times, one decision each
     assert writes[1] == writes[2]  # the repeated tick sent the same command
     assert "telemetry_stale" not in {a["kind"] for a in service.alerts}
+
+
+def test_a_daemon_stopped_before_its_first_step_reports_no_record(tmp_path: Path, site: Site,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A SIGTERM before the first plant step once crashed the summary (an empty trajectory)."""
+    from tunneltwin.cli import _twin_record
+
+    _twin_record(LockstepPlant(load_scenario("dry-week", site)), "baseline", tmp_path / "out")
+    assert "no step was run" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()

@@ -247,3 +247,32 @@ def test_first_step_keeps_its_floor_on_the_pessimistic_inflow() -> None:
     robust = plan_of(problem(**base, first_floor_inflow_m3h=1000.0))
     assert robust.flows_m3h[0, 0] == pytest.approx(1800.0)
     assert robust.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
+
+
+def test_end_cap_pumps_exactly_down_to_it() -> None:
+    """No value on stored water: alone the plan runs at minimum and ends at 9,000 m3. Capped at
+    7,000 m3 (the oracle ending no fuller than a compared run), it pumps those 2,000 m3 more
+    at the same price: 12,000 - 2,000 m3 pumped x 0.01 EUR/m3."""
+    assert plan_of(problem()).volumes_m3[-1] == pytest.approx(9000.0)
+    capped = plan_of(problem(v_end_max_m3=7000.0))
+    assert capped.volumes_m3[-1] == pytest.approx(7000.0)
+    assert capped.objective == pytest.approx(0.1 * KW_PER_M3H * (1500.0 * H - 2000.0))
+    assert capped.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
+
+
+
+def test_a_booked_emptying_beyond_reach_still_gets_a_plan() -> None:
+    """The booked step is now, from 5,000 m3, with the big pump locked on (floor flow 1,500
+    against 0.85 x 1,200): neither the emptying nor its self-regulating set is possible. The
+    plan must still come (the miss reported), not an infeasible model and a fallback."""
+    groups = (Group("big", (0,)), Group("small", (1,)))
+    c = coef(2)
+    c.q_min[1], c.q_max[1] = 300.0, 1400.0
+    locked_on = np.zeros((2, H), dtype=np.int64)
+    locked_on[0, :2] = 1
+    p = problem(groups=groups, n_now=np.array([1, 0]), v_empty_m3=500.0, v_low_m3=1000.0, inflow_m3h=np.full(H, 1200.0),
+                emptying_days=((0,),), q_floor_m3h=np.array([1500.0, 400.0]), locked_on=locked_on,
+                locked_off=np.zeros((2, H), dtype=np.int64))
+    plan = plan_of(p, c)
+    assert plan.emptying_missed == 1
+    assert plan.counts[0, 0] == 1

@@ -289,11 +289,12 @@ def test_near_term_guards_use_the_lower_of_forecast_and_measurement(site: Site) 
     near = mpc.cfg.fine_steps
     assert guard[:near].max() == 2134.0 and guard[2] == 1800.0
     assert np.all(guard[near:] == 2725.0)
-    assert mpc.problem(tel, forecast, np.full(mpc.steps, 0.1)).first_floor_inflow_m3h is None  # off as shipped
-    robust = MpcController(site, dataclasses.replace(mpc.cfg, robust_first_step=True, guards_on_measured=True))
-    problem = robust.problem(tel, forecast, np.full(mpc.steps, 0.1))
+    problem = mpc.problem(tel, forecast, np.full(mpc.steps, 0.1))  # both on by default
     assert problem.first_floor_inflow_m3h == pytest.approx(mpc.cfg.supervisor.pessimistic_inflow * 2134.0)
     assert problem.guard_inflow_m3h is not None and problem.guard_inflow_m3h[0] == 2134.0
+    bare = MpcController(site, dataclasses.replace(mpc.cfg, robust_first_step=False, guards_on_measured=False))
+    problem = bare.problem(tel, forecast, np.full(mpc.steps, 0.1))
+    assert problem.first_floor_inflow_m3h is None and problem.guard_inflow_m3h is None
 
 
 def test_reproducible_flag_solves_to_the_gap() -> None:

@@ -273,6 +273,9 @@ def _twin_record(plant: object, controller: str, out: Path | None) -> None:
     from scenarios.runner import score, write_run
 
     assert isinstance(plant, LockstepPlant)
+    if len(plant.traj) == 0:  # stopped before its first step: nothing to score or write
+        print(f"  twin's record ({plant.setup.name}): no step was run")
+        return
     result = score(plant.traj, plant.setup, controller)
     print(f"  twin's record ({plant.setup.name}): cost {result['cost_eur']:.2f} EUR, "
           f"energy {result['energy_kwh']:.0f} kWh, hard violations {result['hard_violations']}"
