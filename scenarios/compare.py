@@ -28,7 +28,9 @@ def compare(scenario: str, site: Site, out: Path, prices: str | None = None, sta
             mpc: MpcSettings | None = None, inflow_forecast: Path | None = None) -> dict[str, Any]:
     setup = with_forecast(load_scenario(scenario, site, prices, start, end), inflow_forecast)
     names = controllers or [c for c in CONTROLLERS if c != "historical" or setup.recorded is not None]
-    runs = {name: evaluate(setup, name, mpc) for name in names}
+    runs = {name: evaluate(setup, name, mpc) for name in names if name != "oracle"}
+    if "oracle" in names:
+        runs["oracle"] = evaluate(setup, "oracle", mpc, oracle_end_volume_max_m3=_end_volume(runs.get("mpc")))
     table = score(runs, float(np.mean(setup.price_eur_per_kwh)), setup.level_m, setup.site)
     out.mkdir(parents=True, exist_ok=True)
     for name, (traj, _) in runs.items():
@@ -38,6 +40,13 @@ def compare(scenario: str, site: Site, out: Path, prices: str | None = None, sta
     (out / "comparison.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     write_html(runs, setup.site.rules, out / "report.html", f"{setup.name}: comparison")
     return result
+
+
+def _end_volume(run: tuple[Trajectory, dict[str, Any]] | None) -> float | None:
+    """The oracle ends no fuller than the MPC, so it cannot look cheap by pumping less than the
+    MPC did (a run that ends fuller has deferred pumping); without an MPC run it values stored
+    water instead."""
+    return None if run is None else float(run[0].col("volume_m3")[-1])
 
 
 def score(runs: dict[str, tuple[Trajectory, dict[str, Any]]], mean_price: float, start_level_m: float,

@@ -50,8 +50,9 @@ def _mpc(setup: ReplaySetup, settings: MpcSettings) -> Run:
     return traj, extra
 
 
-def _oracle(setup: ReplaySetup, settings: MpcSettings) -> Run:
-    oracle = OracleController(setup.site, setup.start, setup.inflow_m3h, setup.price_eur_per_kwh, mpc=settings)
+def _oracle(setup: ReplaySetup, settings: MpcSettings, end_volume_max_m3: float | None = None) -> Run:
+    oracle = OracleController(setup.site, setup.start, setup.inflow_m3h, setup.price_eur_per_kwh, mpc=settings,
+                              end_volume_max_m3=end_volume_max_m3)
     traj = run_controller(setup, oracle)
     return traj, {"solver_s": oracle.solve_s, "supervisor_overrides": dict(oracle.planner.supervisor.counts),
                   "plan_gap": oracle.plan.gap if oracle.plan else None}
@@ -72,10 +73,13 @@ def _run(setup: ReplaySetup, controller: str, mpc: MpcSettings | None) -> Run:
     return runner(setup, mpc or Settings().mpc())
 
 
-def evaluate(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = None
-             ) -> tuple[Trajectory, dict[str, Any]]:
+def evaluate(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = None,
+             oracle_end_volume_max_m3: float | None = None) -> tuple[Trajectory, dict[str, Any]]:
     """Run one controller and score it with the one rule checker."""
-    traj, extra = _run(setup, controller, mpc)
+    if controller == "oracle" and oracle_end_volume_max_m3 is not None:
+        traj, extra = _oracle(setup, mpc or Settings().mpc(), oracle_end_volume_max_m3)
+    else:
+        traj, extra = _run(setup, controller, mpc)
     result = score(traj, setup, controller)
     solves = extra.pop("solver_s", None)
     if solves:
