@@ -260,7 +260,6 @@ def test_end_cap_pumps_exactly_down_to_it() -> None:
     assert capped.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
 
 
-
 def test_a_booked_emptying_beyond_reach_still_gets_a_plan() -> None:
     """The booked step is now, from 5,000 m3, with the big pump locked on (floor flow 1,500
     against 0.85 x 1,200): neither the emptying nor its self-regulating set is possible. The
