@@ -158,9 +158,9 @@ class _Vars:
     short: Block | None = None  # shortfall (m3) of booked emptying steps
 
 
-def build(p: Problem, coef: Coefficients) -> tuple[Model, _Vars]:
+def build(p: Problem, coef: Coefficients, empty_floor: bool = True) -> tuple[Model, _Vars]:
     m = Model()
-    v = _variables(m, p, coef)
+    v = _variables(m, p, coef, empty_floor)
     _flow_band(m, p, coef, v)
     _switching(m, p, v)
     _timers(m, p, v)
@@ -172,7 +172,7 @@ def build(p: Problem, coef: Coefficients) -> tuple[Model, _Vars]:
     return m, v
 
 
-def _variables(m: Model, p: Problem, coef: Coefficients) -> _Vars:
+def _variables(m: Model, p: Problem, coef: Coefficients, empty_floor: bool) -> _Vars:
     G, H, B = len(p.groups), p.horizon, p.blocks
     sizes = np.array([len(g.members) for g in p.groups])[:, None]
     w = p.weights
@@ -192,7 +192,7 @@ def _variables(m: Model, p: Problem, coef: Coefficients) -> _Vars:
     d = m.block((G, B), 0.0, INF, w.switch_eur)
     terminal = np.zeros(H)
     terminal[-1] = w.terminal_eur_per_m3
-    vol = m.block((H,), 0.0, INF, terminal)
+    vol = m.block((H,), 0.0 if empty_floor else -INF, INF, terminal)
     lo = m.block((H,), 0.0, INF, w.level_eur_per_m3)
     hi = m.block((H,), 0.0, INF, w.level_eur_per_m3)
     dq = m.block((H,), 0.0, INF, w.smooth_eur_per_m3h)
@@ -354,6 +354,12 @@ def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 
     _check_finite(p, coef)
     model, v = build(p, coef)
     result = model.solve(time_limit_s, mip_gap, warm)
+    if result.status == "Infeasible":
+        # Flows are linearised at guessed levels, so pumps held on by their minimum run can
+        # seem to drain past empty. Only then is the volume let below zero (priced by the
+        # floor slack): always unbounded, the dry-week scenario missed 2 emptyings it keeps.
+        model, v = build(p, coef, empty_floor=False)
+        result = model.solve(time_limit_s, mip_gap, warm)
     if not result.has_solution:
         return None
     return _plan(p, coef, v, result)

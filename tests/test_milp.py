@@ -260,6 +260,18 @@ def test_end_cap_pumps_exactly_down_to_it() -> None:
     assert capped.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
 
 
+def test_pumps_locked_on_past_empty_still_get_a_plan() -> None:
+    """One pump that must run (>= 1 pump) drains 1,000 m3/h against 200 m3/h of inflow from
+    1,500 m3: the linear model empties in two hours. With the volume bounded at zero HiGHS
+    says infeasible (the baseline then decided four intervals running in the soak). The plan
+    must come from the re-solve, priced through the floor slack, with the pump as slow as it
+    can go."""
+    plan = plan_of(problem(volume0_m3=1500.0, inflow_m3h=np.full(H, 200.0), v_min_m3=1000.0))
+    assert np.allclose(plan.flows_m3h[0], Q_MIN)
+    assert plan.volumes_m3[1] == pytest.approx(-100.0)
+    assert plan.band_slack_m3 == pytest.approx(sum(1000.0 - (1500.0 - 800.0 * k) for k in range(1, H + 1)))
+
+
 def test_a_booked_emptying_beyond_reach_still_gets_a_plan() -> None:
     """The booked step is now, from 5,000 m3, with the big pump locked on (floor flow 1,500
     against 0.85 x 1,200): neither the emptying nor its self-regulating set is possible. The
