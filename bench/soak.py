@@ -231,6 +231,11 @@ async def main(days: float, every_h: float, controller: str, rain: bool, keep: P
     print(f"daemon ticks {stats.ticks}, audit rows {len(rows)}; {summary(rows).splitlines()[1].strip()}")
     print(f"comms errors {stats.comms_errors}, reconnects {stats.reconnects}, write rejections "
           f"{stats.write_rejections}, fallbacks {stats.fallbacks}, alerts {len(service.alerts)} (last 50 kept)")
+    deciders: dict[str, int] = {}
+    for row in rows:  # the MPC's own no-plan fallback is audited under the MPC, with its status
+        who = "mpc, no plan" if "no plan" in (row["solver_status"] or "") else row["controller"]
+        deciders[who] = deciders.get(who, 0) + 1
+    print("ticks decided by: " + ", ".join(f"{k} {v}" for k, v in sorted(deciders.items())))
     days_seen = sorted(soak.rss)
     marks = [d for d in (1, 3, 10, 20) if d in soak.rss]
     print(f"RSS start {rss0:.0f} MB, " + ", ".join(f"day {d} {soak.rss[d]:.0f} MB" for d in marks)

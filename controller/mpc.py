@@ -145,7 +145,7 @@ class MpcController:
                                     float(plan.volumes_m3[0]), float(problem.inflow_m3h[0]), problem.v_empty_m3)
             source, status = "mpc", plan.status
         self._remember(tel, plan, source, status, inflow)
-        return self.supervisor.check(tel, sp)
+        return self.supervisor.check(tel, sp, hold=source == "baseline")
 
     def observe(self, obs: Observation) -> None:
         tel = obs.telemetry

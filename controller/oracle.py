@@ -83,7 +83,7 @@ class OracleController:
             self.available = available
         self.planner.fallback.observe(tel)
         if self.plan is None:  # no feasible plan at all: the baseline keeps the plant safe
-            return self.planner.supervisor.check(tel, self.planner.fallback.decide(obs))
+            return self.planner.supervisor.check(tel, self.planner.fallback.decide(obs), hold=True)
         return self.planner.supervisor.check(tel, self._track(tel, k))
 
     def _plan_from(self, tel: Telemetry, k: int) -> None:

@@ -48,15 +48,19 @@ class Supervisor:
     overrides: deque[Override] = field(default_factory=lambda: deque(maxlen=10_000))  # counts keep the totals
     counts: Counter[str] = field(default_factory=Counter)
 
-    def check(self, tel: Telemetry, sp: Setpoints) -> Setpoints:
-        """Return setpoints that keep every hard rule as far as the plant's state allows."""
+    def check(self, tel: Telemetry, sp: Setpoints, hold: bool = False) -> Setpoints:
+        """Return setpoints that keep every hard rule as far as the plant's state allows.
+
+        ``hold`` applies the hold check to this command whatever the settings say: the
+        baseline's fallback commands get it, since nothing plans their landing (soak: a
+        refused write held the baseline's 50 Hz large pump from 0.70 m to 0.29 m)."""
         want = self._wanted(tel, sp)
         want = self._availability(tel, want)
         want = self._frequency(tel, want)
         want = self._timers(tel, want)
         want = self._at_least_one(tel, want)
         want = self._max_outflow(tel, want)
-        want = self._floor(tel, want)
+        want = self._floor(tel, want, hold or self.cfg.hold_check)
         want = self._ceiling(tel, want)
         return Setpoints(pumps=tuple(
             PumpSetpoint(id=p.id, on=i in want, freq_hz=round(want[i], 3) if i in want else 0.0)
@@ -172,11 +176,11 @@ class Supervisor:
     def _max_outflow(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
         return self._limit(tel, want, self.site.rules.max_outflow_m3h, "max_outflow")
 
-    def _floor(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
+    def _floor(self, tel: Telemetry, want: dict[int, float], hold: bool) -> dict[int, float]:
         """The interval must end above the floor on a pessimistic inflow. Simulated over the
         interval, since near the bottom the pumps' flow falls as the level does.
 
-        With hold_check the command must also be safe to hold: a refused or lost write leaves
+        With ``hold`` the command must also be safe to hold: a refused or lost write leaves
         the plant on it for another interval, so two intervals must still end at or above the
         minimum level."""
         seconds = self.site.timing.control_interval_s
@@ -185,11 +189,11 @@ class Supervisor:
 
         def ends_above(w: dict[int, float]) -> bool:
             return self.model.end_volume(w, tel.volume_m3, inflow, seconds) >= floor \
-                and (not self.cfg.hold_check or self.model.end_volume(w, tel.volume_m3, inflow, 2 * seconds) >= minimum)
+                and (not hold or self.model.end_volume(w, tel.volume_m3, inflow, 2 * seconds) >= minimum)
 
         if not want or ends_above(want):
             return want
-        f = self.floor_freq_hz(list(want), tel.volume_m3, inflow, self.cfg.hold_check)
+        f = self.floor_freq_hz(list(want), tel.volume_m3, inflow, hold)
         want = {i: min(x, f) for i, x in want.items()}
         floor_m = self.site.rules.min_level_m + self.cfg.floor_margin_m
         self._note(tel, "min_level", None, f"would end under {floor_m:.2f} m: slowed to {f:.2f} Hz")

@@ -93,6 +93,24 @@ def test_hold_check_makes_a_command_safe_to_hold_for_a_second_interval(site: Sit
     assert sup.model.level(held) >= site.rules.min_level_m - 0.01
 
 
+def test_a_fallback_command_is_made_safe_to_hold_whatever_the_settings(site: Site, sup: Supervisor) -> None:
+    """The soak's baseline at 0.768 m, 1,719 m3/h in, large pump 2.4 at 50 Hz: one interval
+    passes, held for two on 0.85 x inflow it ends at 0.39 m. Checked with hold=True (how the
+    daemon checks every fallback command), it is slowed until the held level is 0.5 m."""
+    tel = telemetry(site, level_m=0.768, inflow_m3h=1719.0, on={"2.4": 50.0})
+    index = {p.id: i for i, p in enumerate(site.pumps)}
+
+    def held_level(out: dict[str, float]) -> float:
+        volume = sup.model.end_volume({index[k]: f for k, f in out.items()}, tel.volume_m3, 0.85 * 1719.0, 1800.0)
+        return sup.model.level(volume)
+
+    assert running(sup.check(tel, command(p2_4=50.0))) == {"2.4": 50.0}
+    assert held_level({"2.4": 50.0}) < 0.4
+    out = running(sup.check(tel, command(p2_4=50.0), hold=True))
+    assert 47.8 <= out["2.4"] < 50.0
+    assert held_level(out) >= site.rules.min_level_m - 1e-3
+
+
 def test_ceiling_speeds_up_and_starts_pumps_against_a_surge(site: Site, sup: Supervisor) -> None:
     tel = telemetry(site, level_m=6.85, inflow_m3h=14000.0, on={"1.2": 48.0})
     out = sup.check(tel, command(p1_2=48.0))
