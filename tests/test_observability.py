@@ -87,7 +87,7 @@ async def test_a_decision_past_its_deadline_goes_to_the_baseline(day: ReplaySetu
 
 
 async def test_the_next_tick_waits_for_a_late_decision_instead_of_sitting_out(day: ReplaySetup) -> None:
-    """Only the first decision is slow (0.5 s against a 0.3 s deadline): the baseline takes
+    """Only the first decision is slow (1.2 s against a 1 s deadline): the baseline takes
     that tick, the next tick waits for the late one to end and the controller decides again.
     Before, the optimiser sat out every tick while the late one ran: in the lockstep soak,
     57-124 plant ticks per injected solver timeout."""
@@ -97,12 +97,12 @@ async def test_the_next_tick_waits_for_a_late_decision_instead_of_sitting_out(da
     def first_slow(obs: Observation) -> Setpoints:
         calls.append(time.perf_counter())
         if len(calls) == 1:
-            time.sleep(0.5)
+            time.sleep(1.2)
         return baseline.decide(obs)
 
     late = type("Late", (), {"name": "late", "decide": staticmethod(first_slow)})()
     service = Service(SimPort(LockstepPlant(day)), late, BaselineController(day.site), day.site, max_ticks=3,
-                      deadline_s=0.3)
+                      deadline_s=1.0)
     stats = await service.run()
     assert stats.ticks == 3 and len(calls) == 3  # ticks 2 and 3 were the controller's own
     assert 'tunneltwin_fallbacks_total{reason="deadline"} 1.0' in _exposition(service)
