@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,18 +29,25 @@ from tunneltwin.site import Site
 Run = tuple[Trajectory, dict[str, Any]]
 
 
-def _historical(setup: ReplaySetup, mpc: MpcSettings) -> Run:
+@dataclass(frozen=True)
+class RunOptions:
+    """Per-run options a controller may take; the others ignore them."""
+
+    oracle_end_volume_max_m3: float | None = None  # the oracle ends no fuller than this
+
+
+def _historical(setup: ReplaySetup, mpc: MpcSettings, opts: RunOptions) -> Run:
     if setup.recorded is None:
         raise ConfigError(f"scenario {setup.name!r} has no recorded operation; "
                           "'historical' needs a recorded data file")
     return run_historical(setup), {}
 
 
-def _baseline(setup: ReplaySetup, mpc: MpcSettings) -> Run:
+def _baseline(setup: ReplaySetup, mpc: MpcSettings, opts: RunOptions) -> Run:
     return run_controller(setup, BaselineController(setup.site)), {}
 
 
-def _mpc(setup: ReplaySetup, settings: MpcSettings) -> Run:
+def _mpc(setup: ReplaySetup, settings: MpcSettings, opts: RunOptions) -> Run:
     mpc = MpcController(setup.site, settings)
     mpc.forecaster.external = setup.inflow_forecast
     traj = run_controller(setup, mpc)
@@ -50,15 +58,15 @@ def _mpc(setup: ReplaySetup, settings: MpcSettings) -> Run:
     return traj, extra
 
 
-def _oracle(setup: ReplaySetup, settings: MpcSettings, end_volume_max_m3: float | None = None) -> Run:
+def _oracle(setup: ReplaySetup, settings: MpcSettings, opts: RunOptions) -> Run:
     oracle = OracleController(setup.site, setup.start, setup.inflow_m3h, setup.price_eur_per_kwh, mpc=settings,
-                              end_volume_max_m3=end_volume_max_m3)
+                              end_volume_max_m3=opts.oracle_end_volume_max_m3)
     traj = run_controller(setup, oracle)
     return traj, {"solver_s": oracle.solve_s, "supervisor_overrides": dict(oracle.planner.supervisor.counts),
                   "plan_gap": oracle.plan.gap if oracle.plan else None}
 
 
-CONTROLLERS: dict[str, Callable[[ReplaySetup, MpcSettings], Run]] = {
+CONTROLLERS: dict[str, Callable[[ReplaySetup, MpcSettings, RunOptions], Run]] = {
     "historical": _historical, "baseline": _baseline, "mpc": _mpc, "oracle": _oracle}
 
 
@@ -66,20 +74,17 @@ def run_named(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = Non
     return _run(setup, controller, mpc)[0]
 
 
-def _run(setup: ReplaySetup, controller: str, mpc: MpcSettings | None) -> Run:
+def _run(setup: ReplaySetup, controller: str, mpc: MpcSettings | None, opts: RunOptions | None = None) -> Run:
     runner = CONTROLLERS.get(controller)
     if runner is None:
         raise ConfigError(f"unknown controller {controller!r}; known: {', '.join(CONTROLLERS)}")
-    return runner(setup, mpc or Settings().mpc())
+    return runner(setup, mpc or Settings().mpc(), opts or RunOptions())
 
 
 def evaluate(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = None,
              oracle_end_volume_max_m3: float | None = None) -> tuple[Trajectory, dict[str, Any]]:
     """Run one controller and score it with the one rule checker."""
-    if controller == "oracle" and oracle_end_volume_max_m3 is not None:
-        traj, extra = _oracle(setup, mpc or Settings().mpc(), oracle_end_volume_max_m3)
-    else:
-        traj, extra = _run(setup, controller, mpc)
+    traj, extra = _run(setup, controller, mpc, RunOptions(oracle_end_volume_max_m3))
     result = score(traj, setup, controller)
     solves = extra.pop("solver_s", None)
     if solves:
