@@ -87,7 +87,9 @@ class Model:
     def add_cost(self, col: int, value: float) -> None:
         self.cost[col] += value
 
-    def solve(self, time_limit_s: float, mip_gap: float = 1e-3, start: Array | None = None) -> Result:
+    def solve(self, time_limit_s: float, mip_gap: float = 1e-3, start: Array | None = None,
+              partial: tuple[NDArray[np.int32], Array] | None = None) -> Result:
+        """``start`` is a whole solution; ``partial`` gives some columns, which HiGHS completes."""
         h = _quiet_highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(time_limit_s))
@@ -101,6 +103,8 @@ class Model:
             sol.col_value = list(map(float, start))
             sol.value_valid = True
             h.setSolution(sol)
+        elif partial is not None:
+            h.setSolution(len(partial[0]), partial[0], partial[1])
         t0 = time.perf_counter()
         h.run()
         seconds = time.perf_counter() - t0

@@ -349,11 +349,13 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
 
 
 def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 1e-3,
-          warm: Array | None = None) -> Plan | None:
-    """Solve and read the plan back; None when HiGHS has no feasible point at all."""
+          warm: Array | None = None, counts: Ints | None = None) -> Plan | None:
+    """Solve and read the plan back; None when HiGHS has no feasible point at all. ``warm``
+    is a whole earlier solution of this model; ``counts`` (G, H) are pump counts per step to
+    start from (the previous plan shifted), which HiGHS completes into an incumbent."""
     _check_finite(p, coef)
     model, v = build(p, coef)
-    result = model.solve(time_limit_s, mip_gap, warm)
+    result = model.solve(time_limit_s, mip_gap, warm, _start_counts(model, p, v, counts))
     if result.status == "Infeasible":
         # Flows are linearised at guessed levels, so pumps held on by their minimum run can
         # seem to drain past empty. Only then is the volume let below zero (priced by the
@@ -363,6 +365,17 @@ def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 
     if not result.has_solution:
         return None
     return _plan(p, coef, v, result)
+
+
+def _start_counts(model: Model, p: Problem, v: _Vars, counts: Ints | None
+                  ) -> tuple[NDArray[np.int32], Array] | None:
+    """Each block's count from the given per-step counts at its first step, within its bounds."""
+    if counts is None or counts.shape != (len(p.groups), p.horizon):
+        return None
+    idx = v.n.index().ravel()
+    lo, hi = np.asarray(model.lower)[idx], np.asarray(model.upper)[idx]
+    vals = np.clip(counts[:, p.block_starts].astype(float).ravel(), lo, hi)
+    return idx.astype(np.int32), vals
 
 
 def _plan(p: Problem, coef: Coefficients, v: _Vars, r: Result) -> Plan:

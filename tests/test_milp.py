@@ -272,6 +272,18 @@ def test_pumps_locked_on_past_empty_still_get_a_plan() -> None:
     assert plan.band_slack_m3 == pytest.approx(sum(1000.0 - (1500.0 - 800.0 * k) for k in range(1, H + 1)))
 
 
+def test_a_start_from_pump_counts_keeps_the_optimum() -> None:
+    """The MPC starts HiGHS from the previous plan's counts. A good start, a poor one and one
+    outside the bounds (clipped) must all end at the cold solve's optimum."""
+    prices = np.full(H, 1.0)
+    prices[3:5] = 0.0
+    p = problem(price_eur_per_kwh=prices, weights=dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.05))
+    cold = plan_of(p)
+    for counts in (cold.counts, np.zeros((1, H), dtype=np.int64), np.full((1, H), 5, dtype=np.int64)):
+        warm = solve(p, coef(), time_limit_s=10, mip_gap=1e-6, counts=counts)
+        assert warm is not None and warm.objective == pytest.approx(cold.objective)
+
+
 def test_a_booked_emptying_beyond_reach_still_gets_a_plan() -> None:
     """The booked step is now, from 5,000 m3, with the big pump locked on (floor flow 1,500
     against 0.85 x 1,200): neither the emptying nor its self-regulating set is possible. The

@@ -279,6 +279,22 @@ def test_an_emptying_landing_is_safe_to_hold_for_a_second_interval(site: Site) -
     assert model.level(held) >= 0.5 - 1e-3 or min(freqs.values()) == site.rules.min_freq_hz
 
 
+def test_the_warm_start_is_the_previous_plan_shifted_to_now(site: Site) -> None:
+    mpc = MpcController(site, dataclasses.replace(Settings().mpc(), warm_start=True))
+    tel = telemetry(site)
+    problem = mpc.problem(tel, np.full(mpc.steps, 3000.0), np.full(mpc.steps, 0.05))
+    counts = np.vstack([np.arange(mpc.steps), np.arange(mpc.steps) + 100]).astype(np.int64)[:len(problem.groups)]
+    zeros = np.zeros((len(problem.groups), mpc.steps))
+    mpc.plan = Plan(counts, zeros, np.zeros(mpc.steps), np.zeros(mpc.steps), "optimal", 0.0, 0.0, 0.0, 0.0, 0,
+                    np.zeros(1))
+    mpc.plan_time = tel.time - timedelta(seconds=2 * STEP)
+    start = mpc._start_counts(tel.time, problem)
+    assert start is not None and start.shape == counts.shape
+    assert np.array_equal(start[:, 0], counts[:, 2]) and np.array_equal(start[:, -3:], counts[:, -1:].repeat(3, 1))
+    mpc.cfg = dataclasses.replace(mpc.cfg, warm_start=False)
+    assert mpc._start_counts(tel.time, problem) is None
+
+
 def test_the_oracle_books_no_emptying_before_a_minimum_run_from_its_start(site: Site) -> None:
     """A free plan that starts high and stays high is lowest at its first step; an emptying
     booked there cannot be reached. The booking goes to the lowest step 2 h or more ahead."""
