@@ -52,8 +52,8 @@ class Supervisor:
         """Return setpoints that keep every hard rule as far as the plant's state allows.
 
         ``hold`` applies the hold check to this command whatever the settings say: the
-        baseline's fallback commands get it, since nothing plans their landing (soak: a
-        refused write held the baseline's 50 Hz large pump from 0.70 m to 0.29 m)."""
+        baseline's fallback commands get it, since nothing plans their landing. It covers one
+        refused write; the soak's 0.70 -> 0.29 m under the baseline came after two."""
         want = self._wanted(tel, sp)
         want = self._availability(tel, want)
         want = self._frequency(tel, want)
