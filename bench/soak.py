@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -231,10 +232,9 @@ async def main(days: float, every_h: float, controller: str, rain: bool, keep: P
     print(f"daemon ticks {stats.ticks}, audit rows {len(rows)}; {summary(rows).splitlines()[1].strip()}")
     print(f"comms errors {stats.comms_errors}, reconnects {stats.reconnects}, write rejections "
           f"{stats.write_rejections}, fallbacks {stats.fallbacks}, alerts {len(service.alerts)} (last 50 kept)")
-    deciders: dict[str, int] = {}
-    for row in rows:  # the MPC's own no-plan fallback is audited under the MPC, with its status
-        who = "mpc, no plan" if "no plan" in (row["solver_status"] or "") else row["controller"]
-        deciders[who] = deciders.get(who, 0) + 1
+    # the MPC's own no-plan fallback is audited under the MPC, with its status
+    deciders = Counter("mpc, no plan" if "no plan" in (row["solver_status"] or "") else row["controller"]
+                       for row in rows)
     print("ticks decided by: " + ", ".join(f"{k} {v}" for k, v in sorted(deciders.items())))
     days_seen = sorted(soak.rss)
     marks = [d for d in (1, 3, 10, 20) if d in soak.rss]

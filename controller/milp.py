@@ -354,21 +354,21 @@ def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 
     is a whole earlier solution of this model; ``counts`` (G, H) are pump counts per step to
     start from (the previous plan shifted), which HiGHS completes into an incumbent."""
     _check_finite(p, coef)
-    model, v = build(p, coef)
-    result = model.solve(time_limit_s, mip_gap, warm, _start_counts(model, p, v, counts))
-    if result.status == "Infeasible":
-        # Flows are linearised at guessed levels, so pumps held on by their minimum run can
-        # seem to drain past empty. Only then is the volume let below zero (priced by the
-        # floor slack): always unbounded, the dry-week scenario missed 2 emptyings it keeps.
-        model, v = build(p, coef, empty_floor=False)
-        result = model.solve(time_limit_s, mip_gap, warm)
+    # Flows are linearised at guessed levels, so pumps held on by their minimum run can seem
+    # to drain past empty. Only then (infeasible) is the volume let below zero, priced by the
+    # floor slack: always unbounded, the dry-week scenario missed 2 emptyings it keeps.
+    for empty_floor in (True, False):
+        model, v = build(p, coef, empty_floor)
+        result = model.solve(time_limit_s, mip_gap, warm, _count_start(model, p, v, counts))
+        if result.status != "Infeasible":
+            break
     if not result.has_solution:
         return None
     return _plan(p, coef, v, result)
 
 
-def _start_counts(model: Model, p: Problem, v: _Vars, counts: Ints | None
-                  ) -> tuple[NDArray[np.int32], Array] | None:
+def _count_start(model: Model, p: Problem, v: _Vars, counts: Ints | None
+                 ) -> tuple[NDArray[np.int32], Array] | None:
     """Each block's count from the given per-step counts at its first step, within its bounds."""
     if counts is None or counts.shape != (len(p.groups), p.horizon):
         return None

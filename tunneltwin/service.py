@@ -233,7 +233,7 @@ class Service:
             self.stats.fallbacks += 1
             self.metrics.fallbacks.labels("deadline").inc()
             self.alert("watchdog", f"{controller.name} took over {self.deadline_s:.0f} s; the baseline decides")
-            return self.supervisor.check(obs.telemetry, self.fallback.decide(obs), hold=True)
+            return self._baseline_decides(obs)
 
     def _decide(self, controller: Controller, obs: Observation) -> Setpoints:
         """Every tick gets a command: a controller that fails hands this tick to the baseline."""
@@ -245,7 +245,11 @@ class Service:
             self.stats.fallbacks += 1
             self.metrics.fallbacks.labels("error").inc()
             log.exception("controller failed; baseline decides this tick")
-            return self.supervisor.check(obs.telemetry, self.fallback.decide(obs), hold=True)
+            return self._baseline_decides(obs)
+
+    def _baseline_decides(self, obs: Observation) -> Setpoints:
+        """The fallback's command, checked safe to hold: nothing plans the baseline's landing."""
+        return self.supervisor.check(obs.telemetry, self.fallback.decide(obs), hold=True)
 
     def _restore(self) -> None:
         """Resume from the audit log's state: operator commands, and pump timers for ports that derive them."""
