@@ -41,6 +41,7 @@ class InflowForecaster:
         self.cfg = settings or ForecastSettings()
         self.slots = max(1, round(86400 / step_s))
         self.by_slot: list[deque[float]] = [deque(maxlen=self.cfg.history_days) for _ in range(self.slots)]
+        self.medians: list[float | None] = [None] * self.slots  # of by_slot, kept as it changes
         self.recent: deque[tuple[int, float]] = deque(maxlen=max(1, round(self.cfg.recent_h * 3600 / step_s)))
         self.external: ExternalInflow | None = None
 
@@ -54,6 +55,7 @@ class InflowForecaster:
             return
         s = self.slot(time)
         self.by_slot[s].append(inflow_m3h)
+        self.medians[s] = float(np.median(self.by_slot[s]))
         self.recent.append((s, inflow_m3h))
 
     def forecast(self, now: datetime, steps: int) -> Array:
@@ -85,8 +87,9 @@ class InflowForecaster:
         return recent_mean / shape if shape > 0 else None
 
     def _profile(self, slot: int, fallback: float) -> float:
-        values = self.by_slot[slot]
-        return float(np.median(values)) if values else fallback
+        """The slot's median, computed once per measurement rather than per forecast step."""
+        median = self.medians[slot]
+        return fallback if median is None else median
 
     def _ratio(self, recent_mean: float) -> float:
         expected = float(np.mean([self._profile(s, v) for s, v in self.recent]))
