@@ -75,6 +75,7 @@ class Problem:
     v_end_max_m3: float | None = None  # the last step ends at most this full (soft; the oracle's bound)
     block_steps: int = 1  # beyond fine_steps, pump counts change only every this many steps
     fine_steps: int = 0  # the first steps, where counts may change at every step
+    block_flows: bool = False  # ... and so do the group flows (else flows change every step)
 
     @property
     def horizon(self) -> int:
@@ -95,7 +96,21 @@ class Problem:
         return k if k < fine else fine + (k - fine) // self.block_steps
 
     def block_index(self) -> Ints:
-        return np.array([self.block_of(k) for k in range(self.horizon)], dtype=np.int64)
+        k = np.arange(self.horizon, dtype=np.int64)
+        fine = min(self.fine_steps, self.horizon)
+        return np.where(k < fine, k, fine + (k - fine) // self.block_steps)
+
+    def flow_index(self) -> Ints:
+        """Each step's flow column. With block_flows a block's steps share one, except in blocks
+        near an emptying candidate: a landing must be able to slow the pumps right after it."""
+        steps = np.arange(self.horizon, dtype=np.int64)
+        if not self.block_flows:
+            return steps
+        blocks = self.block_index()
+        near = {k + d for day in self.emptying_days for k in day for d in range(-BEFORE_EMPTYING, AFTER_EMPTYING + 1)}
+        free = np.isin(blocks, blocks[[k for k in sorted(near) if 0 <= k < self.horizon]])
+        keys = [(int(b), int(k) if f else -1) for k, b, f in zip(steps, blocks, free, strict=True)]
+        return np.unique(keys, axis=0, return_inverse=True)[1].ravel().astype(np.int64)
 
     def per_block(self, steps: Ints) -> Ints:
         """A per-step lock as a per-block one: the block holds it if any of its steps does."""
@@ -187,7 +202,10 @@ def _variables(m: Model, p: Problem, coef: Coefficients, empty_floor: bool) -> _
         for g in range(G):
             for b in range(p.block_of(p.integer_steps), B):
                 m.integer[n[g, b]] = 0
-    q = m.block((G, H), 0.0, INF, energy_price * coef.b)
+    fi = p.flow_index()
+    flow_cost = np.zeros((G, int(fi[-1]) + 1))
+    np.add.at(flow_cost, (slice(None), fi), energy_price * coef.b)  # type: ignore[arg-type]
+    q = m.block(flow_cost.shape, 0.0, INF, flow_cost)
     s = m.block((G, B), 0.0, INF, w.switch_eur)
     d = m.block((G, B), 0.0, INF, w.switch_eur)
     terminal = np.zeros(H)
@@ -195,7 +213,7 @@ def _variables(m: Model, p: Problem, coef: Coefficients, empty_floor: bool) -> _
     vol = m.block((H,), 0.0 if empty_floor else -INF, INF, terminal)
     lo = m.block((H,), 0.0, INF, w.level_eur_per_m3)
     hi = m.block((H,), 0.0, INF, w.level_eur_per_m3)
-    dq = m.block((H,), 0.0, INF, w.smooth_eur_per_m3h)
+    dq = m.block((flow_cost.shape[1],), 0.0, INF, w.smooth_eur_per_m3h)
     e = miss = None
     if p.emptying_days:
         e = m.block((H,), 0.0, 1.0, 0.0, integer=True)
@@ -204,11 +222,15 @@ def _variables(m: Model, p: Problem, coef: Coefficients, empty_floor: bool) -> _
 
 
 def _flow_band(m: Model, p: Problem, coef: Coefficients, v: _Vars) -> None:
+    """Per flow column, the band of its steps' mean (held flows span a block's steps)."""
+    fi = p.flow_index()
     for g in range(len(p.groups)):
-        for k in range(p.horizon):
-            b = p.block_of(k)
-            m.row([(v.q[g, k], 1.0), (v.n[g, b], -coef.q_max[g, k])], hi=0.0)
-            m.row([(v.q[g, k], 1.0), (v.n[g, b], -coef.q_min[g, k])], lo=0.0)
+        for f in range(v.q.shape[1]):
+            steps = fi == f
+            b = p.block_of(int(np.argmax(steps)))
+            q_max, q_min = float(coef.q_max[g, steps].mean()), float(coef.q_min[g, steps].mean())
+            m.row([(v.q[g, f], 1.0), (v.n[g, b], -q_max)], hi=0.0)
+            m.row([(v.q[g, f], 1.0), (v.n[g, b], -q_min)], lo=0.0)
 
 
 def _switching(m: Model, p: Problem, v: _Vars) -> None:
@@ -239,30 +261,31 @@ def _station(m: Model, p: Problem, v: _Vars) -> None:
     G = len(p.groups)
     for b in range(p.blocks):
         m.row([(v.n[g, b], 1.0) for g in range(G)], lo=float(p.min_pumps_on))
-    for k in range(p.horizon):
-        m.row([(v.q[g, k], 1.0) for g in range(G)], hi=p.max_outflow_m3h)
+    for f in range(v.q.shape[1]):
+        m.row([(v.q[g, f], 1.0) for g in range(G)], hi=p.max_outflow_m3h)
 
 
 def _balance(m: Model, p: Problem, v: _Vars) -> None:
     """V_k = V_{k-1} + (inflow - outflow) dt, with the band soft through lo/hi slacks."""
-    G = len(p.groups)
+    G, fi = len(p.groups), p.flow_index()
     for k in range(p.horizon):
         prev = [(v.v[k - 1], -1.0)] if k else []
         rhs = p.inflow_m3h[k] * p.step_h + (0.0 if k else p.volume0_m3)
-        m.row([(v.v[k], 1.0), *prev, *[(v.q[g, k], p.step_h) for g in range(G)]], lo=rhs, hi=rhs)
+        m.row([(v.v[k], 1.0), *prev, *[(v.q[g, int(fi[k])], p.step_h) for g in range(G)]], lo=rhs, hi=rhs)
         m.row([(v.v[k], 1.0), (v.hi[k], -1.0)], hi=p.v_max_m3)
     if p.v_end_max_m3 is not None:
         m.row([(v.v[p.horizon - 1], 1.0), (v.hi[p.horizon - 1], -1.0)], hi=p.v_end_max_m3)
 
 
 def _smoothness(m: Model, p: Problem, v: _Vars) -> None:
+    """dq >= |F2 change| between consecutive flow columns (held flows change once a block)."""
     G = len(p.groups)
-    for k in range(p.horizon):
-        now = [(v.q[g, k], 1.0) for g in range(G)]
-        prev = [(v.q[g, k - 1], -1.0) for g in range(G)] if k else []
-        const = 0.0 if k else p.outflow_now_m3h
-        m.row([(v.dq[k], 1.0), *[(c, -a) for c, a in now], *[(c, -a) for c, a in prev]], lo=-const)
-        m.row([(v.dq[k], 1.0), *now, *prev], lo=const)
+    for f in range(v.q.shape[1]):
+        now = [(v.q[g, f], 1.0) for g in range(G)]
+        prev = [(v.q[g, f - 1], -1.0) for g in range(G)] if f else []
+        const = 0.0 if f else p.outflow_now_m3h
+        m.row([(v.dq[f], 1.0), *[(c, -a) for c, a in now], *[(c, -a) for c, a in prev]], lo=-const)
+        m.row([(v.dq[f], 1.0), *now, *prev], lo=const)
 
 
 def _emptying(m: Model, p: Problem, v: _Vars) -> None:
@@ -380,7 +403,7 @@ def _count_start(model: Model, p: Problem, v: _Vars, counts: Ints | None
 
 def _plan(p: Problem, coef: Coefficients, v: _Vars, r: Result) -> Plan:
     counts = np.rint(v.n.values(r.x)).astype(np.int64)[:, p.block_index()]
-    flows = np.maximum(v.q.values(r.x), 0.0)
+    flows = np.maximum(v.q.values(r.x), 0.0)[:, p.flow_index()]
     power = (coef.a * counts + coef.b * flows).sum(axis=0)
     slack = float(v.lo.values(r.x).sum() + v.hi.values(r.x).sum())
     missed = int(np.rint(v.miss.values(r.x)).sum()) if v.miss is not None else 0

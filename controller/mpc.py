@@ -42,6 +42,7 @@ class MpcSettings:
     integer_h: float | None = 2.0  # counts integer this far ahead, relaxed beyond (None: all)
     block_steps: int = 4  # beyond fine_steps, pump counts change only every this many steps
     fine_steps: int = 8  # the first steps, where counts may change every step
+    block_flows: bool = False  # beyond fine_steps, flows are held for a clock hour too (not near emptying)
     guard_level_m: float = 1.0  # near-term steps expected below this keep a self-regulating pump set
     choose_time_limit_s: float = 1.0  # for the once-a-day solve that picks the emptying time
     step_budget_s: float = 2.0  # all solves of one interval together (relinearisation passes)
@@ -287,7 +288,18 @@ class MpcController:
             min_off_steps=math.ceil(rules.min_off_s / self.step_s - 1e-9),
             max_outflow_m3h=self.cfg.flow_margin * rules.max_outflow_m3h, min_pumps_on=rules.min_pumps_on,
             weights=self._weights(prices), integer_steps=integer_steps, block_steps=self.cfg.block_steps,
-            fine_steps=self.cfg.fine_steps)
+            fine_steps=self.fine_steps(tel.time), block_flows=self.cfg.block_flows)
+
+    def fine_steps(self, now: datetime) -> int:
+        """With held flows, the fine steps stretch so that blocks start on the clock's block
+        boundaries (whole hours for 4 x 15 min): prices change on the hour, and a block across
+        it would hold its flows through a price change."""
+        if not self.cfg.block_flows:
+            return self.cfg.fine_steps
+        block_s = self.cfg.block_steps * self.step_s
+        seconds = now.hour * 3600 + now.minute * 60 + now.second
+        to_boundary = round((-seconds % block_s) / self.step_s)
+        return self.cfg.fine_steps + (to_boundary - self.cfg.fine_steps) % self.cfg.block_steps
 
     def _guard_inflow(self, tel: Telemetry, inflow: Array) -> Array:
         """Near term, a pump set near the bottom must regulate itself on the lower of forecast and

@@ -194,6 +194,31 @@ def test_fine_steps_then_blocks() -> None:
     assert len(set(plan.counts[0, 2:5])) == 1 and len(set(plan.counts[0, 5:])) == 1
 
 
+def test_block_flows_hold_the_flow_for_a_block_unless_it_is_worth_less_than_stored_water() -> None:
+    """Fine steps 0-1, then blocks [2-4] and [5-7]. Pumping costs 0.1 EUR/m3 at price 1 and
+    nothing at price 0; stored water costs 0.06 EUR/m3 at the end. Step-by-step flows pump
+    flat out at the two free steps (1 and 4). Held for block [2-4], a m3/h more pumps 3 m3
+    for 0.2 EUR, 0.067 EUR/m3, dearer than storing: the block stays at minimum flow, so the
+    end volume is 1,000 m3 higher (5,000 + 8 x 1,500 - 9,000) and the objective 60 EUR more."""
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.06)
+    prices = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    p = problem(weights=w, block_steps=3, fine_steps=2, price_eur_per_kwh=prices, block_flows=True)
+    plan = plan_of(p)
+    assert np.allclose(plan.flows_m3h[0], [Q_MIN, Q_MAX, *[Q_MIN] * 6])
+    assert plan.objective == pytest.approx(0.1 * 6 * Q_MIN + 0.06 * 8000.0)
+    free = plan_of(dataclasses.replace(p, block_flows=False))
+    assert free.flows_m3h[0, 4] == pytest.approx(Q_MAX)
+    assert free.objective == pytest.approx(plan.objective - 60.0)
+
+
+def test_block_flows_stay_free_in_blocks_near_an_emptying_candidate() -> None:
+    """A landing must be able to slow the pumps right after it: the block holding the candidate,
+    and the one the steps after it reach, keep a flow per step."""
+    p = problem(block_steps=3, fine_steps=2, block_flows=True)
+    assert list(p.flow_index()) == [0, 1, 2, 2, 2, 3, 3, 3]
+    assert list(dataclasses.replace(p, emptying_days=((3,),)).flow_index()) == list(range(H))
+
+
 def test_emptying_step_uses_a_self_regulating_pump_set() -> None:
     """At the emptying step the running set at minimum speed at the floor must stay under 0.85 x
     inflow: the big pump (1,500 m3/h there) must be off, the small one (400) may run."""

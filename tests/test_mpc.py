@@ -335,3 +335,14 @@ def test_reproducible_flag_solves_to_the_gap() -> None:
     shipped = Settings().mpc()
     assert mpc.time_limit_s >= 60 > shipped.time_limit_s and mpc.step_budget_s >= 180
     assert cli._replay_mpc(cli._parser().parse_args(["replay", "dry-week", "--out", "x"]), Settings()) == shipped
+
+
+@pytest.mark.parametrize(("now", "fine"), [("10:00", 8), ("10:15", 11), ("10:30", 10), ("10:45", 9)])
+def test_blocks_start_on_the_hour(site: Site, now: str, fine: int) -> None:
+    """Prices change on the hour: with held flows the fine steps stretch so that every block is
+    a clock hour. Without them the blocks start where the fine steps end, as before."""
+    mpc = MpcController(site, dataclasses.replace(Settings().mpc(), block_flows=True))
+    t = datetime.fromisoformat(f"2025-01-06T{now}")
+    assert mpc.fine_steps(t) == fine
+    assert MpcController(site, dataclasses.replace(Settings().mpc(), block_flows=False)).fine_steps(t) == 8
+    assert (t + timedelta(seconds=fine * STEP)).minute == 0
