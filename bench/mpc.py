@@ -26,7 +26,6 @@ from scenarios.rules import check
 from scenarios.scenario import load_scenario
 from tunneltwin.contracts import Observation, Setpoints, Telemetry
 from tunneltwin.settings import Settings
-from tunneltwin.site import load_site
 
 RECORDED = Path(__file__).resolve().parents[2] / "shared" / "hsy-data" / "derived" / "hsy_timeseries_tidy.csv"
 
@@ -75,10 +74,11 @@ def main() -> None:
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     warnings.simplefilter("ignore")  # the recorded data's documented repairs
-    site = load_site()
+    settings = Settings.build()  # TUNNELTWIN_SITE and TUNNELTWIN_MPC apply, as in the CLI
+    site = settings.site()
     prices = args.prices or ("normal" if args.scenario.endswith((".csv", ".xlsx")) else None)
     setup = load_scenario(args.scenario, site, prices)
-    mpc = MpcController(site, Settings().mpc())
+    mpc = MpcController(site, settings.mpc())
     probe = Probe(mpc, max(1, setup.steps // args.samples))
     t0 = time.perf_counter()
     traj = run_controller(setup, probe)

@@ -38,7 +38,7 @@ RECORDED = Path(__file__).resolve().parents[2] / "shared" / "hsy-data" / "derive
 
 def controller(name: str, setup: ReplaySetup) -> tuple[Controller, BaselineController]:
     baseline = BaselineController(setup.site)
-    return (baseline, baseline) if name == "baseline" else (MpcController(setup.site, Settings().mpc()), baseline)
+    return (baseline, baseline) if name == "baseline" else (MpcController(setup.site, Settings.build().mpc()), baseline)
 
 
 async def one(kind: str, setup: ReplaySetup, name: str, broker: Broker) -> tuple[float, Stats, float]:
@@ -59,7 +59,7 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     logging.disable(logging.WARNING)  # asyncua's notes about session timeouts
     warnings.simplefilter("ignore")  # the recorded data's documented repairs
-    site = Settings().site()
+    site = Settings.build().site()
     prices = args.prices or ("normal" if args.scenario.endswith((".csv", ".xlsx")) else None)
     setup = load_scenario(args.scenario, site, prices)
     print(f"{setup.name}: {setup.steps} steps of {setup.step_s / 60:.0f} min, controller {args.controller}")

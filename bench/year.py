@@ -18,11 +18,11 @@ from scenarios import synthetic
 from scenarios.replay import ReplaySetup, run_controller
 from scenarios.rules import check
 from tunneltwin.plant import PlantPhysics
-from tunneltwin.site import load_site
+from tunneltwin.settings import Settings
 
 
 def setup_for(days: int) -> ReplaySetup:
-    site = load_site()
+    site = Settings.build().site()
     step_s = site.timing.control_interval_s
     steps = round(days * 86400 / step_s)
     params = synthetic.load_params()
