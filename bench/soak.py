@@ -177,7 +177,8 @@ class Soak:
 
 
 async def main(days: float, every_h: float, controller: str, rain: bool, keep: Path | None) -> None:
-    site = Settings.build().site()
+    settings = Settings.build()
+    site = settings.site()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "soak.toml"
         path.write_text(SCENARIO.format(days=days, rain=str(rain).lower()))
@@ -189,7 +190,7 @@ async def main(days: float, every_h: float, controller: str, rain: bool, keep: P
             proxy = Proxy(server_port)
             await proxy.start()
             audit = AuditLog(Path(tmp) / "audit.sqlite")
-            inner = (MpcController(site, Settings.build().mpc(), log_limit=LOG_LIMIT) if controller == "mpc"
+            inner = (MpcController(site, settings.mpc(), log_limit=LOG_LIMIT) if controller == "mpc"
                      else BaselineController(site))
             ctl = Controlled(inner)
             soak = Soak(plant, url, broker, proxy, audit, ctl)

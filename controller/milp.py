@@ -170,6 +170,7 @@ class _Vars:
     dq: Block
     e: Block | None
     miss: Block | None
+    flow_of: Ints  # (H,) each step's flow column (Problem.flow_index, derived once per build)
     short: Block | None = None  # shortfall (m3) of booked emptying steps
 
 
@@ -203,8 +204,7 @@ def _variables(m: Model, p: Problem, coef: Coefficients, empty_floor: bool) -> _
             for b in range(p.block_of(p.integer_steps), B):
                 m.integer[n[g, b]] = 0
     fi = p.flow_index()
-    flow_cost = np.zeros((G, int(fi[-1]) + 1))
-    np.add.at(flow_cost, (slice(None), fi), energy_price * coef.b)  # type: ignore[arg-type]
+    flow_cost = _per_column(energy_price * coef.b, fi)
     q = m.block(flow_cost.shape, 0.0, INF, flow_cost)
     s = m.block((G, B), 0.0, INF, w.switch_eur)
     d = m.block((G, B), 0.0, INF, w.switch_eur)
@@ -218,19 +218,25 @@ def _variables(m: Model, p: Problem, coef: Coefficients, empty_floor: bool) -> _
     if p.emptying_days:
         e = m.block((H,), 0.0, 1.0, 0.0, integer=True)
         miss = m.block((len(p.emptying_days),), 0.0, 1.0, w.emptying_eur)
-    return _Vars(n, q, s, d, vol, lo, hi, dq, e, miss)
+    return _Vars(n, q, s, d, vol, lo, hi, dq, e, miss, fi)
+
+
+def _per_column(values: Array, flow_of: Ints, mean: bool = False) -> Array:
+    """(G, H) per-step values summed (or averaged) over each flow column's steps: (G, F)."""
+    out = np.zeros((values.shape[0], int(flow_of[-1]) + 1))
+    np.add.at(out, (slice(None), flow_of), values)  # type: ignore[arg-type]
+    return out / np.bincount(flow_of) if mean else out
 
 
 def _flow_band(m: Model, p: Problem, coef: Coefficients, v: _Vars) -> None:
     """Per flow column, the band of its steps' mean (held flows span a block's steps)."""
-    fi = p.flow_index()
+    q_max, q_min = _per_column(coef.q_max, v.flow_of, mean=True), _per_column(coef.q_min, v.flow_of, mean=True)
+    first = np.searchsorted(v.flow_of, np.arange(v.q.shape[1]))  # flow columns follow the steps in order
     for g in range(len(p.groups)):
         for f in range(v.q.shape[1]):
-            steps = fi == f
-            b = p.block_of(int(np.argmax(steps)))
-            q_max, q_min = float(coef.q_max[g, steps].mean()), float(coef.q_min[g, steps].mean())
-            m.row([(v.q[g, f], 1.0), (v.n[g, b], -q_max)], hi=0.0)
-            m.row([(v.q[g, f], 1.0), (v.n[g, b], -q_min)], lo=0.0)
+            b = p.block_of(int(first[f]))
+            m.row([(v.q[g, f], 1.0), (v.n[g, b], -float(q_max[g, f]))], hi=0.0)
+            m.row([(v.q[g, f], 1.0), (v.n[g, b], -float(q_min[g, f]))], lo=0.0)
 
 
 def _switching(m: Model, p: Problem, v: _Vars) -> None:
@@ -267,11 +273,11 @@ def _station(m: Model, p: Problem, v: _Vars) -> None:
 
 def _balance(m: Model, p: Problem, v: _Vars) -> None:
     """V_k = V_{k-1} + (inflow - outflow) dt, with the band soft through lo/hi slacks."""
-    G, fi = len(p.groups), p.flow_index()
+    G = len(p.groups)
     for k in range(p.horizon):
         prev = [(v.v[k - 1], -1.0)] if k else []
         rhs = p.inflow_m3h[k] * p.step_h + (0.0 if k else p.volume0_m3)
-        m.row([(v.v[k], 1.0), *prev, *[(v.q[g, int(fi[k])], p.step_h) for g in range(G)]], lo=rhs, hi=rhs)
+        m.row([(v.v[k], 1.0), *prev, *[(v.q[g, int(v.flow_of[k])], p.step_h) for g in range(G)]], lo=rhs, hi=rhs)
         m.row([(v.v[k], 1.0), (v.hi[k], -1.0)], hi=p.v_max_m3)
     if p.v_end_max_m3 is not None:
         m.row([(v.v[p.horizon - 1], 1.0), (v.hi[p.horizon - 1], -1.0)], hi=p.v_end_max_m3)
@@ -403,7 +409,7 @@ def _count_start(model: Model, p: Problem, v: _Vars, counts: Ints | None
 
 def _plan(p: Problem, coef: Coefficients, v: _Vars, r: Result) -> Plan:
     counts = np.rint(v.n.values(r.x)).astype(np.int64)[:, p.block_index()]
-    flows = np.maximum(v.q.values(r.x), 0.0)[:, p.flow_index()]
+    flows = np.maximum(v.q.values(r.x), 0.0)[:, v.flow_of]
     power = (coef.a * counts + coef.b * flows).sum(axis=0)
     slack = float(v.lo.values(r.x).sum() + v.hi.values(r.x).sum())
     missed = int(np.rint(v.miss.values(r.x)).sum()) if v.miss is not None else 0
