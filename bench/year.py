@@ -11,8 +11,6 @@ import statistics
 import time
 from datetime import datetime
 
-import numpy as np
-
 from controller.baseline import BaselineController
 from scenarios import synthetic
 from scenarios.replay import ReplaySetup, run_controller
@@ -26,10 +24,9 @@ def setup_for(days: int) -> ReplaySetup:
     step_s = site.timing.control_interval_s
     steps = round(days * 86400 / step_s)
     params = synthetic.load_params()
-    rng = np.random.default_rng(1)
     start = datetime(2025, 1, 1)
-    inflow = synthetic.dry_inflow(params, start, steps, step_s, rng) * synthetic.random_rain(params, steps, step_s, rng)
-    return ReplaySetup("bench-year", site, start, inflow, synthetic.prices(params, start, steps, step_s, rng),
+    inflow, prices = synthetic.generate(params, start, steps, step_s, 1, rain=True)
+    return ReplaySetup("bench-year", site, start, inflow, prices,
                        2.0, {"1.4": 49.0, "2.2": 49.0}, physics=PlantPhysics.from_site(site))
 
 

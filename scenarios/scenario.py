@@ -143,10 +143,7 @@ def _synthetic(spec: ScenarioFile, site: Site) -> tuple[np.ndarray, np.ndarray, 
     params = synthetic.load_params()
     step_s = site.timing.control_interval_s
     steps = round(spec.source.days * 86400 / step_s)
-    rng = np.random.default_rng(spec.source.seed)
     start = spec.source.start
-    inflow = synthetic.dry_inflow(params, start, steps, step_s, rng)
-    if spec.source.rain:
-        inflow = inflow * synthetic.random_rain(params, steps, step_s, rng)
-    return inflow, synthetic.prices(params, start, steps, step_s, rng), start
+    inflow, prices = synthetic.generate(params, start, steps, step_s, spec.source.seed, spec.source.rain)
+    return inflow, prices, start
 
