@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+import pytest
+
 from adapters.sim import SimPort
 from controller.baseline import BaselineController
 from scenarios.replay import LockstepPlant, SensorFault
@@ -51,6 +53,23 @@ def test_a_frozen_level_is_flagged_and_estimated(site: Site) -> None:
     assert not frozen[0].degrade
 
 
+def test_a_level_frozen_during_a_drawdown_stays_flagged_and_errs_low(site: Site) -> None:
+    """Inflow 500 m3/h under one pump: the level falls while the reading stays at 1.5 m. Every
+    identical reading is flagged (compared with the substituted level, every other one passed),
+    and near the bottom the estimate errs low by the growing doubt of the dead reckoning."""
+    v = Validator(site)
+    geometry = LevelVolume(site.tunnel)
+    readings = _series(site, [1.5] * 6, inflow_m3h=500.0)
+    results = [v.check(t) for t in readings]
+    assert all([f.kind for f in r.flags] == ["frozen"] for r in results[1:])
+    central = geometry.volume(1.5)
+    for k, (tel, r) in enumerate(zip(readings[1:], results[1:], strict=True), start=1):
+        central = max(0.0, central + (tel.inflow_m3h - sum(p.flow_m3h for p in tel.pumps)) * 0.25)
+        doubt = k * 0.15 * (tel.inflow_m3h + tel.outflow_m3h) * 0.25
+        assert r.telemetry.volume_m3 == pytest.approx(max(0.0, central - doubt))
+    assert results[-1].telemetry.level_m < results[1].telemetry.level_m < 1.5
+
+
 def test_an_impossible_level_is_replaced_and_long_estimation_degrades(site: Site) -> None:
     v = Validator(site)
     first = v.check(_series(site, [2.0])[0])
@@ -77,13 +96,13 @@ def test_f2_against_the_pumps_is_an_alarm_only(site: Site) -> None:
 
 
 async def test_a_frozen_sensor_in_the_plant_is_caught_by_the_daemon(site: Site) -> None:
-    """The level reading freezes at 06:00 for 3 h while the tunnel is low. Unchecked, the baseline
+    """The level reading freezes at 04:30 for 3 h as the baseline draws the tunnel down. Unchecked, it
     pumps it dry on the frozen value; checked, the estimate takes over and the level stays above its
     minimum. (That day's emptying is then missed: caution near the bottom costs it, and the rule
     checker counts it.)"""
     setup = load_scenario("dry-week", site, None, None, None)
     setup = dataclasses.replace(setup, inflow_m3h=setup.inflow_m3h[:96], price_eur_per_kwh=setup.price_eur_per_kwh[:96],
-                                sensor_faults=(SensorFault(6 * 3600, 9 * 3600),))
+                                sensor_faults=(SensorFault(4.5 * 3600, 7.5 * 3600),))
     results = {}
     for validated in (True, False):
         plant = LockstepPlant(setup)
