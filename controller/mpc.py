@@ -376,11 +376,17 @@ class MpcController:
         return tuple(out)
 
     def _landable(self, steps: list[int], inflow: Array) -> list[int]:
-        """Steps where an emptying can land in the band at all: the supervisor keeps each
-        interval above the floor on a pessimistic inflow, so where the inflow is high the
-        gap between nominal and pessimistic is wider than the band and the step would end
-        above it. Every step if none qualifies (the day then takes its best chance)."""
-        band_m3 = self.model.volume(self.site.rules.emptying_level_m) - self.supervisor.floor_volume_m3()
+        """Steps where an emptying can land in the band at all. The dispatched landing keeps the
+        interval above the floor on a pessimistic inflow, and ends above the minimum level if
+        held a second interval (a refused write): half the band to the minimum per interval.
+        Where the inflow is high, the gap between nominal and pessimistic is wider than that
+        and the step ends above the band. Planning on the first cap alone, the MPC booked
+        landings the dispatch could not make: it crept along 0.7-0.8 m for hours, missed the
+        emptying, and met inflow dips there. Every step if none qualifies (the day then
+        takes its best chance)."""
+        top = self.model.volume(self.site.rules.emptying_level_m)
+        held_m3 = 0.5 * (top - self.model.volume(self.site.rules.min_level_m))
+        band_m3 = min(top - self.supervisor.floor_volume_m3(), held_m3)
         cap = self.cfg.landing_share * band_m3 / max((1 - self.cfg.supervisor.pessimistic_inflow) * self.step_h, 1e-9)
         ok = [k for k in steps if inflow[k] <= cap]
         return ok or steps

@@ -236,11 +236,13 @@ def test_replay_uses_an_external_inflow_forecast(tmp_path: Path, two_days: Repla
 
 
 def test_emptying_is_planned_only_at_steps_where_it_can_land(site: Site) -> None:
-    """Band 0.55-0.7 m holds 575 - 412.5 = 162.5 m3. The supervisor allows for 15 % less
-    inflow, so a step lands only if 0.15 x inflow x 0.25 h <= 1.2 x 162.5 m3: inflow <= 5,200 m3/h."""
+    """Band 0.55-0.7 m holds 575 - 412.5 = 162.5 m3, but the landing must also end above 0.5 m
+    if held a second interval (a refused write): half of 0.5-0.7 m's 200 m3, 100 m3 an interval.
+    The supervisor allows for 15 % less inflow, so a step lands only if
+    0.15 x inflow x 0.25 h <= 1.2 x 100 m3: inflow <= 3,200 m3/h."""
     mpc = MpcController(site)
-    assert mpc._landable([0, 1, 2, 3], np.array([2000.0, 5100.0, 5300.0, 9000.0])) == [0, 1]
-    assert mpc._landable([2, 3], np.array([2000.0, 5100.0, 5300.0, 9000.0])) == [2, 3]  # no better chance
+    assert mpc._landable([0, 1, 2, 3], np.array([2000.0, 3100.0, 3300.0, 5100.0])) == [0, 1]
+    assert mpc._landable([2, 3], np.array([2000.0, 3100.0, 3300.0, 5100.0])) == [2, 3]  # no better chance
 
 
 def test_an_emptying_step_lands_above_the_floor_if_the_inflow_falls_short(site: Site) -> None:
