@@ -179,6 +179,20 @@ def dry_days(data: RecordedData, dry_day_max_inflow_m3: float) -> list[np.ndarra
     return [d for d in days if d.sum() * data.step_s / 3600 < dry_day_max_inflow_m3]
 
 
+def step_change_report(data: RecordedData, params: GeneratorParams,
+                       dry_day_max_inflow_m3: float) -> dict[str, dict[str, float]]:
+    """The fit's check: one-step inflow change on the recorded dry days (mean over the days)
+    and on 200 days generated from ``params``."""
+    made = dry_inflow(params, data.timestamps[0], round(200 * 86400 / data.step_s), data.step_s,
+                      np.random.default_rng(0))
+    out = {}
+    recorded = [step_changes(d) for d in dry_days(data, dry_day_max_inflow_m3)]
+    if recorded:
+        out["recorded dry days"] = {k: float(np.mean([r[k] for r in recorded])) for k in recorded[0]}
+    out["generated, 200 days"] = step_changes(made)
+    return out
+
+
 def write_params(params: GeneratorParams, path: Path, source: str) -> None:
     from tunneltwin.site_io import write_toml
 

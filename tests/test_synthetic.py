@@ -1,13 +1,15 @@
 """The synthetic generator: its fit recovers known noise, and its inflow moves like recorded inflow."""
 
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from scenarios import synthetic
 from scenarios.loaders import load_recorded
-from tests.conftest import SHARED_TIDY, needs_shared
+from tests.conftest import EXCERPT, SHARED_TIDY, needs_shared
+from tunneltwin.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::scenarios.recorded.DataRepairWarning")
 
@@ -61,3 +63,13 @@ def test_each_part_draws_its_own_stream() -> None:
     wet, wet_prices = synthetic.generate(params, datetime(2025, 1, 6), 96 * 28, 900.0, seed=5, rain=True)
     assert np.array_equal(dry_prices, wet_prices)
     assert np.all(wet >= dry) and wet.sum() > dry.sum()
+
+
+def test_fit_generator_cli_writes_loadable_params_and_reports_step_changes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "generator.toml"
+    assert main(["fit-generator", str(EXCERPT), "--out", str(out)]) == 0
+    params = synthetic.load_params(out)
+    assert 0 < params.noise_ar1 < 1 and params.noise_rel_sd > 0
+    printed = capsys.readouterr().out
+    assert "recorded dry days" in printed and "generated, 200 days" in printed

@@ -217,24 +217,17 @@ def _fidelity(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fit_generator(args: argparse.Namespace, settings: Settings) -> int:
-    import numpy as np
-
     from scenarios.loaders import load_recorded
-    from scenarios.synthetic import dry_days, dry_inflow, fit, step_changes, write_params
+    from scenarios.synthetic import fit, step_change_report, write_params
 
     data = load_recorded(args.datafile)
-    site = settings.site()
-    params = fit(data, site.rules.dry_day_max_inflow_m3)
+    dry_limit = settings.site().rules.dry_day_max_inflow_m3
+    params = fit(data, dry_limit)
     write_params(params, args.out, source=str(args.datafile))
     print(f"generator statistics written to {args.out}")
-    step_s = site.timing.control_interval_s
-    made = dry_inflow(params, data.timestamps[0], round(200 * 86400 / step_s), step_s, np.random.default_rng(0))
-    recorded = [step_changes(d) for d in dry_days(data, site.rules.dry_day_max_inflow_m3)]
-    for name, stats in (("recorded dry days", {k: float(np.mean([r[k] for r in recorded])) for k in recorded[0]}
-                         if recorded else None), ("generated, 200 days", step_changes(made))):
-        if stats:
-            print(f"{name:20s} one-step inflow change: median {stats['median_abs']:.1%}, "
-                  f"falls over 15 % {stats['falls_15']:.1%}, over 25 % {stats['falls_25']:.1%}")
+    for name, stats in step_change_report(data, params, dry_limit).items():
+        print(f"{name:20s} one-step inflow change: median {stats['median_abs']:.1%}, "
+              f"falls over 15 % {stats['falls_15']:.1%}, over 25 % {stats['falls_25']:.1%}")
     return 0
 
 
