@@ -77,20 +77,18 @@ def _hourly(values: np.ndarray, stamps: list[datetime]) -> np.ndarray:
 
 def fit(data: RecordedData, dry_day_max_inflow_m3: float, price_key: str = "normal") -> GeneratorParams:
     """Fit the generator to recorded data: dry days give the diurnal cycle and noise."""
-    per_day = round(86400 / data.step_s)
-    inflow = data.inflow_m3h[1:]
     stamps = data.timestamps[1:]
-    days = len(inflow) // per_day
-    daily = inflow[: days * per_day].reshape(days, per_day)
-    dry = daily.sum(axis=1) * data.step_s / 3600 < dry_day_max_inflow_m3
+    daily, dry = _days(data, dry_day_max_inflow_m3)
+    days, per_day = daily.shape
+    inflow = daily.ravel()
     dry_rows = np.repeat(dry, per_day)
-    dry_inflow = inflow[: days * per_day][dry_rows]
+    dry_inflow = inflow[dry_rows]
     dry_stamps = [t for t, d in zip(stamps, dry_rows, strict=False) if d]
     profile = _hourly(dry_inflow, dry_stamps)
     mean = float(dry_inflow.mean())
     expected = mean * diurnal(list(profile / profile.mean()), _mid_hours(dry_stamps, data.step_s))
     resid = dry_inflow / expected - 1
-    wet = inflow[: days * per_day][~dry_rows]
+    wet = inflow[~dry_rows]
     prices = data.prices_eur_per_kwh[price_key][1:]
     price_daily = prices[: days * per_day].reshape(days, per_day).mean(axis=1)
     return GeneratorParams(
@@ -171,12 +169,18 @@ def step_changes(inflow: np.ndarray) -> dict[str, float]:
             "falls_25": float(np.mean(change < -0.25))}
 
 
-def dry_days(data: RecordedData, dry_day_max_inflow_m3: float) -> list[np.ndarray]:
-    """The recorded whole days under the dry-weather limit, each as its own inflow series."""
+def _days(data: RecordedData, dry_day_max_inflow_m3: float) -> tuple[np.ndarray, np.ndarray]:
+    """The recorded inflow as whole days (days, steps per day), and which of them are dry."""
     per_day = round(86400 / data.step_s)
     inflow = data.inflow_m3h[1:]
-    days = inflow[: inflow.size // per_day * per_day].reshape(-1, per_day)
-    return [d for d in days if d.sum() * data.step_s / 3600 < dry_day_max_inflow_m3]
+    daily = inflow[: inflow.size // per_day * per_day].reshape(-1, per_day)
+    return daily, daily.sum(axis=1) * data.step_s / 3600 < dry_day_max_inflow_m3
+
+
+def dry_days(data: RecordedData, dry_day_max_inflow_m3: float) -> list[np.ndarray]:
+    """The recorded whole days under the dry-weather limit, each as its own inflow series."""
+    daily, dry = _days(data, dry_day_max_inflow_m3)
+    return list(daily[dry])
 
 
 def step_change_report(data: RecordedData, params: GeneratorParams,

@@ -105,7 +105,7 @@ class Validator:
         if self._frozen(tel.level_m, expected):
             return Flag("level_m", "frozen", f"{tel.level_m:.3f} m for {self.same_level + 1} readings; the flow "
                                               f"balance says {expected:.2f} m")
-        moved = (tel.inflow_m3h + tel.outflow_m3h) * self.step_h
+        moved = self._moved_m3(tel)
         off = abs(self.geometry.volume(expected) - self.geometry.volume(tel.level_m))
         if off > max(self.lim.balance_tol_m3, self.lim.balance_tol_share * moved):
             return Flag("level_m", "inconsistent", f"{tel.level_m:.2f} m against {expected:.2f} m from the "
@@ -129,6 +129,10 @@ class Validator:
         """The last level moved by the interval's inflow minus the pumps' outflow. The pump flows read
         now are the interval's: the commands written at the last tick ran through it."""
         return self.geometry.level(self._expected_volume(tel))
+
+    def _moved_m3(self, tel: Telemetry) -> float:
+        """What went in and out over the tick: the scale of the balance's tolerance."""
+        return (tel.inflow_m3h + tel.outflow_m3h) * self.step_h
 
     def _expected_volume(self, tel: Telemetry) -> float:
         assert self.last is not None
@@ -156,7 +160,7 @@ class Validator:
         as the tunnel drained, and a frozen sensor during a drawdown had the estimate 0.2 m
         high after six ticks and 0.35 m after eight, while the plant pumped on to 0.36 m."""
         self.dead_m3 = self._expected_volume(tel)
-        self.doubt_m3 += self.lim.balance_tol_share * (tel.inflow_m3h + tel.outflow_m3h) * self.step_h
+        self.doubt_m3 += self.lim.balance_tol_share * self._moved_m3(tel)
         central = self.geometry.level(self.dead_m3)
         volume = self.dead_m3
         if central < self.lim.low_m:
