@@ -72,7 +72,8 @@ class Problem:
     first_floor_inflow_m3h: float | None = None  # the first step keeps its floor on this inflow too
     guards_always: bool = True  # guard steps also when no emptying day is in the horizon
     guard_steps: tuple[int, ...] = ()  # steps expected near the bottom: self-regulating too (soft)
-    v_end_max_m3: float | None = None  # the last step ends at most this full (soft; the oracle's bound)
+    v_end_max_m3: float | None = None  # a step ends at most this full (soft; the oracle's bound in compare)
+    v_end_step: int | None = None  # ... that step (None: the last)
     block_steps: int = 1  # beyond fine_steps, pump counts change only every this many steps
     fine_steps: int = 0  # the first steps, where counts may change at every step
     block_flows: bool = False  # ... and so do the group flows (else flows change every step)
@@ -280,7 +281,8 @@ def _balance(m: Model, p: Problem, v: _Vars) -> None:
         m.row([(v.v[k], 1.0), *prev, *[(v.q[g, int(v.flow_of[k])], p.step_h) for g in range(G)]], lo=rhs, hi=rhs)
         m.row([(v.v[k], 1.0), (v.hi[k], -1.0)], hi=p.v_max_m3)
     if p.v_end_max_m3 is not None:
-        m.row([(v.v[p.horizon - 1], 1.0), (v.hi[p.horizon - 1], -1.0)], hi=p.v_end_max_m3)
+        k = p.horizon - 1 if p.v_end_step is None else p.v_end_step
+        m.row([(v.v[k], 1.0), (v.hi[k], -1.0)], hi=p.v_end_max_m3)
 
 
 def _smoothness(m: Model, p: Problem, v: _Vars) -> None:

@@ -50,20 +50,21 @@ def _baseline(setup: ReplaySetup, mpc: MpcSettings, opts: RunOptions) -> Run:
 def _mpc(setup: ReplaySetup, settings: MpcSettings, opts: RunOptions) -> Run:
     mpc = MpcController(setup.site, settings)
     mpc.forecaster.external = setup.inflow_forecast
+    return _loop(setup, mpc)
+
+
+def _oracle(setup: ReplaySetup, settings: MpcSettings, opts: RunOptions) -> Run:
+    return _loop(setup, OracleController(setup.site, setup.start, setup.inflow_m3h, setup.price_eur_per_kwh,
+                                         settings, opts.oracle_end_volume_max_m3))
+
+
+def _loop(setup: ReplaySetup, mpc: MpcController) -> Run:
     traj = run_controller(setup, mpc)
     solves = [s.solve_s for s in mpc.log]
     extra = {"forecast_error_by_lead_h": forecast_error(traj, [s.inflow_forecast_m3h for s in mpc.log]),
              "solver_s": solves, "fallbacks": sum(s.source != "mpc" for s in mpc.log),
              "supervisor_overrides": dict(mpc.supervisor.counts)}
     return traj, extra
-
-
-def _oracle(setup: ReplaySetup, settings: MpcSettings, opts: RunOptions) -> Run:
-    oracle = OracleController(setup.site, setup.start, setup.inflow_m3h, setup.price_eur_per_kwh, mpc=settings,
-                              end_volume_max_m3=opts.oracle_end_volume_max_m3)
-    traj = run_controller(setup, oracle)
-    return traj, {"solver_s": oracle.solve_s, "supervisor_overrides": dict(oracle.planner.supervisor.counts),
-                  "plan_gap": oracle.plan.gap if oracle.plan else None}
 
 
 CONTROLLERS: dict[str, Callable[[ReplaySetup, MpcSettings, RunOptions], Run]] = {

@@ -285,6 +285,16 @@ def test_end_cap_pumps_exactly_down_to_it() -> None:
     assert capped.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
 
 
+def test_end_cap_on_an_earlier_step_binds_there() -> None:
+    """The oracle's horizon runs past the scenario's end, so its cap sits on the scenario's last
+    step inside the horizon. Uncapped, step 3 ends at 7,000 m3; capped there at 6,000 m3, the
+    plan pumps 1,000 m3 more by then and runs at minimum after (+500 m3 a step): 8,000 at the end."""
+    capped = plan_of(problem(v_end_max_m3=6000.0, v_end_step=3))
+    assert capped.volumes_m3[3] == pytest.approx(6000.0)
+    assert capped.volumes_m3[-1] == pytest.approx(8000.0)
+    assert capped.objective == pytest.approx(0.1 * KW_PER_M3H * (1500.0 * H - 3000.0))
+
+
 def test_pumps_locked_on_past_empty_still_get_a_plan() -> None:
     """One pump that must run (>= 1 pump) drains 1,000 m3/h against 200 m3/h of inflow from
     1,500 m3: the linear model empties in two hours. With the volume bounded at zero HiGHS
@@ -324,3 +334,4 @@ def test_a_booked_emptying_beyond_reach_still_gets_a_plan() -> None:
     plan = plan_of(p, c)
     assert plan.emptying_missed == 1
     assert plan.counts[0, 0] == 1
+
