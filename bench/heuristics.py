@@ -56,7 +56,7 @@ def main() -> None:
             seconds[name].append(time.perf_counter() - t0)
             objective[name].append(result.objective)
     base = np.array(seconds["shipped"])
-    print(f"{setup.name}: {len(base)} problems (every {args.every}th interval), each solved to the gap")
+    print(f"{setup.name}: {len(base)} problems (one interval in {args.every}), each solved to the gap")
     for name in VARIANTS:
         t = np.array(seconds[name])
         moved = np.abs(np.array(objective[name]) - np.array(objective["shipped"]))
