@@ -87,10 +87,10 @@ class Model:
     def add_cost(self, col: int, value: float) -> None:
         self.cost[col] += value
 
-    def solve(self, time_limit_s: float, mip_gap: float = 1e-3, start: Array | None = None,
+    def solve(self, time_limit_s: float, mip_gap: float = 1e-3,
               partial: tuple[NDArray[np.int32], Array] | None = None,
               heuristics_off: tuple[str, ...] | None = None) -> Result:
-        """``start`` is a whole solution; ``partial`` gives some columns, which HiGHS completes.
+        """``partial`` gives some columns, which HiGHS completes into a first incumbent.
         ``heuristics_off`` replaces HEURISTICS_OFF (for bench/heuristics.py)."""
         h = _quiet_highs()
         h.setOptionValue("output_flag", False)
@@ -100,12 +100,7 @@ class Model:
         for name in HEURISTICS_OFF if heuristics_off is None else heuristics_off:
             h.setOptionValue(name, False)
         h.passModel(self._lp())
-        if start is not None and len(start) == self.n_cols:
-            sol = highspy.HighsSolution()
-            sol.col_value = list(map(float, start))
-            sol.value_valid = True
-            h.setSolution(sol)
-        elif partial is not None:
+        if partial is not None:
             h.setSolution(len(partial[0]), partial[0], partial[1])
         t0 = time.perf_counter()
         h.run()

@@ -132,7 +132,6 @@ class Plan:
     gap: float
     band_slack_m3: float
     emptying_missed: int
-    x: Array
 
     @property
     def outflow_m3h(self) -> Array:
@@ -380,17 +379,17 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
 
 
 def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 1e-3,
-          warm: Array | None = None, counts: Ints | None = None) -> Plan | None:
-    """Solve and read the plan back; None when HiGHS has no feasible point at all. ``warm``
-    is a whole earlier solution of this model; ``counts`` (G, H) are pump counts per step to
-    start from (the previous plan shifted), which HiGHS completes into an incumbent."""
+          counts: Ints | None = None) -> Plan | None:
+    """Solve and read the plan back; None when HiGHS has no feasible point at all. ``counts``
+    (G, H) are pump counts per step to start from (the previous plan shifted), which HiGHS
+    completes into an incumbent."""
     _check_finite(p, coef)
     # Flows are linearised at guessed levels, so pumps held on by their minimum run can seem
     # to drain past empty. Only then (infeasible) is the volume let below zero, priced by the
     # floor slack: always unbounded, the dry-week scenario missed 2 emptyings it keeps.
     for empty_floor in (True, False):
         model, v = build(p, coef, empty_floor)
-        result = model.solve(time_limit_s, mip_gap, warm, _count_start(model, p, v, counts))
+        result = model.solve(time_limit_s, mip_gap, _count_start(model, p, v, counts))
         if result.status != "Infeasible":
             break
     if not result.has_solution:
@@ -418,7 +417,7 @@ def _plan(p: Problem, coef: Coefficients, v: _Vars, r: Result) -> Plan:
     if v.short is not None:
         missed += int((v.short.values(r.x) > 1.0).sum())
     return Plan(counts, flows, v.v.values(r.x), power, r.status, r.seconds, r.objective, r.gap,
-                slack, missed, r.x)
+                slack, missed)
 
 
 def _check_finite(p: Problem, coef: Coefficients) -> None:

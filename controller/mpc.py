@@ -156,7 +156,7 @@ class MpcController:
         self.days.update(tel, self.step_h)
         self.fallback.observe(tel)
 
-    def _solve(self, problem: Problem, now: datetime, warm: Array | None = None) -> Plan | None:
+    def _solve(self, problem: Problem, now: datetime) -> Plan | None:
         """Solve; if the plan's near-term levels stray from the levels its flows were linearised
         at (it matters most near the bottom, where flow falls fast with level), solve again at
         the plan's own levels, within one time budget per interval."""
@@ -170,8 +170,8 @@ class MpcController:
                 break
             try:
                 coef = coefficients(self.model, problem.groups, problem.level_guess_m)
-                new = solve(problem, coef, min(limit, max(remaining, 0.1)), self.cfg.mip_gap, warm,
-                            self._start_counts(now, problem) if warm is None and plan is None else None)
+                new = solve(problem, coef, min(limit, max(remaining, 0.1)), self.cfg.mip_gap,
+                            self._start_counts(now, problem) if plan is None else None)
             except ValueError as exc:  # non-finite input: never let it reach HiGHS
                 log.error("plan_input_rejected", error=str(exc))
                 return None

@@ -287,8 +287,7 @@ def test_the_warm_start_is_the_previous_plan_shifted_to_now(site: Site) -> None:
     problem = mpc.problem(tel, np.full(mpc.steps, 3000.0), np.full(mpc.steps, 0.05))
     counts = np.vstack([np.arange(mpc.steps), np.arange(mpc.steps) + 100]).astype(np.int64)[:len(problem.groups)]
     zeros = np.zeros((len(problem.groups), mpc.steps))
-    mpc.plan = Plan(counts, zeros, np.zeros(mpc.steps), np.zeros(mpc.steps), "optimal", 0.0, 0.0, 0.0, 0.0, 0,
-                    np.zeros(1))
+    mpc.plan = Plan(counts, zeros, np.zeros(mpc.steps), np.zeros(mpc.steps), "optimal", 0.0, 0.0, 0.0, 0.0, 0)
     mpc.plan_time = tel.time - timedelta(seconds=2 * STEP)
     start = mpc._start_counts(tel.time, problem)
     assert start is not None and start.shape == counts.shape
