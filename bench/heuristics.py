@@ -11,38 +11,25 @@ SCENARIO defaults to the recorded 10 days when ../shared is present, else the bu
 
 from __future__ import annotations
 
-import argparse
-import logging
 import time
-import warnings
 
 import numpy as np
-import structlog
 
-from bench.mpc import RECORDED, Probe
+from bench.mpc import Probe, load, scenario_parser
 from controller.lp import HEURISTICS_OFF
 from controller.milp import build, coefficients
 from controller.mpc import MpcController
 from scenarios.replay import run_controller
-from scenarios.scenario import load_scenario
-from tunneltwin.settings import Settings
 
 VARIANTS = {"shipped": HEURISTICS_OFF, "feasibility jump on": HEURISTICS_OFF[:2]}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", nargs="?", default=str(RECORDED) if RECORDED.exists() else "dry-week")
-    ap.add_argument("--prices", default=None)
+    ap = scenario_parser()
     ap.add_argument("--every", type=int, default=3)
     args = ap.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    warnings.simplefilter("ignore")  # the recorded data's documented repairs
-    settings = Settings.build()
-    site = settings.site()
-    prices = args.prices or ("normal" if args.scenario.endswith((".csv", ".xlsx")) else None)
-    setup = load_scenario(args.scenario, site, prices)
-    mpc = MpcController(site, settings.mpc().reproducible())
+    settings, setup = load(args)
+    mpc = MpcController(setup.site, settings.mpc().reproducible())
     probe = Probe(mpc, args.every)
     run_controller(setup, probe)
     seconds: dict[str, list[float]] = {name: [] for name in VARIANTS}

@@ -21,7 +21,7 @@ import structlog
 
 from controller.milp import Problem, coefficients, solve
 from controller.mpc import MpcController
-from scenarios.replay import run_controller
+from scenarios.replay import ReplaySetup, run_controller
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
 from tunneltwin.contracts import Observation, Setpoints, Telemetry
@@ -65,19 +65,32 @@ def timed(mpc: MpcController, p: Problem, limit: float) -> tuple[float, float, s
     return seconds, plan.objective if plan else float("nan"), plan.status if plan else "none"
 
 
-def main() -> None:
+def scenario_parser() -> argparse.ArgumentParser:
+    """The optimiser benches' common arguments: a scenario (the recorded 10 days when
+    ../shared is present, else dry-week) and its price series."""
     ap = argparse.ArgumentParser()
     ap.add_argument("scenario", nargs="?", default=str(RECORDED) if RECORDED.exists() else "dry-week")
     ap.add_argument("--prices", default=None)
+    return ap
+
+
+def load(args: argparse.Namespace) -> tuple[Settings, ReplaySetup]:
+    """Settings as the CLI builds them (TUNNELTWIN_SITE and TUNNELTWIN_MPC apply) and the
+    scenario, quietly: errors only, and the recorded data's documented repairs unwarned."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    warnings.simplefilter("ignore")
+    settings = Settings.build()
+    prices = args.prices or ("normal" if args.scenario.endswith((".csv", ".xlsx")) else None)
+    return settings, load_scenario(args.scenario, settings.site(), prices)
+
+
+def main() -> None:
+    ap = scenario_parser()
     ap.add_argument("--samples", type=int, default=12)
     ap.add_argument("--naive-limit", type=float, default=30.0)
     args = ap.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    warnings.simplefilter("ignore")  # the recorded data's documented repairs
-    settings = Settings.build()  # TUNNELTWIN_SITE and TUNNELTWIN_MPC apply, as in the CLI
-    site = settings.site()
-    prices = args.prices or ("normal" if args.scenario.endswith((".csv", ".xlsx")) else None)
-    setup = load_scenario(args.scenario, site, prices)
+    settings, setup = load(args)
+    site = setup.site
     mpc = MpcController(site, settings.mpc())
     probe = Probe(mpc, max(1, setup.steps // args.samples))
     t0 = time.perf_counter()
