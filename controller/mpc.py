@@ -58,6 +58,8 @@ class MpcSettings:
     guards_always: bool = True  # near-bottom guards also when no day in the horizon needs its emptying
     guards_on_measured: bool = True  # over the first fine_steps they assume min(forecast, measured)
     dry_margin: float = 1.1  # plan the emptying unless the day's inflow exceeds limit x this
+    guard_ahead: float = 0.025  # a landing this many steps ahead or more keeps its self-regulating
+    guard_ahead_steps: int = 2  # ... set this share of inflow further under the inflow
     landing_share: float = 1.2  # empty only where a pessimistic inflow moves the level <= this x the band
     warm_start: bool = False  # start HiGHS from the previous plan's pump counts, shifted (off: no faster)
     flow_margin: float = 0.97  # plan F2 up to this share of its limit
@@ -278,6 +280,7 @@ class MpcController:
             v_low_m3=self.model.volume(rules.emptying_level_m + self.cfg.low_floor_above_m),
             floor_buffer_m3=self.cfg.floor_inflow_share * inflow * self.step_h,
             q_floor_m3h=self._floor_flows(groups), self_regulating=self.cfg.supervisor.pessimistic_inflow,
+            regulating_ahead=self.cfg.guard_ahead, regulating_from=self.cfg.guard_ahead_steps,
             guard_inflow_m3h=self._guard_inflow(tel, inflow) if self.cfg.guards_on_measured else None,
             guards_always=self.cfg.guards_always,
             first_floor_inflow_m3h=self._pessimistic_inflow(tel, float(inflow[0])) if self.cfg.robust_first_step

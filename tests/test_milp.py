@@ -264,6 +264,25 @@ def test_guards_assume_the_guard_inflow() -> None:
     assert cautious.counts[:, 0].tolist() == [0, 1]
 
 
+def test_a_landing_further_ahead_keeps_a_margin_for_forecast_drift() -> None:
+    """Floor flows: big 1,500, small 400; inflow 1,800 m3/h. The emptying booked at step 3 and the
+    two steps after it need a set whose floor flow is under 0.85 x 1,800 = 1,530 m3/h: the big
+    pump passes, and stored water is dear, so the plan runs it. With a 0.05 margin from step 2
+    on the limit is 0.80 x 1,800 = 1,440, and only the small pump lands there."""
+    groups = (Group("big", (0,)), Group("small", (1,)))
+    c = coef(2)
+    c.q_min[1], c.q_max[1] = 300.0, 1400.0
+    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.02)
+    base = dict(groups=groups, n_now=np.array([1, 0]), inflow_m3h=np.full(H, 1800.0), volume0_m3=3000.0,
+                q_floor_m3h=np.array([1500.0, 400.0]), emptying_days=((3,),), v_empty_m3=1e5, weights=w,
+                locked_on=np.zeros((2, H), dtype=np.int64), locked_off=np.zeros((2, H), dtype=np.int64))
+    plain = plan_of(problem(**base), c)
+    assert plain.counts[:, 3:6].tolist() == [[1, 1, 1], [0, 0, 0]]
+    ahead = plan_of(problem(**base, regulating_ahead=0.05, regulating_from=2), c)
+    assert ahead.counts[:, 3:6].tolist() == [[0, 0, 0], [1, 1, 1]]
+    assert ahead.counts[0, 0] == 1  # no margin on the step applied: the big pump still runs there
+
+
 def test_first_step_keeps_its_floor_on_the_pessimistic_inflow() -> None:
     """Stored water is dear and power gets dearer, so the plan pumps flat out first (2,000 m3/h).
     From 1,800 m3 over a 1,000 m3 floor the 1,500 m3/h forecast allows that, but on a
