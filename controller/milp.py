@@ -387,7 +387,7 @@ def _regulating(p: Problem, k: int) -> float:
     booked for 05:15 with a large and a small pump whose floor flow was 2,180 m3/h against
     0.85 x 2,561 forecast; at 04:30 the forecast was 2,368, no set could land, and the day's
     emptying was missed). A landing further ahead keeps a margin; the near-term guard steps do
-    not (with them too, normal prices paid 13 % more and storm missed an emptying)."""
+    not (0.05 on them too: normal prices paid 13 % more and storm missed an emptying)."""
     return p.self_regulating - (p.regulating_ahead if k >= p.regulating_from else 0.0)
 
 

@@ -58,8 +58,8 @@ class MpcSettings:
     guards_always: bool = True  # near-bottom guards also when no day in the horizon needs its emptying
     guards_on_measured: bool = True  # over the first fine_steps they assume min(forecast, measured)
     dry_margin: float = 1.1  # plan the emptying unless the day's inflow exceeds limit x this
-    guard_ahead: float = 0.025  # a landing this many steps ahead or more keeps its self-regulating
-    guard_ahead_steps: int = 2  # ... set this share of inflow further under the inflow
+    guard_ahead: float = 0.025  # landing guards from guard_ahead_steps on admit this share of inflow less
+    guard_ahead_steps: int = 2
     landing_share: float = 1.2  # empty only where a pessimistic inflow moves the level <= this x the band
     warm_start: bool = False  # start HiGHS from the previous plan's pump counts, shifted (off: no faster)
     flow_margin: float = 0.97  # plan F2 up to this share of its limit
