@@ -4,12 +4,13 @@ Each interval it solves the MPC's horizon on the scenario's real inflow and pric
 forecast error, no unpublished prices), through the same model, hedges, dispatch and
 safety supervisor; only the knowledge differs. So its cost is what better information
 alone buys. That makes it a bound in practice, not a proof: both runs are one path of a
-chaotic loop (dry-week with seed 12: the oracle missed an emptying by 6 mm the MPC made).
+chaotic loop (dry-week: the oracle drew down at noon on an inflow no landing could meet,
+chased the emptying all evening at high prices, missed it and paid 23 % more than the MPC).
 
 Why not the whole scenario in one MILP (the previous oracle): over 5-10 days HiGHS does not
 close the gap in minutes (storm: 263 % after 60 s solves, 13.5 min per run), and tracking
 that plan on the twin paid more than the MPC (storm 371.61 EUR and 2 emptyings missed
-against 262.64 and none). Told the future, the MPC's loop paid 4-53 % less than the MPC in
+against 262.64 and none). Told the future, the MPC's loop paid 0.5-32 % less than the MPC in
 10 of 11 runs measured (README, "Oracle"), in 1-2 min per 10-day run.
 """
 
