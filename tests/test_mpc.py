@@ -14,7 +14,7 @@ from controller.baseline import BaselineController
 from controller.dispatch import choose_pumps
 from controller.forecast import ExternalInflow, InflowForecaster, PriceBook
 from controller.milp import Group, Plan
-from controller.mpc import MpcController
+from controller.mpc import MpcController, MpcSettings
 from controller.oracle import OracleController
 from scenarios.replay import ReplaySetup, run_controller
 from scenarios.rules import check
@@ -240,9 +240,20 @@ def test_emptying_is_planned_only_at_steps_where_it_can_land(site: Site) -> None
     if held a second interval (a refused write): half of 0.5-0.7 m's 200 m3, 100 m3 an interval.
     The supervisor allows for 15 % less inflow, so a step lands only if
     0.15 x inflow x 0.25 h <= 1.2 x 100 m3: inflow <= 3,200 m3/h."""
-    mpc = MpcController(site)
+    mpc = MpcController(site, MpcSettings(landing_window=0))
     assert mpc._landable([0, 1, 2, 3], np.array([2000.0, 3100.0, 3300.0, 5100.0])) == [0, 1]
     assert mpc._landable([2, 3], np.array([2000.0, 3100.0, 3300.0, 5100.0])) == [2, 3]  # no better chance
+
+
+def test_an_emptying_is_not_booked_on_a_one_interval_inflow_dip(site: Site) -> None:
+    """The same 3,200 m3/h cap, now on the step and one either side (the default window): the
+    3,100 between 4,600 and 6,700 (dry-week, told the actual inflow) no longer qualifies, and
+    of a run below the cap only the steps whose neighbours are below it too."""
+    mpc = MpcController(site)
+    inflow = np.array([4600.0, 3100.0, 6700.0, 3000.0, 2900.0, 3100.0, 2800.0, 4000.0])
+    assert mpc._landable(list(range(8)), inflow) == [4, 5]
+    assert mpc._landable([0, 1, 2], inflow) == [1]  # no step with its neighbours: the one that qualifies alone
+    assert mpc._landable([0, 1], np.array([3000.0, 3100.0])) == [0, 1]  # the horizon's edges clip the window
 
 
 def test_an_emptying_step_lands_above_the_floor_if_the_inflow_falls_short(site: Site) -> None:
