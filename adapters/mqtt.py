@@ -274,7 +274,7 @@ class MqttPort:
         messages: dict[str, dict[str, Any]] = {}
         for b in self.writes:
             if b.pump in ids:
-                value = b.encode(getattr(held[b.pump], "on" if b.field == "on" else "freq_hz"))
+                value = b.encode(getattr(held[b.pump], b.field))
                 messages.setdefault(b.tag.topic or "", {})[b.tag.field or ""] = value
         rb = [b for b in self.readback if b.pump in ids]
         before = {b.tag.topic or "": self.seq.get(b.tag.topic or "", 0) for b in rb}
@@ -312,5 +312,6 @@ def _setpoints(ids: list[str], targets: list[Binding], get: Callable[[Binding], 
     got: dict[str, dict[str, Any]] = {i: {} for i in ids}
     for b in targets:
         got[b.pump or ""][b.field] = get(b)
-    return Setpoints(pumps=tuple(PumpSetpoint(id=i, on=bool(got[i]["on"]), freq_hz=float(got[i]["freq_hz"]))
+    return Setpoints(pumps=tuple(PumpSetpoint(id=i, on=bool(got[i]["on"]), freq_hz=float(got[i]["freq_hz"]),
+                                              stop_below_m=float(got[i].get("stop_below_m", 0.0)))
                                  for i in ids))

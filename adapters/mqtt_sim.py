@@ -17,7 +17,7 @@ from adapters.mqtt import MqttLink
 from adapters.served import Snapshot, held
 from adapters.tagmap import Binding, TagMap, bindings
 from scenarios.replay import LockstepPlant
-from tunneltwin.contracts import PumpSetpoint, Setpoints
+from tunneltwin.contracts import Setpoints
 from tunneltwin.errors import PlantError, ScenarioEnded, SetpointError
 
 log = structlog.get_logger()
@@ -91,12 +91,12 @@ class MqttSimulator:
             if b.tag.topic == topic and b.tag.field in body and b.pump:
                 current = self.wanted[b.pump]
                 value = b.decode(body[b.tag.field])
-                self.wanted[b.pump] = current.model_copy(update={"on" if b.field == "on" else "freq_hz": value})
+                self.wanted[b.pump] = current.model_copy(update={b.field: value})
                 touched.add(b.pump)
         for pump in touched:
             sp = self.wanted[pump]
             try:
-                self.plant.twin.validate(Setpoints(pumps=(PumpSetpoint(id=pump, on=sp.on, freq_hz=sp.freq_hz),)))
+                self.plant.twin.validate(Setpoints(pumps=(sp,)))
             except SetpointError as exc:
                 log.warning("simulator refused a setpoint", error=str(exc))
                 self.wanted[pump] = before[pump]
@@ -136,7 +136,7 @@ class MqttSimulator:
 
     async def _publish_held(self, pumps: list[str]) -> None:
         chosen = [b for b in self.readback if b.pump in pumps]
-        messages = _by_topic(chosen, lambda b: _field(self.wanted[b.pump or ""], b.field))
+        messages = _by_topic(chosen, lambda b: getattr(self.wanted[b.pump or ""], b.field))
         await asyncio.gather(*(self.link.publish(t, json.dumps(body), retain=True) for t, body in messages.items()))
 
 
@@ -150,6 +150,3 @@ def _by_topic(targets: list[Binding], value: Any) -> dict[str, dict[str, Any]]:
                 raw.isoformat() if hasattr(raw, "isoformat") else raw)
     return messages
 
-
-def _field(sp: PumpSetpoint, name: str) -> Any:
-    return sp.on if name == "on" else sp.freq_hz

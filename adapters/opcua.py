@@ -137,8 +137,7 @@ class OpcuaPort:
         ids = [sp.id for sp in setpoints.pumps]
         targets = [b for b in self.writes if b.pump in ids]
         held = setpoints.as_dict()
-        values = [self._value(b, getattr(held[b.pump or ""], "on" if b.field == "on" else "freq_hz"))
-                  for b in targets]
+        values = [self._value(b, getattr(held[b.pump or ""], b.field)) for b in targets]
         async with translated("write setpoints"):
             results = await self._client().write_values([self.nodes[_key(b)] for b in targets], values,
                                                         raise_on_partial_error=False)
@@ -199,7 +198,8 @@ def _setpoints(ids: list[str], targets: list[Binding], values: list[Any]) -> Set
     got: dict[str, dict[str, Any]] = {i: {} for i in ids}
     for b, v in zip(targets, values, strict=True):
         got[b.pump or ""][b.field] = v
-    return Setpoints(pumps=tuple(PumpSetpoint(id=i, on=bool(got[i]["on"]), freq_hz=float(got[i]["freq_hz"]))
+    return Setpoints(pumps=tuple(PumpSetpoint(id=i, on=bool(got[i]["on"]), freq_hz=float(got[i]["freq_hz"]),
+                                              stop_below_m=float(got[i].get("stop_below_m", 0.0)))
                                  for i in ids))
 
 

@@ -19,7 +19,7 @@ from asyncua.common.callback import CallbackType, ServerItemCallback
 from adapters.opcua_common import VARIANTS, ServerSecurity, secure_server, split_path, users
 from adapters.pki import SIMULATOR_URI
 from adapters.served import Snapshot, held
-from adapters.tagmap import Binding, TagMap, bindings
+from adapters.tagmap import SETPOINT, Binding, TagMap, bindings
 from scenarios.replay import LockstepPlant
 from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
 from tunneltwin.errors import ScenarioEnded, SetpointError
@@ -152,15 +152,19 @@ class OpcuaSimulator:
     async def _read_setpoints(self) -> Setpoints:
         out = []
         for pid in self.plant.twin.ids:
-            on = await self.nodes[("setpoint", "on", pid)].read_value()
-            freq = await self.nodes[("setpoint", "freq_hz", pid)].read_value()
-            out.append(PumpSetpoint(id=pid, on=bool(on), freq_hz=float(freq) if on else 0.0))
+            got = {f: self.bound[k].decode(await self.nodes[k].read_value())
+                   for f in SETPOINT if (k := ("setpoint", f, pid)) in self.nodes}
+            on = bool(got["on"])
+            out.append(PumpSetpoint(id=pid, on=on, freq_hz=float(got["freq_hz"]) if on else 0.0,
+                                    stop_below_m=float(got.get("stop_below_m", 0.0)) if on else 0.0))
         return Setpoints(pumps=tuple(out))
 
     async def _write_setpoints(self, sp: Setpoints) -> None:
         for p in sp.pumps:
-            for name, value in (("on", p.on), ("freq_hz", p.freq_hz)):
-                b = self.bound[("setpoint", name, p.id)]
+            for name in SETPOINT:
+                if ("setpoint", name, p.id) not in self.nodes:
+                    continue
+                value, b = getattr(p, name), self.bound[("setpoint", name, p.id)]
                 await self.server.write_attribute_value(self.nodes[("setpoint", name, p.id)].nodeid,
                                                         ua.DataValue(self._variant(b, b.encode(value))))
 

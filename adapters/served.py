@@ -6,7 +6,7 @@ from typing import Any
 
 from adapters.tagmap import Binding
 from scenarios.replay import LockstepPlant
-from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
+from tunneltwin.contracts import Observation, Setpoints
 
 
 class Snapshot:
@@ -33,4 +33,4 @@ class Snapshot:
 
 def held(plant: LockstepPlant) -> Setpoints:
     """The commands the simulated plant holds now."""
-    return Setpoints(pumps=tuple(PumpSetpoint(id=p, on=on, freq_hz=f) for p, (on, f) in plant.cmd.items()))
+    return plant.held()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from scenarios.replay import LockstepPlant
-from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
+from tunneltwin.contracts import Observation, Setpoints
 from tunneltwin.errors import SetpointError, WriteRejected
 
 
@@ -43,4 +43,4 @@ class SimPort:
 
 def held_setpoints(plant: LockstepPlant, ids: list[str]) -> Setpoints:
     """The commands the simulated plant holds for ``ids`` (what a read-back returns)."""
-    return Setpoints(pumps=tuple(PumpSetpoint(id=i, on=plant.cmd[i][0], freq_hz=plant.cmd[i][1]) for i in ids))
+    return plant.held(ids)

@@ -39,8 +39,8 @@ PUMP = {"status": ("status", 1.0, False), "running": ("bool", 1.0, False), "freq
         "flow_m3h": ("flow", 1.0, True), "power_kw": ("power", 1.0, True),
         "run_hours_h": ("duration", 3600.0, False), "starts": ("count", 1.0, False),
         "time_in_state_s": ("duration", 1.0, False), "available": ("bool", 1.0, False)}
-SETPOINT = {"on": ("bool", 1.0, True), "freq_hz": ("frequency", 1.0, True)}
-READBACK = {"on": ("bool", 1.0, False), "freq_hz": ("frequency", 1.0, False)}
+SETPOINT = {"on": ("bool", 1.0, True), "freq_hz": ("frequency", 1.0, True), "stop_below_m": ("length", 1.0, False)}
+READBACK = {"on": ("bool", 1.0, False), "freq_hz": ("frequency", 1.0, False), "stop_below_m": ("length", 1.0, False)}
 STEP = {"request": ("count", 1.0, False), "done": ("count", 1.0, False), "remaining": ("count", 1.0, False)}
 TABLES = {"station": STATION, "pump": PUMP, "setpoint": SETPOINT, "readback": READBACK, "step": STEP}
 

@@ -62,8 +62,10 @@ class Supervisor:
         want = self._max_outflow(tel, want)
         want = self._floor(tel, want, hold or self.cfg.hold_check)
         want = self._ceiling(tel, want)
+        stops = self._stop_levels(tel, sp)
         return Setpoints(pumps=tuple(
-            PumpSetpoint(id=p.id, on=i in want, freq_hz=round(want[i], 3) if i in want else 0.0)
+            PumpSetpoint(id=p.id, on=i in want, freq_hz=round(want[i], 3) if i in want else 0.0,
+                         stop_below_m=stops.get(p.id, 0.0) if i in want else 0.0)
             for i, p in enumerate(tel.pumps)))
 
     # -- helpers ---------------------------------------------------------------
@@ -100,6 +102,18 @@ class Supervisor:
 
     def _flow(self, tel: Telemetry, want: dict[int, float]) -> float:
         return self.model.flow_of(want, tel.level_m)
+
+    def _stop_levels(self, tel: Telemetry, sp: Setpoints) -> dict[str, float]:
+        """Stop levels pass up to the emptying level and the level now: one higher would stop
+        pumps at once, far from the bottom, where a rising level needs them."""
+        top = min(self.site.rules.emptying_level_m, tel.level_m)
+        index = {p.id: i for i, p in enumerate(tel.pumps)}
+        out = {}
+        for p in sp.pumps:
+            out[p.id] = min(p.stop_below_m, top)
+            if p.stop_below_m > top and p.id in index:
+                self._note(tel, "stop_level", index[p.id], f"stop level {p.stop_below_m:.2f} m lowered to {top:.2f} m")
+        return out
 
     # -- the rules, in order ---------------------------------------------------
 

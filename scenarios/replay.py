@@ -14,7 +14,7 @@ from controller.forecast import ExternalInflow
 from scenarios.drive import run_recorded_step, twin_at_row
 from scenarios.recorded import RecordedData
 from scenarios.trajectory import Trajectory, commanded
-from tunneltwin.contracts import Observation, PriceCurve, Setpoints, Telemetry
+from tunneltwin.contracts import Observation, PriceCurve, PumpSetpoint, Setpoints, Telemetry
 from tunneltwin.errors import ScenarioEnded
 from tunneltwin.plant import PlantPhysics
 from tunneltwin.site import Site
@@ -135,6 +135,13 @@ class LockstepPlant:
         self.twin.apply(setpoints)
         self.cmd = commanded(setpoints, self.cmd)
 
+    def held(self, ids: list[str] | None = None) -> Setpoints:
+        """The commands the plant holds now for ``ids`` (default all): what a read-back returns."""
+        stops = dict(zip(self.twin.ids, self.twin.state.stop_below_m, strict=True))
+        return Setpoints(pumps=tuple(PumpSetpoint(id=i, on=self.cmd[i][0], freq_hz=self.cmd[i][1],
+                                                  stop_below_m=float(stops[i]))
+                                     for i in (self.twin.ids if ids is None else ids)))
+
     def step(self) -> None:
         """Advance one control interval and record it."""
         if self.done:
@@ -143,6 +150,8 @@ class LockstepPlant:
         rec = self.twin.advance()
         self.traj.add(self.twin.now, self.twin.level_m, self.twin.state.volume_m3, rec,
                       float(self.setup.price_eur_per_kwh[self.k]), self.cmd, available, rec.spilled_m3)
+        # a pump its stop level stopped is off from here on, as its PLC reset the command
+        self.cmd.update({p: (False, 0.0) for p in self.twin.stopped_by_level()})
         self.k += 1
 
 

@@ -40,8 +40,10 @@ class Trajectory:
                            ("energy_kwh", power * hours), ("cost_eur", power * hours * price),
                            ("overflow_m3", spilled_m3)):
             self.rows.setdefault(key, []).append(value)
-        self.pump_on.append([commanded[p][0] or rec.pump_flow_m3h[k] > 0
-                             for k, p in enumerate(self.pump_ids)])
+        # on = commanded on for the interval (or stopped inside it by its stop level, see
+        # LockstepPlant.step). Not "pumped": a stop's 30 s ramp-down delivers a little water
+        # when the twin steps finely near a stop level, and is not a run of the pump
+        self.pump_on.append([commanded[p][0] for p in self.pump_ids])
         self.pump_freq_hz.append([commanded[p][1] for p in self.pump_ids])
         self.pump_flow_m3h.append([float(x) for x in rec.pump_flow_m3h])
         self.pump_power_kw.append([float(x) for x in rec.pump_power_kw])

@@ -51,8 +51,10 @@ async def test_port_contract(kind: str, two_days: ReplaySetup, request: pytest.F
         await port.connect()
         try:
             assert await port.observe() == reference.observe()  # every field, units converted back exactly
-            good = Setpoints(pumps=(PumpSetpoint(id="2.1", on=True, freq_hz=48.5),))
-            check_readback(good, await port.write(good))
+            good = Setpoints(pumps=(PumpSetpoint(id="2.1", on=True, freq_hz=48.5, stop_below_m=0.6),))
+            held = await port.write(good)
+            check_readback(good, held)
+            assert held.as_dict()["2.1"].stop_below_m == 0.6  # the stop level reaches the plant and reads back
             bad = Setpoints(pumps=(PumpSetpoint(id="2.1", on=True, freq_hz=55.0),))  # beyond the drive's 50 Hz
             with pytest.raises(WriteRejected, match=r"2\.1"):
                 check_readback(bad, await port.write(bad))

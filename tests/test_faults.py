@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from adapters.mqtt import MqttLink, MqttPort
@@ -24,6 +25,8 @@ from scenarios.rules import check
 from scenarios.scenario import load_scenario
 from tests.plants import MQTT_TAGS, OPCUA_TAGS, Broker, Proxy, free_port, mosquitto
 from tunneltwin.audit import AuditLog, read_ticks
+from tunneltwin.contracts import PumpSetpoint, Setpoints
+from tunneltwin.errors import WriteRejected
 from tunneltwin.service import Service
 from tunneltwin.site import Site
 
@@ -161,6 +164,41 @@ async def test_setpoint_write_rejected(setup: ReplaySetup) -> None:
         await sim.stop()
     assert service.stats.write_rejections >= TICKS - 10
     assert "write_rejected" in {a["kind"] for a in service.alerts}
+
+
+@pytest.mark.parametrize("stop_below_m", [0.0, 0.7])
+async def test_a_drawdown_held_by_refused_writes_stops_at_its_stop_level(setup: ReplaySetup,
+                                                                         stop_below_m: float) -> None:
+    """The soak's drain, over OPC UA: six pumps (past their 2 h run) written at 0.82 m on 4,890
+    m3/h, then the PLC refuses writes for three intervals. Without a stop level the tunnel runs
+    under 0.5 m; with 0.7 m the PLC stops five pumps by itself and the level stays above it."""
+    six = {"1.1": 47.8, "1.4": 48.6, "2.1": 47.8, "2.2": 48.6, "2.3": 48.6, "2.4": 48.6}
+    held = dataclasses.replace(setup, level_m=0.822, running=six, inflow_m3h=np.full(4, 4890.0),
+                               price_eur_per_kwh=setup.price_eur_per_kwh[:4])
+    plant = LockstepPlant(held)
+    url = f"opc.tcp://127.0.0.1:{free_port()}/tunneltwin/"
+    sim = await opcua_plant(plant, url)
+    port = OpcuaPort(url, OPCUA_TAGS, setup.site, timeout_s=5)
+    try:
+        await port.connect()
+        drawdown = Setpoints(pumps=tuple(PumpSetpoint(id=p, on=True, freq_hz=f, stop_below_m=stop_below_m)
+                                         for p, f in six.items()))
+        assert (await port.write(drawdown)).as_dict()["2.4"].stop_below_m == stop_below_m
+        for key, node in sim.nodes.items():
+            if key[0] == "setpoint":
+                await node.set_writable(False)
+        for _ in range(3):
+            await port.step()
+            with pytest.raises(WriteRejected):
+                await port.write(Setpoints(pumps=(PumpSetpoint(id="1.1", on=True, freq_hz=47.8),)))
+        await port.close()
+    finally:
+        await sim.stop()
+    lowest = float(plant.traj.col("level_m").min())
+    if stop_below_m:
+        assert lowest >= 0.5 and len(plant.twin.stopped_by_level()) == 5
+    else:
+        assert lowest < 0.5 and not plant.twin.stopped_by_level()
 
 
 async def test_disk_full_for_the_audit_log(setup: ReplaySetup, tmp_path: Path) -> None:

@@ -43,9 +43,11 @@ def telemetry(draw: st.DrawFn) -> Telemetry:
                      pumps=tuple(pumps))
 
 
-commands = st.lists(st.tuples(st.sampled_from([*SITE.pump_ids, "9.9"]), st.booleans(), st.floats(0.0, 70.0)),
+commands = st.lists(st.tuples(st.sampled_from([*SITE.pump_ids, "9.9"]), st.booleans(), st.floats(0.0, 70.0),
+                              st.floats(0.0, 20.0)),
                     max_size=10).map(lambda xs: Setpoints(pumps=tuple(
-                        PumpSetpoint(id=i, on=on, freq_hz=f) for i, on, f in {x[0]: x for x in xs}.values())))
+                        PumpSetpoint(id=i, on=on, freq_hz=f, stop_below_m=s)
+                        for i, on, f, s in {x[0]: x for x in xs}.values())))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -55,6 +57,8 @@ def test_the_supervisor_never_commands_what_the_rules_forbid(tel: Telemetry, sp:
     assert [p.id for p in out.pumps] == SITE.pump_ids  # one command per pump, no unknown one
     on = {p.id: p.freq_hz for p in out.pumps if p.on}
     by_id = {p.id: p for p in tel.pumps}
+    for cmd in out.pumps:  # a stop level never stops a pump far from the bottom, or at once
+        assert cmd.stop_below_m <= (min(RULES.emptying_level_m, tel.level_m) if cmd.on else 0.0), cmd
     for pid, freq in on.items():
         assert by_id[pid].available, f"unavailable pump {pid} commanded on"
         assert RULES.min_freq_hz <= freq <= RULES.max_freq_hz, f"pump {pid} at {freq} Hz"

@@ -122,3 +122,18 @@ def test_unknown_pump_is_dropped_and_counted(site: Site, sup: Supervisor) -> Non
     out = sup.check(telemetry(site), command(p1_2=49.0, p9_9=49.0))
     assert set(running(out)) == {"1.2"}
     assert sup.counts["unknown_pump"] == 1
+
+
+def test_stop_levels_pass_up_to_the_emptying_level_and_the_level_now(site: Site, sup: Supervisor) -> None:
+    """A stop level over the level now would stop pumps at once, far from the bottom: it is
+    lowered and noted. A stopped pump carries none."""
+    tel = telemetry(site, level_m=2.0, on={"1.2": 49.0, "2.2": 49.0})
+    given = Setpoints(pumps=(PumpSetpoint(id="1.2", on=True, freq_hz=49.0, stop_below_m=0.6),
+                             PumpSetpoint(id="2.2", on=True, freq_hz=49.0, stop_below_m=1.5),
+                             PumpSetpoint(id="2.4", on=False, stop_below_m=0.6)))
+    out = {p.id: p.stop_below_m for p in sup.check(tel, given).pumps}
+    assert (out["1.2"], out["2.2"], out["2.4"]) == (0.6, 0.7, 0.0)
+    assert sup.counts["stop_level"] == 1
+    low = sup.check(telemetry(site, level_m=0.62, on={"1.2": 48.0}),
+                    Setpoints(pumps=(PumpSetpoint(id="1.2", on=True, freq_hz=48.0, stop_below_m=0.65),)))
+    assert low.as_dict()["1.2"].stop_below_m == 0.62

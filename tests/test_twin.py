@@ -87,3 +87,62 @@ def test_nan_setpoint_is_refused_at_the_boundary_and_by_the_twin(site: Site) -> 
     sneaky = PumpSetpoint.model_construct(id="1.4", on=True, freq_hz=math.nan)
     with pytest.raises(SetpointError, match="NaN"):
         twin.apply(Setpoints.model_construct(pumps=(sneaky,)))
+
+
+SIX = {"1.1": 47.8, "1.4": 48.6, "2.1": 47.8, "2.2": 48.6, "2.3": 48.6, "2.4": 48.6}
+
+
+def _lowest_level(twin: Twin, intervals: int) -> float:
+    """The lowest level seen at one-minute reads over the intervals."""
+    lowest = twin.level_m
+    for _ in range(intervals * 15):
+        twin.advance(60.0)
+        lowest = min(lowest, twin.level_m)
+    return lowest
+
+
+def _six(stop_below_m: float) -> Setpoints:
+    return Setpoints(pumps=tuple(PumpSetpoint(id=p, on=True, freq_hz=f, stop_below_m=stop_below_m)
+                                 for p, f in SIX.items()))
+
+
+def test_stop_levels_keep_a_held_drawdown_above_the_minimum(site: Site) -> None:
+    """The soak's refused-write drain: six pumps (running for hours) held from 0.82 m on
+    4,890 m3/h for two intervals. Without stop levels the tunnel drains; with 0.7 m the PLC
+    stops five of them and keeps the pump with the least flow."""
+    drained = Twin(site, T0, lambda t: 4890.0, 0.822, SIX)
+    drained.apply(_six(0.0))
+    assert _lowest_level(drained, 2) < 0.5
+    twin = Twin(site, T0, lambda t: 4890.0, 0.822, SIX)
+    twin.apply(_six(0.7))
+    assert _lowest_level(twin, 2) >= 0.5
+    running = [p.id for p in twin.telemetry().pumps if p.status.is_on]
+    assert len(running) == 1 and running[0] in ("1.1", "2.1")
+    assert sorted(twin.stopped_by_level()) == sorted(set(SIX) - set(running))
+
+
+def test_a_stop_level_never_ends_a_run_before_its_minimum(site: Site) -> None:
+    """2.2 starts now; the level falls under the stop level within its 2 h: it runs on, while
+    1.4 (running for hours) is stopped."""
+    twin = Twin(site, T0, lambda t: 3000.0, 0.9, {"1.4": 50.0})
+    twin.apply(Setpoints(pumps=(PumpSetpoint(id="1.4", on=True, freq_hz=50.0, stop_below_m=0.7),
+                                PumpSetpoint(id="2.2", on=True, freq_hz=50.0, stop_below_m=0.7))))
+    _lowest_level(twin, 1)
+    assert twin.telemetry().pump("2.2").status.is_on
+    assert twin.telemetry().pump("1.4").status is PumpStatus.OFF and twin.stopped_by_level() == ["1.4"]
+
+
+def test_a_pump_its_stop_level_stopped_ignores_the_held_command_inside_min_off(site: Site) -> None:
+    """A refused write leaves the old command on the plant, applied again every interval: it must
+    not restart the pump the PLC stopped until its minimum off time is done."""
+    twin = Twin(site, T0, lambda t: 4890.0, 0.822, SIX)
+    twin.apply(_six(0.7))
+    _lowest_level(twin, 1)
+    stopped = twin.stopped_by_level()
+    twin.apply(_six(0.7))
+    twin.advance()
+    assert all(not twin.telemetry().pump(p).status.is_on for p in stopped)
+    twin.advance(float(site.rules.min_off_s))
+    twin.apply(_six(0.0))
+    twin.advance()
+    assert all(twin.telemetry().pump(p).status.is_on for p in stopped)

@@ -59,6 +59,9 @@ class PumpSetpoint(_Frozen):
     id: str
     on: bool
     freq_hz: float = 0.0
+    stop_below_m: float = Field(default=0.0, ge=0.0, description=(
+        "the plant stops this running pump by itself when the level falls under this, once its "
+        "minimum run is done and if another pump runs (0: no stop level)"))
 
 
 class Setpoints(_Frozen):

@@ -90,7 +90,8 @@ def ours(setpoints: Setpoints, cmd: OperatorCommands) -> Setpoints:
         mode = cmd.modes.get(sp.id, "auto")
         if mode == "manual":
             continue
-        out.append(sp.model_copy(update={"on": False, "freq_hz": 0.0}) if mode == "out_of_service" else sp)
+        off = {"on": False, "freq_hz": 0.0, "stop_below_m": 0.0}
+        out.append(sp.model_copy(update=off) if mode == "out_of_service" else sp)
     return Setpoints(pumps=tuple(out))
 
 

@@ -17,7 +17,8 @@ def report(obs: Observation, sp: Setpoints, controller: Controller, stats: Stats
     out: dict[str, Any] = {
         "status": {"state": "running", "time": tel.time.isoformat(), "controller": controller.name,
                    "level_m": round(tel.level_m, 3), "inflow_m3h": round(tel.inflow_m3h, 1),
-                   "setpoints": {p.id: {"on": p.on, "freq_hz": round(p.freq_hz, 2)} for p in sp.pumps}},
+                   "setpoints": {p.id: {"on": p.on, "freq_hz": round(p.freq_hz, 2),
+                                        "stop_below_m": round(p.stop_below_m, 3)} for p in sp.pumps}},
         "kpis": stats.summary(),
         "forecast": {"start": tel.time.isoformat(), "step_s": obs.prices.step_s,
                      "price_eur_per_kwh": list(obs.prices.eur_per_kwh)},

@@ -6,6 +6,7 @@ a simulated year at 1-minute steps is half a million calls.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,8 @@ from tunneltwin.site import Site
 
 Floats = NDArray[np.float64]
 OFF, STARTING, RUNNING, STOPPING = 0, 1, 2, 3
+SCAN_S = 5.0  # a PLC checks its stop levels this often; near the bottom the level moves in seconds
+NEAR_M = 0.3  # ... and the twin steps that finely while the level is this close to an armed one
 STATUS = (PumpStatus.OFF, PumpStatus.STARTING, PumpStatus.RUNNING, PumpStatus.STOPPING)
 
 
@@ -34,6 +37,8 @@ class PlantState:
     run_s: NDArray[np.float64]
     starts: NDArray[np.int_]
     available: NDArray[np.bool_]
+    stop_below_m: NDArray[np.float64]  # each running pump's stop level (0: none), see ``interlock``
+    stopped_at_level: NDArray[np.bool_]  # stopped by its stop level: no restart inside min-off
 
 
 @dataclass
@@ -56,6 +61,8 @@ class PlantModel:
     ramp_s: float
     flow_scale: NDArray[np.float64]
     power_scale: NDArray[np.float64]
+    min_on_s: float = 0.0  # the stop level never ends a run shorter than this
+    min_off_s: float = 0.0  # ... and a pump it stopped ignores starts for this long
     type_index: dict[str, NDArray[np.int_]] = field(init=False)
     stacked: StackedGrids | None = field(init=False)
 
@@ -71,7 +78,7 @@ class PlantModel:
         physics = physics or PlantPhysics.from_site(site)
         return cls(physics, [p.type for p in site.pumps], site.timing.ramp_s,
                    np.array([p.flow_scale for p in site.pumps]),
-                   np.array([p.power_scale for p in site.pumps]))
+                   np.array([p.power_scale for p in site.pumps]), site.rules.min_on_s, site.rules.min_off_s)
 
     def initial_state(self, level_m: float, on: NDArray[np.bool_], freq_hz: NDArray[np.float64],
                       available: NDArray[np.bool_]) -> PlantState:
@@ -82,7 +89,8 @@ class PlantModel:
             status=np.where(running, RUNNING, OFF), target_hz=np.where(running, freq_hz, 0.0),
             freq_hz=np.where(running, freq_hz, 0.0), ramp_t_s=np.zeros(n),
             since_switch_s=np.full(n, 86400.0), run_s=np.zeros(n),
-            starts=np.zeros(n, dtype=int), available=available.copy(),
+            starts=np.zeros(n, dtype=int), available=available.copy(), stop_below_m=np.zeros(n),
+            stopped_at_level=np.zeros(n, dtype=bool),
         )
 
     def pump_flows(self, freq_hz: Floats, level_m: float) -> tuple[Floats, Floats]:
@@ -95,10 +103,16 @@ class PlantModel:
         return flow * self.flow_scale, power * self.power_scale
 
 
-def command(state: PlantState, on: NDArray[np.bool_], freq_hz: NDArray[np.float64]) -> None:
-    """Turn on/off commands into ramps; a pump that is not available ignores a start."""
+def command(model: PlantModel, state: PlantState, on: NDArray[np.bool_], freq_hz: NDArray[np.float64],
+            stop_below_m: NDArray[np.float64] | None = None) -> None:
+    """Turn on/off commands into ramps; a pump that is not available ignores a start, and so does
+    one its stop level stopped, inside its minimum off time (a held command is applied again every
+    interval). A running pump takes its new stop level; a stopped one has none."""
     is_on = (state.status == STARTING) | (state.status == RUNNING)
-    start = on & ~is_on & state.available
+    locked = state.stopped_at_level & (state.since_switch_s < model.min_off_s)
+    start = on & ~is_on & state.available & ~locked
+    on = on & ~locked
+    state.stopped_at_level[start] = False
     stop = ~on & is_on
     state.status[start] = STARTING
     state.status[stop] = STOPPING
@@ -107,6 +121,33 @@ def command(state: PlantState, on: NDArray[np.bool_], freq_hz: NDArray[np.float6
     state.starts[start] += 1
     keep = on & state.available
     state.target_hz[keep] = freq_hz[keep]
+    state.stop_below_m[:] = np.where(keep, 0.0 if stop_below_m is None else stop_below_m, 0.0)
+
+
+def interlock(model: PlantModel, state: PlantState, flow_m3h: NDArray[np.float64]) -> None:
+    """Stop levels, as the PLC executes them between the daemon's commands: a running pump stops
+    when the level falls under its stop level, once its minimum run is done, and never the last
+    pump running (the one with the least flow stays). It covers a command the plant keeps
+    running because later writes were refused (soak: six pumps from 1.31 m held two intervals
+    took the level to 0.06 m)."""
+    on = (state.status == STARTING) | (state.status == RUNNING)
+    level = model.physics.geometry.level(state.volume_m3)
+    due = on & (level < state.stop_below_m) & (state.since_switch_s >= model.min_on_s)
+    if not due.any():
+        return
+    if due.sum() == on.sum():
+        due[np.flatnonzero(due)[np.argmin(flow_m3h[due])]] = False
+    state.status[due] = STOPPING
+    state.ramp_t_s[due] = 0.0
+    state.since_switch_s[due] = 0.0
+    state.stop_below_m[due] = 0.0
+    state.stopped_at_level[due] = True
+
+
+def scans(model: PlantModel, state: PlantState, dt: float) -> int:
+    """How many pieces to step dt in: one, or PLC scans while the level is near a stop level."""
+    near = (state.stop_below_m > 0) & (state.stop_below_m > model.physics.geometry.level(state.volume_m3) - NEAR_M)
+    return max(1, math.ceil(dt / SCAN_S)) if near.any() else 1
 
 
 def trip(state: PlantState, index: int, available: bool) -> None:

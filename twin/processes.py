@@ -18,8 +18,11 @@ InflowFn = Callable[[float], float]
 def plant(env: simpy.Environment, twin: Twin, dt: float) -> Generator[simpy.Event, None, None]:
     """Step the plant every dt: the step starting now covers [now, now + dt]."""
     while True:
-        flows = model.step(twin.model, twin.state, twin.inflow_m3h(env.now), dt)
-        twin.meter.add(flows, dt)
+        inflow, n = twin.inflow_m3h(env.now), model.scans(twin.model, twin.state, dt)
+        for _ in range(n):
+            flows = model.step(twin.model, twin.state, inflow, dt / n)
+            twin.meter.add(flows, dt / n)
+            model.interlock(twin.model, twin.state, flows.pump_flow_m3h)
         yield env.timeout(dt)
 
 

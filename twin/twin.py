@@ -100,6 +100,12 @@ class Twin:
         return IntervalRecord(m.seconds, m.pump_m3 / hours, m.pump_kwh / hours, m.pump_kwh.copy(),
                               self._last_inflow_m3h, m.spilled_m3)
 
+    def stopped_by_level(self) -> list[str]:
+        """Pumps their stop level stopped since their last start."""
+        s = self.state
+        off = (s.status == model.OFF) | (s.status == model.STOPPING)
+        return [p for k, p in enumerate(self.ids) if s.stopped_at_level[k] and off[k]]
+
     def schedule_outage(self, pump_id: str, start_s: float, end_s: float) -> None:
         self.env.process(processes.outage(self.env, self, self.ids.index(pump_id), start_s, end_s))
 
@@ -120,10 +126,12 @@ class Twin:
         on = self.state.status.copy() != model.OFF
         on &= self.state.status != model.STOPPING
         freq = self.state.target_hz.copy()
+        stops = self.state.stop_below_m.copy()
         for index, sp in zip(self.validate(setpoints), setpoints.pumps, strict=True):
             on[index] = sp.on
             freq[index] = sp.freq_hz if sp.on else 0.0
-        model.command(self.state, on, freq)
+            stops[index] = sp.stop_below_m
+        model.command(self.model, self.state, on, freq, stops)
 
     def _validate(self, pump_id: str, on: bool, freq_hz: float) -> int:
         if pump_id not in self.ids:
