@@ -25,8 +25,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from adapters.assemble import Assembler
+from adapters.port import readback
 from adapters.tagmap import Binding, TagMap, bindings
-from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
+from tunneltwin.contracts import Observation, Setpoints
 from tunneltwin.errors import ConfigError, PlantError, PlantTimeout, PlantUnavailable, TagMapError, WriteRejected
 from tunneltwin.site import Site
 
@@ -312,6 +313,4 @@ def _setpoints(ids: list[str], targets: list[Binding], get: Callable[[Binding], 
     got: dict[str, dict[str, Any]] = {i: {} for i in ids}
     for b in targets:
         got[b.pump or ""][b.field] = get(b)
-    return Setpoints(pumps=tuple(PumpSetpoint(id=i, on=bool(got[i]["on"]), freq_hz=float(got[i]["freq_hz"]),
-                                              stop_below_m=float(got[i].get("stop_below_m", 0.0)))
-                                 for i in ids))
+    return readback(got)

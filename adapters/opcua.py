@@ -21,8 +21,9 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from adapters.assemble import Assembler
 from adapters.opcua_common import split_path
 from adapters.pki import DAEMON_URI
+from adapters.port import readback
 from adapters.tagmap import Binding, TagMap, bindings
-from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
+from tunneltwin.contracts import Observation, Setpoints
 from tunneltwin.errors import PlantError, PlantTimeout, PlantUnavailable, TagMapError, WriteRejected
 from tunneltwin.site import Site
 
@@ -198,9 +199,7 @@ def _setpoints(ids: list[str], targets: list[Binding], values: list[Any]) -> Set
     got: dict[str, dict[str, Any]] = {i: {} for i in ids}
     for b, v in zip(targets, values, strict=True):
         got[b.pump or ""][b.field] = v
-    return Setpoints(pumps=tuple(PumpSetpoint(id=i, on=bool(got[i]["on"]), freq_hz=float(got[i]["freq_hz"]),
-                                              stop_below_m=float(got[i].get("stop_below_m", 0.0)))
-                                 for i in ids))
+    return readback(got)
 
 
 async def _secure(client: Client, sec: OpcuaSecurity) -> None:

@@ -7,9 +7,11 @@ only ours (httpx's transport idea).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
-from tunneltwin.contracts import Observation, Setpoints
+from pydantic import ValidationError
+
+from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
 from tunneltwin.errors import WriteRejected
 
 FREQ_READBACK_TOL_HZ = 0.01  # a Float node holds ~7 digits; 0.01 Hz is far below any effect
@@ -50,3 +52,18 @@ def check_readback(written: Setpoints, readback: Setpoints) -> None:
                          + ("nothing" if got is None else f"on={got.on} {got.freq_hz:.2f} Hz"))
     if wrong:
         raise WriteRejected("setpoint read-back differs: " + "; ".join(wrong))
+
+
+def readback(got: dict[str, dict[str, Any]]) -> Setpoints:
+    """Setpoints from the fields read back per pump; a value no command can hold (a negative stop
+    level) is WriteRejected naming the pump, so the tick alarms instead of failing."""
+    return Setpoints(pumps=tuple(_read_back(i, f) for i, f in got.items()))
+
+
+def _read_back(pump_id: str, fields: dict[str, Any]) -> PumpSetpoint:
+    try:
+        return PumpSetpoint(id=pump_id, on=bool(fields["on"]), freq_hz=float(fields["freq_hz"]),
+                            stop_below_m=float(fields.get("stop_below_m", 0.0)))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))} = {e['input']!r}: {e['msg']}" for e in exc.errors())
+        raise WriteRejected(f"pump {pump_id} read back no valid command: {problems}") from exc

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from adapters.opcua import OpcuaPort
-from adapters.port import check_readback
+from adapters.port import check_readback, readback
 from controller.baseline import BaselineController
 from scenarios.replay import LockstepPlant, ReplaySetup, run_controller
 from scenarios.scenario import load_scenario
@@ -131,3 +131,11 @@ async def test_missing_tags_are_named(two_days: ReplaySetup, broker: Broker) -> 
                            MQTT_TAGS.model_copy(update={"station": station}), two_days.site, timeout_s=1)
         with pytest.raises(TagMapError, match=r"\[station\] level_m \(tunneltwin/station .level\)"):
             await wrong_m.connect()
+
+
+def test_a_read_back_no_command_can_hold_is_a_rejected_write_naming_the_pump() -> None:
+    """A PLC echoing a negative stop level: the tick alarms (WriteRejected), it does not fail."""
+    ok = readback({"2.1": {"on": True, "freq_hz": 48.5, "stop_below_m": 0.6}, "1.1": {"on": False, "freq_hz": 0.0}})
+    assert [(p.id, p.stop_below_m) for p in ok.pumps] == [("2.1", 0.6), ("1.1", 0.0)]
+    with pytest.raises(WriteRejected, match=r"pump 2\.1 .*stop_below_m = -1\.0"):
+        readback({"2.1": {"on": True, "freq_hz": 48.5, "stop_below_m": -1.0}})
