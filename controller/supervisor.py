@@ -209,13 +209,17 @@ class Supervisor:
             return want
         f = self.floor_freq_hz(list(want), tel.volume_m3, inflow, hold)
         want = {i: min(x, f) for i, x in want.items()}
-        floor_m = self.site.rules.min_level_m + self.cfg.floor_margin_m
+        floor_m = self.floor_level_m()
         self._note(tel, "min_level", None, f"would end under {floor_m:.2f} m: slowed to {f:.2f} Hz")
         return self._shed(tel, want, ends_above, "min_level", "stopped to keep the level above the floor")
 
     def floor_volume_m3(self) -> float:
         """The volume every interval must end above (the minimum level plus the floor margin)."""
-        return self.model.volume(self.site.rules.min_level_m + self.cfg.floor_margin_m)
+        return self.model.volume(self.floor_level_m())
+
+    def floor_level_m(self) -> float:
+        """The minimum level plus the floor margin: also every MPC command's stop level."""
+        return self.site.rules.min_level_m + self.cfg.floor_margin_m
 
     def floor_freq_hz(self, on: list[int], volume_m3: float, inflow_m3h: float, hold: bool) -> float:
         """Common frequency at which these pumps end the interval on the floor on this inflow;

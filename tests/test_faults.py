@@ -166,12 +166,12 @@ async def test_setpoint_write_rejected(setup: ReplaySetup) -> None:
     assert "write_rejected" in {a["kind"] for a in service.alerts}
 
 
-@pytest.mark.parametrize("stop_below_m", [0.0, 0.7])
+@pytest.mark.parametrize("stop_below_m", [0.0, 0.55])
 async def test_a_drawdown_held_by_refused_writes_stops_at_its_stop_level(setup: ReplaySetup,
                                                                          stop_below_m: float) -> None:
     """The soak's drain, over OPC UA: six pumps (past their 2 h run) written at 0.82 m on 4,890
     m3/h, then the PLC refuses writes for three intervals. Without a stop level the tunnel runs
-    under 0.5 m; with 0.7 m the PLC stops five pumps by itself and the level stays above it."""
+    under 0.5 m; with the floor, 0.55 m, the PLC stops five pumps by itself and the level stays above 0.5 m."""
     six = {"1.1": 47.8, "1.4": 48.6, "2.1": 47.8, "2.2": 48.6, "2.3": 48.6, "2.4": 48.6}
     held = dataclasses.replace(setup, level_m=0.822, running=six, inflow_m3h=np.full(4, 4890.0),
                                price_eur_per_kwh=setup.price_eur_per_kwh[:4])

@@ -357,21 +357,17 @@ def test_blocks_start_on_the_hour(site: Site, now: str, fine: int) -> None:
     assert (t + timedelta(seconds=fine * STEP)).minute == 0
 
 
-def test_running_pumps_get_a_stop_level_under_the_plan_within_floor_and_emptying_level(site: Site) -> None:
-    """0.1 m under the lower of the level now and the planned end, kept within 0.55-0.7 m and
-    under the level now: a drawdown to 0.82 m stops at 0.7 m, a landing to 0.62 m at the floor."""
+def test_running_pumps_get_the_floor_as_their_stop_level(site: Site) -> None:
+    """0.5 m + the 0.05 m floor margin, or the level now where it is lower; none on a stopped pump."""
     mpc = MpcController(site)
     sp = Setpoints(pumps=(PumpSetpoint(id="1.4", on=True, freq_hz=49.0), PumpSetpoint(id="2.2", on=False)))
-    model = mpc.model
 
-    def stop(level_m: float, planned_m: float) -> float:
-        out = mpc._with_stop_levels(telemetry(site, level_m=level_m), sp, model.volume(planned_m)).as_dict()
+    def stop(level_m: float) -> float:
+        out = mpc._with_stop_levels(telemetry(site, level_m=level_m), sp).as_dict()
         assert out["2.2"].stop_below_m == 0.0
         return out["1.4"].stop_below_m
 
-    assert stop(1.305, 0.822) == 0.7
-    assert stop(0.8, 0.62) == 0.55
-    assert stop(0.75, 0.78) == pytest.approx(0.65)
-    assert stop(0.52, 0.6) == 0.52
+    assert stop(3.0) == stop(0.6) == 0.55
+    assert stop(0.52) == 0.52
     off = MpcController(site, MpcSettings(stop_levels=False))
-    assert off._with_stop_levels(telemetry(site, level_m=1.3), sp, model.volume(0.8)) == sp
+    assert off._with_stop_levels(telemetry(site, level_m=1.3), sp) == sp
