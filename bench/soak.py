@@ -229,7 +229,8 @@ async def main(days: float, every_h: float, controller: str, rain: bool, keep: P
     print(f"faults injected: {len(soak.done)} ({', '.join(sorted({n for _, n in soak.done}))})")
     print(f"hard-rule violations: {report.hard_violations} {by_rule}; "
           f"alarms (level above {site.rules.alarm_level_m} m): {len(report.alarms)}; "
-          f"runs cut by a pump trip: {len(report.trips)}")
+          f"runs cut by a pump trip: {len(report.trips)}; pumps stopped by their stop level: "
+          f"{int(plant.twin.state.level_stops.sum())}, lowest level {float(plant.traj.col('level_m').min()):.3f} m")
     print(f"daemon ticks {stats.ticks}, audit rows {len(rows)}; {summary(rows).splitlines()[1].strip()}")
     print(f"comms errors {stats.comms_errors}, reconnects {stats.reconnects}, write rejections "
           f"{stats.write_rejections}, fallbacks {stats.fallbacks}, alerts {len(service.alerts)} (last 50 kept)")

@@ -119,6 +119,7 @@ def test_stop_levels_keep_a_held_drawdown_above_the_minimum(site: Site) -> None:
     running = [p.id for p in twin.telemetry().pumps if p.status.is_on]
     assert len(running) == 1 and running[0] in ("1.1", "2.1")
     assert sorted(twin.stopped_by_level()) == sorted(set(SIX) - set(running))
+    assert int(twin.state.level_stops.sum()) == 5
 
 
 def test_a_stop_level_never_ends_a_run_before_its_minimum(site: Site) -> None:

@@ -39,6 +39,7 @@ class PlantState:
     available: NDArray[np.bool_]
     stop_below_m: NDArray[np.float64]  # each running pump's stop level (0: none), see ``interlock``
     stopped_at_level: NDArray[np.bool_]  # stopped by its stop level: no restart inside min-off
+    level_stops: NDArray[np.int_]  # how often each pump's stop level stopped it
 
 
 @dataclass
@@ -90,7 +91,7 @@ class PlantModel:
             freq_hz=np.where(running, freq_hz, 0.0), ramp_t_s=np.zeros(n),
             since_switch_s=np.full(n, 86400.0), run_s=np.zeros(n),
             starts=np.zeros(n, dtype=int), available=available.copy(), stop_below_m=np.zeros(n),
-            stopped_at_level=np.zeros(n, dtype=bool),
+            stopped_at_level=np.zeros(n, dtype=bool), level_stops=np.zeros(n, dtype=int),
         )
 
     def pump_flows(self, freq_hz: Floats, level_m: float) -> tuple[Floats, Floats]:
@@ -142,6 +143,7 @@ def interlock(model: PlantModel, state: PlantState, flow_m3h: NDArray[np.float64
     state.since_switch_s[due] = 0.0
     state.stop_below_m[due] = 0.0
     state.stopped_at_level[due] = True
+    state.level_stops[due] += 1
 
 
 def scans(model: PlantModel, state: PlantState, dt: float) -> int:
