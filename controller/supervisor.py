@@ -105,13 +105,14 @@ class Supervisor:
 
     def _stop_levels(self, tel: Telemetry, sp: Setpoints) -> dict[str, float]:
         """Stop levels pass up to the emptying level and the level now: one higher would stop
-        pumps at once, far from the bottom, where a rising level needs them."""
+        pumps at once, far from the bottom, where a rising level needs them. Lowering one by
+        under a millimetre (a level rounded to mm) is not noted as an override."""
         top = min(self.site.rules.emptying_level_m, tel.level_m)
         index = {p.id: i for i, p in enumerate(tel.pumps)}
         out = {}
         for p in sp.pumps:
             out[p.id] = min(p.stop_below_m, top)
-            if p.stop_below_m > top and p.id in index:
+            if p.stop_below_m > top + 1e-3 and p.id in index:
                 self._note(tel, "stop_level", index[p.id], f"stop level {p.stop_below_m:.2f} m lowered to {top:.2f} m")
         return out
 

@@ -136,4 +136,7 @@ def test_stop_levels_pass_up_to_the_emptying_level_and_the_level_now(site: Site,
     assert sup.counts["stop_level"] == 1
     low = sup.check(telemetry(site, level_m=0.62, on={"1.2": 48.0}),
                     Setpoints(pumps=(PumpSetpoint(id="1.2", on=True, freq_hz=48.0, stop_below_m=0.65),)))
-    assert low.as_dict()["1.2"].stop_below_m == 0.62
+    assert low.as_dict()["1.2"].stop_below_m == 0.62 and sup.counts["stop_level"] == 2
+    rounded = sup.check(telemetry(site, level_m=0.3544, on={"1.2": 48.0}),  # the MPC rounds the level to mm
+                        Setpoints(pumps=(PumpSetpoint(id="1.2", on=True, freq_hz=48.0, stop_below_m=0.355),)))
+    assert rounded.as_dict()["1.2"].stop_below_m == 0.3544 and sup.counts["stop_level"] == 2
