@@ -222,7 +222,9 @@ class MpcController:
         refused writes no longer drains the tunnel (soak: six pumps from 1.31 m, the next two
         writes refused, the level at 0.06 m). Not higher: stop levels 0.1 m under the plan,
         up to the emptying level (0.7 m), stopped the dips that empty a creeping day, and three
-        recorded runs of 11 missed an emptying by 1-10 mm (0.70 m against 0 without them)."""
+        recorded runs of 11 missed an emptying by 1-10 mm where the runs without them emptied.
+        Pumps inside their 2 h run go on (soak: three pumps started for a drawdown, held by two
+        refused writes from 0.995 m, took the level to 0.31 m)."""
         if not self.cfg.stop_levels:
             return sp
         stop = round(min(self.supervisor.floor_level_m(), tel.level_m), 3)
