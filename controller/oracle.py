@@ -4,14 +4,15 @@ Each interval it solves the MPC's horizon on the scenario's real inflow and pric
 forecast error, no unpublished prices), through the same model, hedges, dispatch and
 safety supervisor; only the knowledge differs. So its cost is what better information
 alone buys. That makes it a bound in practice, not a proof: both runs are one path of a
-chaotic loop (dry-week: the oracle drew down at noon on an inflow no landing could meet,
-chased the emptying all evening at high prices, missed it and paid 23 % more than the MPC).
+chaotic loop (with landing_window and stop levels it paid 11.7 % more than the MPC on
+seed 12 and 6.5 % more on storm; before, 23 % more on dry-week, where it booked landings on
+one-interval inflow dips that no pump set could follow).
 
 Why not the whole scenario in one MILP (the previous oracle): over 5-10 days HiGHS does not
 close the gap in minutes (storm: 263 % after 60 s solves, 13.5 min per run), and tracking
 that plan on the twin paid more than the MPC (storm 371.61 EUR and 2 emptyings missed
-against 262.64 and none). Told the future, the MPC's loop paid 0.5-32 % less than the MPC in
-10 of 11 runs measured (README, "Oracle"), in 1-2 min per 10-day run.
+against 262.64 and none). Told the future, the MPC's loop paid 0.9-14 % less than the MPC in
+9 of 11 runs measured (README, "Oracle"), in 1-2 min per 10-day run.
 """
 
 from __future__ import annotations
