@@ -230,3 +230,20 @@ def test_a_daemon_stopped_before_its_first_step_reports_no_record(tmp_path: Path
     _twin_record(LockstepPlant(load_scenario("dry-week", site)), "baseline", tmp_path / "out")
     assert "no step was run" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tag_map_without_stop_levels_is_said_at_startup() -> None:
+    """The field gateway's map has no stop_below_m: the daemon says so once, naming the file;
+    our simulator's map has it and says nothing."""
+    from structlog.testing import capture_logs
+
+    from adapters.tagmap import load_tagmap
+    from tunneltwin.daemon import _stop_levels_checked
+    from tunneltwin.settings import CONFIG_DIR
+
+    with capture_logs() as logs:
+        for name in ("tags-opcua.toml", "tags-mqtt.toml", "tags-opcua-field.toml"):
+            _stop_levels_checked(load_tagmap(CONFIG_DIR / name), CONFIG_DIR / name)
+    warned = [e for e in logs if "stop_below_m" in e["event"]]
+    assert [Path(e["tags"]).name for e in warned] == ["tags-opcua-field.toml"]
+    assert warned[0]["log_level"] == "warning"

@@ -14,7 +14,7 @@ import structlog
 
 from adapters.port import PlantPort
 from adapters.sim import SimPort
-from adapters.tagmap import load_tagmap
+from adapters.tagmap import TagMap, load_tagmap
 from controller.base import Controller
 from controller.baseline import BaselineController
 from controller.mpc import MpcController, MpcSettings
@@ -68,7 +68,8 @@ def _opcua_port(cfg: DaemonConfig, site: Site) -> PlantPort:
         assert o.certificate and o.private_key and o.server_certificate
         security = OpcuaSecurity(o.certificate, o.private_key, o.server_certificate, o.username,
                                  password(o, "opcua"))
-    return OpcuaPort(o.endpoint, load_tagmap(o.tags), site, security, o.timeout_s, o.poll_s)
+    return OpcuaPort(o.endpoint, _stop_levels_checked(load_tagmap(o.tags), o.tags), site, security,
+                     o.timeout_s, o.poll_s)
 
 
 def _mqtt_port(cfg: DaemonConfig, site: Site) -> PlantPort:
@@ -76,7 +77,16 @@ def _mqtt_port(cfg: DaemonConfig, site: Site) -> PlantPort:
 
     m = cfg.mqtt
     link = MqttLink.from_url(m.url, m.client_id, m.username, password(m, "mqtt"), m.ca_file)
-    return MqttPort(link, load_tagmap(m.tags), site, m.timeout_s, m.poll_s)
+    return MqttPort(link, _stop_levels_checked(load_tagmap(m.tags), m.tags), site, m.timeout_s, m.poll_s)
+
+
+def _stop_levels_checked(tags: TagMap, path: Path) -> TagMap:
+    """Say at startup when the plant cannot take stop levels: a command its PLC holds after
+    refused writes then runs on until the next accepted one (README, "Faults")."""
+    if "stop_below_m" not in tags.setpoint:
+        log.warning("tag map has no [setpoint] stop_below_m: the plant will not stop pumps at a level by itself",
+                    tags=str(path))
+    return tags
 
 
 def build_surfaces(cfg: DaemonConfig, site: Site) -> list[Surface]:
