@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from adapters.mqtt import MqttLink
-from adapters.served import Snapshot, held
+from adapters.served import Snapshot
 from adapters.tagmap import Binding, TagMap, bindings
 from scenarios.replay import LockstepPlant
 from tunneltwin.contracts import Setpoints
@@ -31,7 +31,7 @@ class MqttSimulator:
         self.setpoints = bindings(tags, ids, ("setpoint",))
         self.readback = bindings(tags, ids, ("readback",))
         self.request = next((b for b in self.telemetry if b.table == "step" and b.field == "request"), None)
-        self.wanted = held(plant).as_dict()
+        self.wanted = plant.held().as_dict()
         self.inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._tasks: list[asyncio.Future[None]] = []
         self._last: Snapshot | None = None  # the state last published (a republish must not observe again)

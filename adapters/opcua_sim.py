@@ -18,7 +18,7 @@ from asyncua.common.callback import CallbackType, ServerItemCallback
 
 from adapters.opcua_common import VARIANTS, ServerSecurity, secure_server, split_path, users
 from adapters.pki import SIMULATOR_URI
-from adapters.served import Snapshot, held
+from adapters.served import Snapshot
 from adapters.tagmap import SETPOINT, Binding, TagMap, bindings
 from scenarios.replay import LockstepPlant
 from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
@@ -40,7 +40,7 @@ class OpcuaSimulator:
         self._folders: dict[str, Node] = {}
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self.accepted = held(plant)  # the last setpoints the drive took; a refused write goes back to them
+        self.accepted = plant.held()  # the last setpoints the drive took; a refused write goes back to them
 
     async def start(self) -> None:
         await self.server.init()

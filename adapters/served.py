@@ -6,7 +6,7 @@ from typing import Any
 
 from adapters.tagmap import Binding
 from scenarios.replay import LockstepPlant
-from tunneltwin.contracts import Observation, Setpoints
+from tunneltwin.contracts import Observation
 
 
 class Snapshot:
@@ -30,7 +30,3 @@ class Snapshot:
             return self.steps.get(b.field)
         return None
 
-
-def held(plant: LockstepPlant) -> Setpoints:
-    """The commands the simulated plant holds now."""
-    return plant.held()

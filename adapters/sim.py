@@ -29,7 +29,7 @@ class SimPort:
             self.plant.apply(setpoints)
         except SetpointError as exc:
             raise WriteRejected(str(exc)) from exc
-        return held_setpoints(self.plant, [sp.id for sp in setpoints.pumps])
+        return self.plant.held([sp.id for sp in setpoints.pumps])
 
     async def step(self) -> bool:
         if self.speed > 0:
@@ -40,7 +40,3 @@ class SimPort:
     async def close(self) -> None:
         return None
 
-
-def held_setpoints(plant: LockstepPlant, ids: list[str]) -> Setpoints:
-    """The commands the simulated plant holds for ``ids`` (what a read-back returns)."""
-    return plant.held(ids)
