@@ -29,4 +29,3 @@ class Snapshot:
         if b.table == "step":
             return self.steps.get(b.field)
         return None
-

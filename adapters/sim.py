@@ -39,4 +39,3 @@ class SimPort:
 
     async def close(self) -> None:
         return None
-
