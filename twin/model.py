@@ -109,7 +109,7 @@ def command(model: PlantModel, state: PlantState, on: NDArray[np.bool_], freq_hz
     """Turn on/off commands into ramps; a pump that is not available ignores a start, and so does
     one its stop level stopped, inside its minimum off time (a held command is applied again every
     interval). A running pump takes its new stop level; a stopped one has none."""
-    is_on = (state.status == STARTING) | (state.status == RUNNING)
+    is_on = _running(state)
     locked = state.stopped_at_level & (state.since_switch_s < model.min_off_s)
     start = on & ~is_on & state.available & ~locked
     on = on & ~locked
@@ -131,9 +131,11 @@ def interlock(model: PlantModel, state: PlantState, flow_m3h: NDArray[np.float64
     pump running (the one with the least flow stays). It covers a command the plant keeps
     running because later writes were refused (soak: six pumps from 1.31 m held two intervals
     took the level to 0.06 m)."""
-    on = (state.status == STARTING) | (state.status == RUNNING)
-    level = model.physics.geometry.level(state.volume_m3)
-    due = on & (level < state.stop_below_m) & (state.since_switch_s >= model.min_on_s)
+    armed = (state.stop_below_m > 0) & (state.since_switch_s >= model.min_on_s)
+    if not armed.any():  # the common case: no level lookup in the hot loop
+        return
+    on = _running(state)
+    due = armed & on & (model.physics.geometry.level(state.volume_m3) < state.stop_below_m)
     if not due.any():
         return
     if due.sum() == on.sum():
@@ -148,8 +150,16 @@ def interlock(model: PlantModel, state: PlantState, flow_m3h: NDArray[np.float64
 
 def scans(model: PlantModel, state: PlantState, dt: float) -> int:
     """How many pieces to step dt in: one, or PLC scans while the level is near a stop level."""
-    near = (state.stop_below_m > 0) & (state.stop_below_m > model.physics.geometry.level(state.volume_m3) - NEAR_M)
-    return max(1, math.ceil(dt / SCAN_S)) if near.any() else 1
+    top = float(state.stop_below_m.max())
+    if top <= 0:  # no stop level armed: no level lookup in the hot loop
+        return 1
+    near = top > model.physics.geometry.level(state.volume_m3) - NEAR_M
+    return max(1, math.ceil(dt / SCAN_S)) if near else 1
+
+
+def _running(state: PlantState) -> NDArray[np.bool_]:
+    running: NDArray[np.bool_] = (state.status == STARTING) | (state.status == RUNNING)
+    return running
 
 
 def trip(state: PlantState, index: int, available: bool) -> None:
