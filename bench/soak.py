@@ -73,21 +73,21 @@ def rss_mb() -> float:
 
 
 class Controlled:
-    """The daemon's controller, with two switches the bench flips: hold past the deadline, or no time."""
+    """A switch the bench flips on the daemon's own controller: its next decision is held past
+    the deadline. The daemon is handed the controller itself, not a wrapper, so what it reports
+    and audits (plan, inflow forecast) is what a plant's daemon records."""
 
     def __init__(self, inner: MpcController | BaselineController) -> None:
-        self.inner, self.name = inner, inner.name
-        self.hold_s = 0.0
+        self.inner, self.hold_s = inner, 0.0
+        decide = inner.decide
 
-    def __getattr__(self, name: str) -> Any:
-        """The rest is the inner controller's (its log and supervisor feed the audit)."""
-        return getattr(self.inner, name)
+        def held(obs: Observation) -> Setpoints:
+            if self.hold_s:
+                hold, self.hold_s = self.hold_s, 0.0
+                time.sleep(hold)
+            return decide(obs)
 
-    def decide(self, obs: Observation) -> Setpoints:
-        if self.hold_s:
-            hold, self.hold_s = self.hold_s, 0.0
-            time.sleep(hold)
-        return self.inner.decide(obs)
+        setattr(inner, "decide", held)  # noqa: B010 (an instance attribute shadows the method)
 
 
 class Soak:
@@ -197,7 +197,7 @@ async def main(days: float, every_h: float, controller: str, rain: bool, keep: P
             await soak.start_server()
             port = OpcuaPort(f"opc.tcp://127.0.0.1:{proxy.port}/tunneltwin/", OPCUA_TAGS, site, timeout_s=5)
             surface = MqttSurface(MqttLink("127.0.0.1", broker.port, "soak-daemon"))
-            service = Service(port, ctl, BaselineController(site), site, reconnect_max_s=2.0, surfaces=[surface],
+            service = Service(port, inner, BaselineController(site), site, reconnect_max_s=2.0, surfaces=[surface],
                               audit=audit, deadline_s=DEADLINE_S, stale_after_s=60)
             rss0, t0 = rss_mb(), time.perf_counter()
             run = asyncio.ensure_future(service.run())
@@ -231,7 +231,9 @@ async def main(days: float, every_h: float, controller: str, rain: bool, keep: P
           f"alarms (level above {site.rules.alarm_level_m} m): {len(report.alarms)}; "
           f"runs cut by a pump trip: {len(report.trips)}; pumps stopped by their stop level: "
           f"{int(plant.twin.state.level_stops.sum())}, lowest level {float(plant.traj.col('level_m').min()):.3f} m")
-    print(f"daemon ticks {stats.ticks}, audit rows {len(rows)}; {summary(rows).splitlines()[1].strip()}")
+    print(f"daemon ticks {stats.ticks}, audit rows {len(rows)}; {summary(rows).splitlines()[1].strip()}; "
+          f"with a plan {sum(r['plan'] is not None for r in rows)}, with an inflow forecast "
+          f"{sum(bool((r['forecast'] or {}).get('inflow_m3h_next')) for r in rows)}")
     print(f"comms errors {stats.comms_errors}, reconnects {stats.reconnects}, write rejections "
           f"{stats.write_rejections}, fallbacks {stats.fallbacks}, alerts {len(service.alerts)} (last 50 kept)")
     # the MPC's own no-plan fallback is audited under the MPC, with its status
@@ -240,8 +242,9 @@ async def main(days: float, every_h: float, controller: str, rain: bool, keep: P
     print("ticks decided by: " + ", ".join(f"{k} {v}" for k, v in sorted(deciders.items())))
     days_seen = sorted(soak.rss)
     marks = [d for d in (1, 3, 10, 20) if d in soak.rss]
-    print(f"RSS start {rss0:.0f} MB, " + ", ".join(f"day {d} {soak.rss[d]:.0f} MB" for d in marks)
-          + f", end (day {days_seen[-1] if days_seen else 0}) {rss1:.0f} MB; healthy={healthy}, ready={ready}")
+    points = [f"start {rss0:.0f} MB", *(f"day {d} {soak.rss[d]:.0f} MB" for d in marks),
+              f"end (day {days_seen[-1] if days_seen else 0}) {rss1:.0f} MB"]
+    print(f"RSS {', '.join(points)}; healthy={healthy}, ready={ready}")
     step_s = setup.step_s
     for b in report.breaches:
         k = round((b.time - setup.start).total_seconds() / step_s)

@@ -15,6 +15,7 @@ from adapters.opcua_sim import OpcuaSimulator
 from adapters.sim import SimPort
 from adapters.tagmap import load_tagmap
 from controller.baseline import BaselineController
+from controller.mpc import MpcController
 from scenarios.replay import LockstepPlant, ReplaySetup
 from scenarios.scenario import load_scenario
 from tests.plants import free_port
@@ -52,6 +53,20 @@ async def test_every_tick_is_recorded_with_its_state(tmp_path: Path, day: Replay
     reopened = AuditLog(tmp_path / "audit.sqlite")
     assert set(reopened.state("timers")) == set(day.site.pump_ids)
     assert reopened.state("operator") == {"optimiser": "on", "modes": {}, "limits": {}}
+
+
+async def test_the_mpc_ticks_carry_their_plan_and_inflow_forecast(tmp_path: Path, day: ReplaySetup) -> None:
+    """What the plan was and what inflow it expected is what an engineer asks after a bad hour."""
+    audit = AuditLog(tmp_path / "audit.sqlite")
+    mpc = MpcController(day.site)
+    await Service(SimPort(LockstepPlant(day)), mpc, BaselineController(day.site), day.site, max_ticks=2,
+                  audit=audit).run()
+    audit.close()
+    rows = list(read_ticks(tmp_path / "audit.sqlite"))
+    assert [r["tick"] for r in rows] == [0, 1]
+    for row in rows:
+        assert len(row["plan"]["level_m"]) == mpc.steps and row["plan"]["status"]
+        assert len(row["forecast"]["inflow_m3h_next"]) == 4 and row["forecast"]["inflow_m3h_mean"] > 0
 
 
 def test_a_full_disk_loses_nothing(tmp_path: Path, day: ReplaySetup) -> None:
