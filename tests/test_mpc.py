@@ -321,6 +321,20 @@ def test_the_oracle_sees_every_price_and_caps_the_scenarios_last_step(site: Site
     assert oracle.problem(tel, np.full(oracle.steps, 3000.0), seen).v_end_max_m3 is None
 
 
+def test_the_oracle_empties_exactly_the_days_the_rule_calls_dry(site: Site) -> None:
+    """The dry-day limit is 110,000 m3. A day of 115,000 m3 is inside the MPC's 10 % margin
+    against forecast error, so the MPC plans its emptying; the oracle knows the day is wet.
+    Its other forecast hedges go too; the supervisor's stay."""
+    tel = telemetry(site).model_copy(update={"time": T0})
+    mpc = MpcController(site)
+    for total_m3, mpc_days, oracle_days in ((115_000.0, 1, 0), (105_000.0, 1, 1)):
+        inflow = np.full(mpc.steps, total_m3 / 24)
+        oracle = OracleController(site, T0, inflow, np.full(mpc.steps, 0.05))
+        assert (len(mpc.emptying_days(tel, inflow)), len(oracle.emptying_days(tel, inflow))) == (mpc_days, oracle_days)
+    assert (oracle.cfg.guards_on_measured, oracle.cfg.guard_ahead) == (False, 0.0)
+    assert oracle.cfg.supervisor == mpc.cfg.supervisor
+
+
 def test_near_term_guards_use_the_lower_of_forecast_and_measurement(site: Site) -> None:
     mpc = MpcController(site)
     tel = telemetry(site, on={"1.2": 49.0}, inflow_m3h=2134.0)
