@@ -231,56 +231,71 @@ def _per_column(values: Array, flow_of: Ints, mean: bool = False) -> Array:
 
 
 def _flow_band(m: Model, p: Problem, coef: Coefficients, v: _Vars) -> None:
-    """Per flow column, the band of its steps' mean (held flows span a block's steps)."""
+    """Per flow column, the band of its steps' mean (held flows span a block's steps):
+    q - n q_max <= 0 and q - n q_min >= 0, per group and column."""
     q_max, q_min = _per_column(coef.q_max, v.flow_of, mean=True), _per_column(coef.q_min, v.flow_of, mean=True)
     first = np.searchsorted(v.flow_of, np.arange(v.q.shape[1]))  # flow columns follow the steps in order
-    for g in range(len(p.groups)):
-        for f in range(v.q.shape[1]):
-            b = p.block_of(int(first[f]))
-            m.row([(v.q[g, f], 1.0), (v.n[g, b], -float(q_max[g, f]))], hi=0.0)
-            m.row([(v.q[g, f], 1.0), (v.n[g, b], -float(q_min[g, f]))], lo=0.0)
+    q, n = v.q.index(), v.n.index()[:, p.block_index()[first]]
+    cols = np.stack([np.stack([q, n], -1)] * 2, 2)  # (G, F, row, term)
+    one = np.ones_like(q_max)
+    coefs = np.stack([np.stack([one, -q_max], -1), np.stack([one, -q_min], -1)], 2)
+    m.rows_of(cols.reshape(-1, 2), coefs.reshape(-1, 2), np.tile([-INF, 0.0], q.size), np.tile([0.0, INF], q.size))
 
 
 def _switching(m: Model, p: Problem, v: _Vars) -> None:
     """s >= n_k - n_{k-1} and d >= n_{k-1} - n_k (per block), with n_{-1} the pumps on now."""
-    for g in range(len(p.groups)):
-        for k in range(p.blocks):
-            prev = [(v.n[g, k - 1], 1.0)] if k else []
-            const = 0.0 if k else float(p.n_now[g])
-            m.row([(v.s[g, k], 1.0), (v.n[g, k], -1.0), *prev], lo=-const)
-            m.row([(v.d[g, k], 1.0), (v.n[g, k], 1.0), *[(c, -a) for c, a in prev]], lo=const)
+    n = v.n.index()
+    prev = np.concatenate([n[:, :1], n[:, :-1]], axis=1)  # block 0's "previous" is a constant
+    has = np.broadcast_to((np.arange(p.blocks) > 0).astype(float), n.shape)
+    one = np.ones(n.shape)
+    const = np.zeros(n.shape)
+    const[:, 0] = p.n_now
+    cols = np.stack([np.stack([v.s.index(), n, prev], -1), np.stack([v.d.index(), n, prev], -1)], 2)
+    coefs = np.stack([np.stack([one, -one, has], -1), np.stack([one, one, -has], -1)], 2)
+    m.rows_of(cols.reshape(-1, 3), coefs.reshape(-1, 3), np.stack([-const, const], -1).ravel())
 
 
 def _timers(m: Model, p: Problem, v: _Vars) -> None:
-    """Pumps started in the last min-on steps still run; pumps stopped in the last min-off still rest."""
-    starts = p.block_starts
-    locked_on, locked_off = p.per_block(p.locked_on), p.per_block(p.locked_off)
-    for g, group in enumerate(p.groups):
-        size = len(group.members)
-        for k in range(p.blocks):
-            # a switch in block j (at step starts[j]) still binds block k if within the timer
-            ups = [(v.s[g, j], -1.0) for j in range(k + 1) if starts[k] - starts[j] < p.min_on_steps]
-            m.row([(v.n[g, k], 1.0), *ups], lo=float(locked_on[g, k]))
-            downs = [(v.d[g, j], -1.0) for j in range(k + 1) if starts[k] - starts[j] < p.min_off_steps]
-            m.row([(v.n[g, k], -1.0), *downs], lo=float(locked_off[g, k]) - size)
+    """Pumps started in the last min-on steps still run; pumps stopped in the last min-off still rest.
+    A switch in block j (at step starts[j]) still binds block k if within the timer."""
+    starts = np.asarray(p.block_starts)
+    earlier = np.tri(p.blocks, dtype=bool)  # j <= k
+    ago = starts[:, None] - starts[None, :]
+    on_mask = (earlier & (ago < p.min_on_steps)).astype(float)
+    off_mask = (earlier & (ago < p.min_off_steps)).astype(float)
+    G, B = len(p.groups), p.blocks
+    sizes = np.array([len(g.members) for g in p.groups], dtype=float)[:, None]
+    n = v.n.index()[:, :, None]
+    ups = np.concatenate([n, np.broadcast_to(v.s.index()[:, None, :], (G, B, B))], -1)
+    downs = np.concatenate([n, np.broadcast_to(v.d.index()[:, None, :], (G, B, B))], -1)
+    one = np.ones((G, B, 1))
+    coef_on = np.concatenate([one, -np.broadcast_to(on_mask, (G, B, B))], -1)
+    coef_off = np.concatenate([-one, -np.broadcast_to(off_mask, (G, B, B))], -1)
+    cols, coefs = np.stack([ups, downs], 2), np.stack([coef_on, coef_off], 2)  # (G, B, row, term)
+    lo = np.stack([p.per_block(p.locked_on), p.per_block(p.locked_off) - sizes], -1)
+    m.rows_of(cols.reshape(-1, B + 1), coefs.reshape(-1, B + 1), lo.astype(float).ravel())
 
 
 def _station(m: Model, p: Problem, v: _Vars) -> None:
-    G = len(p.groups)
-    for b in range(p.blocks):
-        m.row([(v.n[g, b], 1.0) for g in range(G)], lo=float(p.min_pumps_on))
-    for f in range(v.q.shape[1]):
-        m.row([(v.q[g, f], 1.0) for g in range(G)], hi=p.max_outflow_m3h)
+    n, q = v.n.index().T, v.q.index().T
+    m.rows_of(n, np.ones(n.shape), lo=float(p.min_pumps_on))
+    m.rows_of(q, np.ones(q.shape), hi=p.max_outflow_m3h)
 
 
 def _balance(m: Model, p: Problem, v: _Vars) -> None:
     """V_k = V_{k-1} + (inflow - outflow) dt, with the band soft through lo/hi slacks."""
-    G = len(p.groups)
-    for k in range(p.horizon):
-        prev = [(v.v[k - 1], -1.0)] if k else []
-        rhs = p.inflow_m3h[k] * p.step_h + (0.0 if k else p.volume0_m3)
-        m.row([(v.v[k], 1.0), *prev, *[(v.q[g, int(v.flow_of[k])], p.step_h) for g in range(G)]], lo=rhs, hi=rhs)
-        m.row([(v.v[k], 1.0), (v.hi[k], -1.0)], hi=p.v_max_m3)
+    H, G = p.horizon, len(p.groups)
+    vol = v.v.index()
+    prev = np.concatenate([vol[:1], vol[:-1]])  # step 0 starts from the measured volume
+    has = (np.arange(H) > 0).astype(float)
+    flows = v.q.index()[:, v.flow_of].T  # (H, G)
+    balance = np.column_stack([vol, prev, flows]), np.column_stack([np.ones(H), -has, np.full((H, G), p.step_h)])
+    band = np.column_stack([vol, v.hi.index(), flows]), np.column_stack([np.ones(H), -np.ones(H), np.zeros((H, G))])
+    rhs = p.inflow_m3h * p.step_h
+    rhs[0] = rhs[0] + p.volume0_m3
+    cols, coefs = (np.stack([a, b], 1).reshape(2 * H, -1) for a, b in zip(balance, band, strict=True))
+    m.rows_of(cols, coefs, np.column_stack([rhs, np.full(H, -INF)]).ravel(),
+              np.column_stack([rhs, np.full(H, p.v_max_m3)]).ravel())
     if p.v_end_max_m3 is not None:
         k = p.horizon - 1 if p.v_end_step is None else p.v_end_step
         m.row([(v.v[k], 1.0), (v.hi[k], -1.0)], hi=p.v_end_max_m3)
@@ -288,13 +303,18 @@ def _balance(m: Model, p: Problem, v: _Vars) -> None:
 
 def _smoothness(m: Model, p: Problem, v: _Vars) -> None:
     """dq >= |F2 change| between consecutive flow columns (held flows change once a block)."""
-    G = len(p.groups)
-    for f in range(v.q.shape[1]):
-        now = [(v.q[g, f], 1.0) for g in range(G)]
-        prev = [(v.q[g, f - 1], -1.0) for g in range(G)] if f else []
-        const = 0.0 if f else p.outflow_now_m3h
-        m.row([(v.dq[f], 1.0), *[(c, -a) for c, a in now], *[(c, -a) for c, a in prev]], lo=-const)
-        m.row([(v.dq[f], 1.0), *now, *prev], lo=const)
+    q = v.q.index().T  # (F, G)
+    prev = np.concatenate([q[:1], q[:-1]])  # column 0 is measured against the outflow now
+    F, G = q.shape
+    has = np.broadcast_to((np.arange(F) > 0).astype(float)[:, None], (F, G))
+    cols = np.column_stack([v.dq.index(), q, prev])
+    one = np.ones((F, 1))
+    up = np.column_stack([one, -np.ones((F, G)), has])
+    down = np.column_stack([one, np.ones((F, G)), -has])
+    const = np.zeros(F)
+    const[0] = p.outflow_now_m3h
+    m.rows_of(np.stack([cols, cols], 1).reshape(2 * F, -1), np.stack([up, down], 1).reshape(2 * F, -1),
+              np.column_stack([-const, const]).ravel())
 
 
 def _emptying(m: Model, p: Problem, v: _Vars) -> None:

@@ -12,7 +12,7 @@ import highspy
 import numpy as np
 import pytest
 
-from controller.lp import HEURISTICS_OFF
+from controller.lp import HEURISTICS_OFF, INF, Model
 from controller.milp import Coefficients, Group, Problem, Weights, solve
 
 H = 8
@@ -364,3 +364,18 @@ def test_the_heuristics_we_switch_off_exist_in_this_highs() -> None:
     h.setOptionValue("output_flag", False)
     for name in HEURISTICS_OFF:
         assert h.setOptionValue(name, False) == highspy.HighsStatus.kOk, name
+
+
+def test_rows_at_once_are_the_rows_one_by_one() -> None:
+    """The bulk builder must give HiGHS the very same matrix: same rows, order and bounds,
+    zero coefficients (short rows' padding) dropped."""
+    one, bulk = Model(), Model()
+    for m in (one, bulk):
+        m.block((4,))
+    one.row([(0, 1.0), (2, -3.0)], lo=1.0)
+    one.row([(1, 2.0)], hi=5.0)
+    one.row([(3, -0.0), (0, 4.0)], lo=-2.0, hi=2.0)
+    bulk.rows_of(np.array([[0, 2], [1, 1], [3, 0]]), np.array([[1.0, -3.0], [2.0, 0.0], [-0.0, 4.0]]),
+                 np.array([1.0, -INF, -2.0]), np.array([INF, 5.0, 2.0]))
+    for name in ("rows", "cols", "vals", "row_lo", "row_hi"):
+        assert getattr(one, name) == getattr(bulk, name), name
