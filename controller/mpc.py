@@ -238,8 +238,23 @@ class MpcController:
 
         It must also be safe to hold: a refused write leaves the plant on this command for
         another interval (the soak drained the tunnel to 0.0 m that way), so two intervals
-        on the same inflow must still end at or above the minimum level."""
-        return self.supervisor.floor_freq_hz(on, tel.volume_m3, self._pessimistic_inflow(tel, inflow_m3h), hold=True)
+        on the same inflow must still end at or above the minimum level. With stop levels the
+        PLC stops the pumps past their minimum run at the floor, so only the ones it cannot
+        stop must be safe to hold from there."""
+        held = self._held_under_floor(tel, on) if self.cfg.stop_levels else None
+        return self.supervisor.floor_freq_hz(on, tel.volume_m3, self._pessimistic_inflow(tel, inflow_m3h),
+                                             hold=True, held=held)
+
+    def _held_under_floor(self, tel: Telemetry, on: list[int]) -> list[int]:
+        """The pumps a held command keeps running under their stop level through the next
+        interval: those still inside their minimum run when it starts, else the one with the
+        least flow (the PLC never stops the last pump; twin.model.interlock)."""
+        min_on, pumps = self.site.rules.min_on_s, tel.pumps
+        young = [i for i in on if not (pumps[i].status.is_on and pumps[i].time_in_state_s + self.step_s >= min_on)]
+        if young:
+            return young
+        level, f = self.supervisor.floor_level_m(), self.site.rules.max_freq_hz
+        return [min(on, key=lambda i: self.model.pump_flow_power(i, f, level)[0])]
 
     def _pessimistic_inflow(self, tel: Telemetry, forecast_m3h: float) -> float:
         """The supervisor's pessimistic factor on the lower of forecast and measurement."""

@@ -222,15 +222,22 @@ class Supervisor:
         """The minimum level plus the floor margin: also every MPC command's stop level."""
         return self.site.rules.min_level_m + self.cfg.floor_margin_m
 
-    def floor_freq_hz(self, on: list[int], volume_m3: float, inflow_m3h: float, hold: bool) -> float:
+    def floor_freq_hz(self, on: list[int], volume_m3: float, inflow_m3h: float, hold: bool,
+                      held: list[int] | None = None) -> float:
         """Common frequency at which these pumps end the interval on the floor on this inflow;
         with ``hold``, also no lower than the minimum level when held for a second interval.
-        The MPC caps its emptying landing with it, so the two agree on what is safe."""
+        The MPC caps its emptying landing with it, so the two agree on what is safe.
+
+        ``held`` are the pumps that would run on under the floor in that second interval when
+        the others stop at their stop level (the PLC's, at the floor): then only they must not
+        take the level from the floor to the minimum within an interval."""
         seconds = self.site.timing.control_interval_s
         f = self.model.freq_to_land(on, self.floor_volume_m3(), volume_m3, inflow_m3h, seconds)
         if hold:
             minimum = self.model.volume(self.site.rules.min_level_m)
-            f = min(f, self.model.freq_to_land(on, minimum, volume_m3, inflow_m3h, 2 * seconds))
+            second = self.model.freq_to_land(on, minimum, volume_m3, inflow_m3h, 2 * seconds) if held is None \
+                else self.model.freq_to_land(held, minimum, self.floor_volume_m3(), inflow_m3h, seconds)
+            f = min(f, second)
         return f
 
     def _ceiling(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:

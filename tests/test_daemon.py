@@ -232,18 +232,26 @@ def test_a_daemon_stopped_before_its_first_step_reports_no_record(tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
-def test_a_tag_map_without_stop_levels_is_said_at_startup() -> None:
-    """The field gateway's map has no stop_below_m: the daemon says so once, naming the file;
-    our simulator's map has it and says nothing."""
+def test_a_tag_map_without_stop_levels_is_said_and_the_mpc_plans_without_them(tmp_path: Path, site: Site) -> None:
+    """The field gateway's map has no stop_below_m: the daemon says so once, naming the file,
+    and its MPC does not count on stop levels; our simulator's map has it and says nothing."""
     from structlog.testing import capture_logs
 
-    from adapters.tagmap import load_tagmap
-    from tunneltwin.daemon import _stop_levels_checked
+    from controller.mpc import MpcController, MpcSettings
+    from tunneltwin.daemon import build_controller
+    from tunneltwin.daemon_config import load_daemon
     from tunneltwin.settings import CONFIG_DIR
 
+    uses = {}
     with capture_logs() as logs:
         for name in ("tags-opcua.toml", "tags-mqtt.toml", "tags-opcua-field.toml"):
-            _stop_levels_checked(load_tagmap(CONFIG_DIR / name), CONFIG_DIR / name)
+            kind = "mqtt" if "mqtt" in name else "opcua"
+            config = tmp_path / f"{name}.daemon.toml"
+            config.write_text(f'[daemon]\nplant = "{kind}"\n[{kind}]\ntags = "{CONFIG_DIR / name}"\n')
+            mpc, _ = build_controller(load_daemon(config), site, MpcSettings())
+            assert isinstance(mpc, MpcController)
+            uses[name] = mpc.cfg.stop_levels
     warned = [e for e in logs if "stop_below_m" in e["event"]]
     assert [Path(e["tags"]).name for e in warned] == ["tags-opcua-field.toml"]
     assert warned[0]["log_level"] == "warning"
+    assert uses == {"tags-opcua.toml": True, "tags-mqtt.toml": True, "tags-opcua-field.toml": False}

@@ -274,22 +274,51 @@ def test_an_emptying_step_lands_above_the_floor_if_the_inflow_falls_short(site: 
     assert model.level(end) >= 0.55 - 1e-3
 
 
-def test_an_emptying_landing_is_safe_to_hold_for_a_second_interval(site: Site) -> None:
-    """A refused write leaves the plant on its last command. Landing from 0.81 m with two
-    pumps on 2,100 m3/h (the recorded day-2 case): held for two intervals on 85 % of
-    that inflow the level must still end at or above 0.5 m, or at the minimum frequency."""
-    mpc = MpcController(site)
+def _landing(site: Site, stop_levels: bool,
+             timers: dict[str, float] | None = None) -> tuple[MpcController, dict[int, float]]:
+    """Landing from 0.81 m with a small (2.1) and a large pump (2.4) on 2,100 m3/h (the
+    recorded day-2 case), the plan aiming at 0.62 m."""
+    mpc = MpcController(site, MpcSettings(stop_levels=stop_levels))
     model = mpc.model
-    tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.8, "2.4": 49.8})
+    tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.8, "2.4": 49.8}, timers=timers)
     groups = mpc.groups(tel)
-    counts = np.array([1 for _ in groups])  # one small (2.1), one large (2.4)
+    counts = np.array([1 for _ in groups])
     flows = np.array([1000.0 if g.name == "small" else 2000.0 for g in groups])
     v_empty = model.volume(0.62)
     sp = mpc.dispatch_step(tel, groups, counts, flows, v_empty, 2100.0, v_empty)
-    freqs = {i: p.freq_hz for i, p in enumerate(sp.pumps) if p.on}
+    return mpc, {i: p.freq_hz for i, p in enumerate(sp.pumps) if p.on}
+
+
+def test_an_emptying_landing_is_safe_to_hold_for_a_second_interval(site: Site) -> None:
+    """A refused write leaves the plant on its last command. Without stop levels, held for two
+    intervals on 85 % of the inflow the level must still end at or above 0.5 m (or the pumps
+    are at their minimum frequency)."""
+    mpc, freqs = _landing(site, stop_levels=False)
+    model, volume = mpc.model, mpc.model.volume(0.81)
     assert len(freqs) == 2
-    held = model.end_volume(freqs, tel.volume_m3, 0.85 * 2100.0, 2 * STEP)
+    held = model.end_volume(freqs, volume, 0.85 * 2100.0, 2 * STEP)
     assert model.level(held) >= 0.5 - 1e-3 or min(freqs.values()) == site.rules.min_freq_hz
+
+
+def test_with_stop_levels_a_landing_need_only_be_safe_for_the_pumps_the_plc_cannot_stop(site: Site) -> None:
+    """Both pumps are past their 2 h run: at 0.55 m the PLC stops the large one and keeps the
+    small one (never the last pump; it has the least flow). So the hold check asks only that
+    the small pump, from 0.55 m through an interval on 85 % of the inflow, ends at or above
+    0.5 m, and the landing may go deeper than without stop levels. If the large pump started
+    an hour ago, it runs on under its stop level, and it is the one that must be safe to hold."""
+    mpc, free = _landing(site, stop_levels=True)
+    _, strict = _landing(site, stop_levels=False)
+    model, volume, floor = mpc.model, mpc.model.volume(0.81), mpc.supervisor.floor_volume_m3()
+    small, large = site.pump_ids.index("2.1"), site.pump_ids.index("2.4")
+    assert set(free) == {small, large} and free[small] > strict[small]
+    assert model.end_volume(free, volume, 0.85 * 2100.0, STEP) >= floor - 1.0
+    assert model.level(model.end_volume({small: free[small]}, floor, 0.85 * 2100.0, STEP)) >= 0.5
+    tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.8, "2.4": 49.8}, timers={"2.4": 3600.0})
+    assert mpc._held_under_floor(tel, [small, large]) == [large]
+    assert mpc._held_under_floor(telemetry(site, on={"2.1": 49.8, "2.4": 49.8}), [small, large]) == [small]
+    _, young = _landing(site, stop_levels=True, timers={"2.4": 3600.0})
+    held = model.end_volume({large: young[large]}, floor, 0.85 * 2100.0, STEP)
+    assert model.level(held) >= 0.5 - 1e-3 or young[large] == site.rules.min_freq_hz
 
 
 def test_the_warm_start_is_the_previous_plan_shifted_to_now(site: Site) -> None:

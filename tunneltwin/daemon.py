@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 from collections.abc import Callable
@@ -68,7 +69,7 @@ def _opcua_port(cfg: DaemonConfig, site: Site) -> PlantPort:
         assert o.certificate and o.private_key and o.server_certificate
         security = OpcuaSecurity(o.certificate, o.private_key, o.server_certificate, o.username,
                                  password(o, "opcua"))
-    return OpcuaPort(o.endpoint, _stop_levels_checked(load_tagmap(o.tags), o.tags), site, security,
+    return OpcuaPort(o.endpoint, load_tagmap(o.tags), site, security,
                      o.timeout_s, o.poll_s)
 
 
@@ -77,16 +78,24 @@ def _mqtt_port(cfg: DaemonConfig, site: Site) -> PlantPort:
 
     m = cfg.mqtt
     link = MqttLink.from_url(m.url, m.client_id, m.username, password(m, "mqtt"), m.ca_file)
-    return MqttPort(link, _stop_levels_checked(load_tagmap(m.tags), m.tags), site, m.timeout_s, m.poll_s)
+    return MqttPort(link, load_tagmap(m.tags), site, m.timeout_s, m.poll_s)
 
 
-def _stop_levels_checked(tags: TagMap, path: Path) -> TagMap:
+def plant_takes_stop_levels(cfg: DaemonConfig) -> bool:
+    """Our twin executes stop levels; a gateway only if its tag map has [setpoint] stop_below_m."""
+    path = {"opcua": cfg.opcua.tags, "mqtt": cfg.mqtt.tags}.get(cfg.daemon.plant)
+    return path is None or _stop_levels_checked(load_tagmap(path), path)
+
+
+def _stop_levels_checked(tags: TagMap, path: Path) -> bool:
     """Say at startup when the plant cannot take stop levels: a command its PLC holds after
-    refused writes then runs on until the next accepted one (README, "Faults")."""
-    if "stop_below_m" not in tags.setpoint:
-        log.warning("tag map has no [setpoint] stop_below_m: the plant will not stop pumps at a level by itself",
-                    tags=str(path))
-    return tags
+    refused writes then runs on until the next accepted one (README, "Faults"), so the MPC
+    must not count on them when it makes a landing safe to hold."""
+    if "stop_below_m" in tags.setpoint:
+        return True
+    log.warning("tag map has no [setpoint] stop_below_m: the plant will not stop pumps at a level by itself; "
+                "the MPC plans without stop levels", tags=str(path))
+    return False
 
 
 def build_surfaces(cfg: DaemonConfig, site: Site) -> list[Surface]:
@@ -127,6 +136,8 @@ def build_controller(cfg: DaemonConfig, site: Site, mpc: MpcSettings) -> tuple[C
     baseline = BaselineController(site)
     if cfg.daemon.controller == "baseline":
         return baseline, baseline
+    if mpc.stop_levels and not plant_takes_stop_levels(cfg):
+        mpc = dataclasses.replace(mpc, stop_levels=False)
     return MpcController(site, mpc, log_limit=LOG_LIMIT), baseline
 
 
