@@ -145,7 +145,7 @@ class MpcController:
         problem = self.last_problem = self.problem(tel, inflow, prices)
         plan = self._solve(problem, tel.time)
         if plan is None:
-            sp, source, status = self.fallback.decide(obs), "baseline", "no plan"
+            sp, source, status = self._with_stop_levels(tel, self.fallback.decide(obs)), "baseline", "no plan"
         else:
             sp = self.dispatch_step(tel, problem.groups, plan.counts[:, 0], plan.flows_m3h[:, 0],
                                     float(plan.volumes_m3[0]), float(problem.inflow_m3h[0]), problem.v_empty_m3)
@@ -217,18 +217,10 @@ class MpcController:
         return Setpoints(pumps=tuple(p.model_copy(update={"freq_hz": round(f, 3)}) if p.on else p for p in sp.pumps))
 
     def _with_stop_levels(self, tel: Telemetry, sp: Setpoints) -> Setpoints:
-        """Each running pump stops by itself (its PLC, once past its minimum run, never the last one)
-        under the floor (0.55 m), or under the level now if that is lower: a drawdown held by
-        refused writes no longer drains the tunnel (soak: six pumps from 1.31 m, the next two
-        writes refused, the level at 0.06 m). Not higher: stop levels 0.1 m under the plan,
-        up to the emptying level (0.7 m), stopped the dips that empty a creeping day, and three
-        recorded runs of 11 missed an emptying by 1-10 mm where the runs without them emptied.
-        Pumps inside their 2 h run go on (soak: three pumps started for a drawdown, held by two
-        refused writes from 0.995 m, took the level to 0.31 m)."""
-        if not self.cfg.stop_levels:
-            return sp
-        stop = round(min(self.supervisor.floor_level_m(), tel.level_m), 3)
-        return Setpoints(pumps=tuple(p.model_copy(update={"stop_below_m": stop}) if p.on else p for p in sp.pumps))
+        """The floor as every running pump's stop level (``Supervisor.with_floor_stops``), unless
+        the plant takes none. Pumps inside their 2 h run go on (soak: three pumps started for a
+        drawdown, held by two refused writes from 0.995 m, took the level to 0.31 m)."""
+        return self.supervisor.with_floor_stops(tel, sp) if self.cfg.stop_levels else sp
 
     def _freq_above_floor(self, tel: Telemetry, on: list[int], inflow_m3h: float) -> float:
         """The landing must not go under the floor if the inflow falls short: the band is

@@ -214,6 +214,16 @@ class Supervisor:
         self._note(tel, "min_level", None, f"would end under {floor_m:.2f} m: slowed to {f:.2f} Hz")
         return self._shed(tel, want, ends_above, "min_level", "stopped to keep the level above the floor")
 
+    def with_floor_stops(self, tel: Telemetry, sp: Setpoints) -> Setpoints:
+        """Each running pump stops by itself (its PLC, once past its minimum run, never the last
+        one) under the floor, or under the level now if that is lower: a command held by refused
+        writes no longer drains the tunnel (soak: six pumps from 1.31 m, the next two writes
+        refused, the level at 0.06 m). Not higher: stop levels 0.1 m under the plan, up to the
+        emptying level, stopped the dips that empty a creeping day (three recorded runs of 11
+        missed an emptying by 1-10 mm). A plant whose tag map has no stop level ignores it."""
+        stop = round(min(self.floor_level_m(), tel.level_m), 3)
+        return Setpoints(pumps=tuple(p.model_copy(update={"stop_below_m": stop}) if p.on else p for p in sp.pumps))
+
     def floor_volume_m3(self) -> float:
         """The volume every interval must end above (the minimum level plus the floor margin)."""
         return self.model.volume(self.floor_level_m())

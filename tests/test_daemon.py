@@ -47,6 +47,8 @@ async def test_a_failing_controller_hands_the_tick_to_the_baseline(day: ReplaySe
     stats = await Service(SimPort(plant), failing, BaselineController(day.site), day.site, max_ticks=4).run()
     assert stats.fallbacks == 4 and stats.ticks == 4
     assert any(any(row) for row in plant.traj.pump_on)  # the plant was commanded every tick
+    on = plant.twin.state.status != 0
+    assert set(plant.twin.state.stop_below_m[on].round(3)) == {0.55}  # fault ticks carry the floor's stop level
 
 
 async def test_reconnects_with_backoff_until_the_plant_answers(day: ReplaySetup) -> None:

@@ -228,5 +228,8 @@ def test_no_plan_from_the_solver_hands_the_tick_to_the_baseline(setup: ReplaySet
     cfg = dataclasses.replace(Settings().mpc(), time_limit_s=1e-6, choose_time_limit_s=1e-6, step_budget_s=1e-6)
     mpc = MpcController(setup.site, cfg)
     plant = LockstepPlant(setup)
-    sp = mpc.decide(plant.observe())
+    obs = plant.observe()
+    sp = mpc.decide(obs)
     assert mpc.log[-1].source == "baseline" and any(p.on for p in sp.pumps)
+    floor = round(min(0.55, obs.telemetry.level_m), 3)  # the PLC stops what a held command would drain
+    assert {p.stop_below_m for p in sp.pumps if p.on} == {floor}

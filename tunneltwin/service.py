@@ -24,7 +24,7 @@ from controller.baseline import BaselineController
 from controller.model import StationModel
 from controller.supervisor import Supervisor
 from tunneltwin.audit import AuditLog
-from tunneltwin.contracts import Observation, Setpoints
+from tunneltwin.contracts import Observation, Setpoints, Telemetry
 from tunneltwin.errors import ConfigError, PlantError, PlantTimeout, PlantUnavailable, WriteRejected
 from tunneltwin.metrics import Health, Metrics, ProbeServer, observe_tick
 from tunneltwin.operator import OperatorCommands, OperatorDesk, for_controller, ours, tightened
@@ -164,7 +164,7 @@ class Service:
             seen = for_controller(obs, cmd)
             sp = await self._decide_in_time(controller, seen)
             if controller is not self.controller:  # a decision we substituted: the supervisor checks it too
-                sp = self.supervisor.check(seen.telemetry, sp, hold=True)
+                sp = self._substituted(seen.telemetry, sp)
             sp = ours(sp, cmd)
             self._decided = (obs.telemetry.time, controller, sp)
         t2 = time.perf_counter()
@@ -248,8 +248,13 @@ class Service:
             return self._baseline_decides(obs)
 
     def _baseline_decides(self, obs: Observation) -> Setpoints:
-        """The fallback's command, checked safe to hold: nothing plans the baseline's landing."""
-        return self.supervisor.check(obs.telemetry, self.fallback.decide(obs), hold=True)
+        return self._substituted(obs.telemetry, self.fallback.decide(obs))
+
+    def _substituted(self, tel: Telemetry, sp: Setpoints) -> Setpoints:
+        """A decision the daemon put in the optimiser's place, checked safe to hold (nothing plans
+        the baseline's landing), with the floor as its running pumps' stop levels: the fallback
+        ticks are the faults' ticks, when a held command is likeliest."""
+        return self.supervisor.check(tel, self.supervisor.with_floor_stops(tel, sp), hold=True)
 
     def _restore(self) -> None:
         """Resume from the audit log's state: operator commands, and pump timers for ports that derive them."""
