@@ -73,6 +73,7 @@ class Problem:
     guard_inflow_m3h: Array | None = None  # (H,) the inflow those guards assume (None: inflow_m3h)
     first_floor_inflow_m3h: float | None = None  # the first step keeps its floor on this inflow too
     guards_always: bool = True  # guard steps also when no emptying day is in the horizon
+    plc_stops: bool = False  # the PLC stops pumps past their minimum run at the floor: guards count the rest
     guard_steps: tuple[int, ...] = ()  # steps expected near the bottom: self-regulating too (soft)
     v_end_max_m3: float | None = None  # a step ends at most this full (soft; the oracle's bound in compare)
     v_end_step: int | None = None  # ... that step (None: the last)
@@ -382,10 +383,9 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
     in_day = {k for day in p.emptying_days for k in day}
     inflow = p.inflow_m3h if p.guard_inflow_m3h is None else p.guard_inflow_m3h
     for k in p.guard_steps:
-        b = p.block_of(k)
-        slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
-        terms = [(v.n[g, b], float(p.q_floor_m3h[g])) for g in range(len(p.groups))]
-        m.row([*terms, (slack[0], -1.0)], hi=p.self_regulating * float(inflow[k]))
+        for terms, const in _guard_sets(p, v, p.block_of(k)):
+            slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
+            m.row([*terms, (slack[0], -1.0)], hi=p.self_regulating * float(inflow[k]) - const)
     if v.e is None:
         return
     sizes = np.array([len(g.members) for g in p.groups])
@@ -394,10 +394,30 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
         for kk in range(k, k + AFTER_EMPTYING + 1):
             if kk >= p.horizon:
                 continue
-            b = p.block_of(kk)
-            terms = [(v.n[g, b], float(p.q_floor_m3h[g])) for g in range(len(p.groups))]
-            slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
-            m.row([*terms, (v.e[k], big_m), (slack[0], -1.0)], hi=_regulating(p, kk) * float(inflow[kk]) + big_m)
+            for terms, const in _guard_sets(p, v, p.block_of(kk)):
+                slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
+                m.row([*terms, (v.e[k], big_m), (slack[0], -1.0)],
+                      hi=_regulating(p, kk) * float(inflow[kk]) + big_m - const)
+
+
+def _guard_sets(p: Problem, v: _Vars, b: int) -> list[tuple[list[tuple[int, float]], float]]:
+    """The floor flows a guard sums, as (terms, constant). Without PLC stop levels: every pump
+    running in block b. With them the PLC stops, at the floor, every pump past its minimum run
+    but never the last one, so two sets must each be self-regulating: the pumps still inside
+    their run (those locked on now, and those started within min_on_steps), and the pump it
+    keeps when none is, the least-flow one (the smallest group's, if one of it runs, else the
+    largest floor flow; linear in that group's count)."""
+    q = p.q_floor_m3h
+    assert q is not None
+    G = len(p.groups)
+    if not p.plc_stops:
+        return [([(v.n[g, b], float(q[g])) for g in range(G)], 0.0)]
+    starts = p.block_starts
+    young = [(v.s[g, j], float(q[g])) for g in range(G) for j in range(b + 1)
+             if starts[b] - starts[j] < p.min_on_steps]
+    locked = float(np.dot(p.per_block(p.locked_on)[:, b], q))
+    small, top = int(np.argmin(q)), float(np.max(q))
+    return [(young, locked), ([(v.n[small, b], float(q[small]) - top)], top)]
 
 
 def _regulating(p: Problem, k: int) -> float:

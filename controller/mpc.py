@@ -305,7 +305,7 @@ class MpcController:
             q_floor_m3h=self._floor_flows(groups), self_regulating=self.cfg.supervisor.pessimistic_inflow,
             regulating_ahead=self.cfg.guard_ahead, regulating_from=self.cfg.guard_ahead_steps,
             guard_inflow_m3h=self._guard_inflow(tel, inflow) if self.cfg.guards_on_measured else None,
-            guards_always=self.cfg.guards_always,
+            guards_always=self.cfg.guards_always, plc_stops=self.cfg.stop_levels,
             first_floor_inflow_m3h=self._pessimistic_inflow(tel, float(inflow[0])) if self.cfg.robust_first_step
             else None,
             guard_steps=self._guard_steps(guess),
