@@ -252,13 +252,7 @@ def test_guards_assume_the_guard_inflow() -> None:
     """Stored water is dear, so the plan wants the most flow the guard admits at step 0. Floor
     flows: big 1,500, small 400. On a 2,000 m3/h guard inflow (limit 1,700) the big pump alone
     passes and both together do not; on 1,200 (limit 1,020) only the small one passes."""
-    groups = (Group("big", (0,)), Group("small", (1,)))
-    c = coef(2)
-    c.q_min[1], c.q_max[1] = 300.0, 1400.0
-    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.02)
-    base = dict(groups=groups, n_now=np.array([1, 0]), inflow_m3h=np.full(H, 2000.0), volume0_m3=3000.0,
-                q_floor_m3h=np.array([1500.0, 400.0]), guard_steps=(0,), weights=w,
-                locked_on=np.zeros((2, H), dtype=np.int64), locked_off=np.zeros((2, H), dtype=np.int64))
+    c, base = _big_and_small_guarded()
     assert plan_of(problem(**base), c).counts[:, 0].tolist() == [1, 0]
     cautious = plan_of(problem(**base, guard_inflow_m3h=np.full(H, 1200.0)), c)
     assert cautious.counts[:, 0].tolist() == [0, 1]
@@ -272,23 +266,27 @@ def test_with_plc_stop_levels_the_guards_count_the_pumps_it_cannot_stop() -> Non
     one runs: 400): both run. If the big pump started an hour ago it is inside its run too,
     and 1,900 does not pass. On 1,200 m3/h (limit 1,020) with two old big pumps, the one the
     PLC keeps would be big (1,500) unless a small one runs, so the plan starts one."""
-    groups = (Group("big", (0,)), Group("small", (1,)))
-    c = coef(2)
-    c.q_min[1], c.q_max[1] = 300.0, 1400.0
-    w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.02)
-    base = dict(groups=groups, n_now=np.array([1, 0]), inflow_m3h=np.full(H, 2000.0), volume0_m3=3000.0,
-                q_floor_m3h=np.array([1500.0, 400.0]), guard_steps=(0,), weights=w,
-                locked_on=np.zeros((2, H), dtype=np.int64), locked_off=np.zeros((2, H), dtype=np.int64))
+    c, base = _big_and_small_guarded()
     assert plan_of(problem(**base), c).counts[:, 0].tolist() == [1, 0]
     assert plan_of(problem(**base, plc_stops=True), c).counts[:, 0].tolist() == [1, 1]
     young = np.zeros((2, H), dtype=np.int64)
     young[0, :1] = 1  # the big pump's run ends after step 0
     assert plan_of(problem(**{**base, "locked_on": young}, plc_stops=True), c).counts[:, 0].tolist() == [1, 0]
-    two = (Group("big", (0, 2)), Group("small", (1,)))
-    c2 = coef(2)
-    c2.q_min[1], c2.q_max[1] = 300.0, 1400.0
-    low = dict(base, groups=two, n_now=np.array([2, 0]), inflow_m3h=np.full(H, 1200.0), plc_stops=True)
-    assert plan_of(problem(**low), c2).counts[:, 0].tolist() == [2, 1]
+    low = dict(base, groups=(Group("big", (0, 2)), Group("small", (1,))), n_now=np.array([2, 0]),
+               inflow_m3h=np.full(H, 1200.0), plc_stops=True)
+    assert plan_of(problem(**low), c).counts[:, 0].tolist() == [2, 1]
+
+
+def _big_and_small_guarded() -> tuple[Coefficients, dict[str, object]]:
+    """A big pump (floor flow 1,500) running and a small one (400) off, a guard at step 0, and
+    stored water dear, so the plan wants the most flow the guard admits."""
+    c = coef(2)
+    c.q_min[1], c.q_max[1] = 300.0, 1400.0
+    base = dict(groups=(Group("big", (0,)), Group("small", (1,))), n_now=np.array([1, 0]),
+                inflow_m3h=np.full(H, 2000.0), volume0_m3=3000.0, q_floor_m3h=np.array([1500.0, 400.0]),
+                guard_steps=(0,), weights=dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.02),
+                locked_on=np.zeros((2, H), dtype=np.int64), locked_off=np.zeros((2, H), dtype=np.int64))
+    return c, base
 
 
 def test_a_landing_further_ahead_keeps_a_margin_for_forecast_drift() -> None:
