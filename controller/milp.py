@@ -382,8 +382,9 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
         return
     in_day = {k for day in p.emptying_days for k in day}
     inflow = p.inflow_m3h if p.guard_inflow_m3h is None else p.guard_inflow_m3h
+    locked = p.per_block(p.locked_on)  # pumps inside their minimum run now, per block
     for k in p.guard_steps:
-        for terms, const in _guard_sets(p, v, p.block_of(k)):
+        for terms, const in _guard_sets(p, v, p.block_of(k), locked):
             slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
             m.row([*terms, (slack[0], -1.0)], hi=p.self_regulating * float(inflow[k]) - const)
     if v.e is None:
@@ -394,17 +395,17 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
         for kk in range(k, k + AFTER_EMPTYING + 1):
             if kk >= p.horizon:
                 continue
-            for terms, const in _guard_sets(p, v, p.block_of(kk)):
+            for terms, const in _guard_sets(p, v, p.block_of(kk), locked):
                 slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
                 m.row([*terms, (v.e[k], big_m), (slack[0], -1.0)],
                       hi=_regulating(p, kk) * float(inflow[kk]) + big_m - const)
 
 
-def _guard_sets(p: Problem, v: _Vars, b: int) -> list[tuple[list[tuple[int, float]], float]]:
+def _guard_sets(p: Problem, v: _Vars, b: int, locked_on: Ints) -> list[tuple[list[tuple[int, float]], float]]:
     """The floor flows a guard sums, as (terms, constant). Without PLC stop levels: every pump
     running in block b. With them the PLC stops, at the floor, every pump past its minimum run
     but never the last one, so two sets must each be self-regulating: the pumps still inside
-    their run (those locked on now, and those started within min_on_steps), and the pump it
+    their run (``locked_on`` per block now, and those started within min_on_steps), and the pump it
     keeps when none is, the least-flow one (the smallest group's, if one of it runs, else the
     largest floor flow; linear in that group's count)."""
     q = p.q_floor_m3h
@@ -415,7 +416,7 @@ def _guard_sets(p: Problem, v: _Vars, b: int) -> list[tuple[list[tuple[int, floa
     starts = p.block_starts
     young = [(v.s[g, j], float(q[g])) for g in range(G) for j in range(b + 1)
              if starts[b] - starts[j] < p.min_on_steps]
-    locked = float(np.dot(p.per_block(p.locked_on)[:, b], q))
+    locked = float(np.dot(locked_on[:, b], q))
     small, top = int(np.argmin(q)), float(np.max(q))
     return [(young, locked), ([(v.n[small, b], float(q[small]) - top)], top)]
 

@@ -229,7 +229,8 @@ class Supervisor:
         return self.model.volume(self.floor_level_m())
 
     def floor_level_m(self) -> float:
-        """The minimum level plus the floor margin: also every MPC command's stop level."""
+        """The minimum level plus the floor margin: also the stop level of every command's running pumps
+        (``with_floor_stops``)."""
         return self.site.rules.min_level_m + self.cfg.floor_margin_m
 
     def floor_freq_hz(self, on: list[int], volume_m3: float, inflow_m3h: float, hold: bool,

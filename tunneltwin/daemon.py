@@ -69,8 +69,7 @@ def _opcua_port(cfg: DaemonConfig, site: Site) -> PlantPort:
         assert o.certificate and o.private_key and o.server_certificate
         security = OpcuaSecurity(o.certificate, o.private_key, o.server_certificate, o.username,
                                  password(o, "opcua"))
-    return OpcuaPort(o.endpoint, load_tagmap(o.tags), site, security,
-                     o.timeout_s, o.poll_s)
+    return OpcuaPort(o.endpoint, load_tagmap(o.tags), site, security, o.timeout_s, o.poll_s)
 
 
 def _mqtt_port(cfg: DaemonConfig, site: Site) -> PlantPort:
