@@ -40,6 +40,7 @@ class Weights:
     level_eur_per_m3: float = 1000.0  # per m3 outside the safe band (only in recovery)
     emptying_eur: float = 5000.0  # per required daily emptying the plan cannot reach
     terminal_eur_per_m3: float = 0.0  # value of each m3 left stored at the horizon's end (a cost)
+    run_hour_eur: float = 0.02  # per run hour, when dispatch picks which pump of a group runs (wear balance)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import structlog
 from numpy.typing import NDArray
 
 from controller.baseline import BaselineController
-from controller.dispatch import dispatch
+from controller.dispatch import Preference, dispatch
 from controller.forecast import ForecastSettings, InflowForecaster, PriceBook
 from controller.milp import Group, Ints, Plan, Problem, Weights, coefficients, solve
 from controller.model import StationModel
@@ -148,7 +148,8 @@ class MpcController:
             sp, source, status = self._with_stop_levels(tel, self.fallback.decide(obs)), "baseline", "no plan"
         else:
             sp = self.dispatch_step(tel, problem.groups, plan.counts[:, 0], plan.flows_m3h[:, 0],
-                                    float(plan.volumes_m3[0]), float(problem.inflow_m3h[0]), problem.v_empty_m3)
+                                    float(plan.volumes_m3[0]), float(problem.inflow_m3h[0]), problem.v_empty_m3,
+                                    self._preference(problem, plan))
             source, status = "mpc", plan.status
         self._remember(tel, plan, source, status, inflow)
         return self.supervisor.check(tel, sp, hold=source == "baseline")
@@ -204,17 +205,37 @@ class MpcController:
         return np.concatenate([old, pad], axis=1)[:, :problem.horizon]
 
     def dispatch_step(self, tel: Telemetry, groups: tuple[Group, ...], counts: Ints, flows_m3h: Array,
-                      end_volume_m3: float, inflow_m3h: float, v_empty_m3: float) -> Setpoints:
+                      end_volume_m3: float, inflow_m3h: float, v_empty_m3: float,
+                      prefer: Preference | None = None) -> Setpoints:
         """A plan step on real pumps. On an emptying step, land it by simulating the interval
         (flow falls fast as the level nears the bottom), so a miss is rare."""
         mid = self.model.level(0.5 * (tel.volume_m3 + end_volume_m3))
-        sp = self._with_stop_levels(tel, dispatch(tel, self.model, groups, counts, flows_m3h, mid))
+        sp = self._with_stop_levels(tel, dispatch(tel, self.model, groups, counts, flows_m3h, mid, prefer))
         if end_volume_m3 > v_empty_m3 + 1.0:
             return sp
         on = [i for i, p in enumerate(sp.pumps) if p.on]
         f = min(self.model.freq_to_land(on, v_empty_m3, tel.volume_m3, inflow_m3h, self.step_s),
                 self._freq_above_floor(tel, on, inflow_m3h))
         return Setpoints(pumps=tuple(p.model_copy(update={"freq_hz": round(f, 3)}) if p.on else p for p in sp.pumps))
+
+    def _preference(self, problem: Problem, plan: Plan) -> Preference:
+        """How dispatch ranks a group's pumps (``cost_rank``): by energy over the group's planned
+        run (from now while the plan keeps the count, at least a minimum run) and run hours. A
+        running pump may hand over to a rested one only where the plan keeps the count for a
+        minimum run and stays clear of the bottom: the new pump cannot be stopped for 2 h."""
+        least = max(1, round(self.site.rules.min_on_s / self.step_s))
+        clear = float(np.min(self.model.levels(plan.volumes_m3[:least]))) >= self.cfg.guard_level_m
+        price_h = [0.0] * len(self.site.pumps)
+        swappable = set()
+        for g, group in enumerate(problem.groups):
+            keep = plan.counts[g] >= max(int(plan.counts[g, 0]), 1)
+            steps = len(keep) if keep.all() else int(np.argmin(keep))
+            for i in group.members:
+                price_h[i] = float(np.sum(problem.price_eur_per_kwh[:max(steps, least)])) * self.step_h
+            if clear and steps >= least:
+                swappable.add(group.name)
+        w = self.cfg.weights
+        return Preference(tuple(price_h), w.run_hour_eur, 2 * w.switch_eur, frozenset(swappable))
 
     def _with_stop_levels(self, tel: Telemetry, sp: Setpoints) -> Setpoints:
         """The floor as every running pump's stop level (``Supervisor.with_floor_stops``), unless
@@ -436,8 +457,7 @@ class MpcController:
         kwh_per_m3 = self._typical_kwh_per_m3()
         value = self.cfg.terminal_factor * float(np.mean(prices)) * kwh_per_m3
         w = self.cfg.weights
-        return Weights(w.switch_eur, w.smooth_eur_per_m3h, w.level_eur_per_m3, w.emptying_eur,
-                       w.terminal_eur_per_m3 + value)
+        return dataclasses.replace(w, terminal_eur_per_m3=w.terminal_eur_per_m3 + value)
 
     def _typical_kwh_per_m3(self) -> float:
         level = 0.5 * (self.site.rules.min_level_m + self.site.rules.alarm_level_m)

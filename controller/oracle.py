@@ -40,11 +40,17 @@ class OracleController(MpcController):
                  mpc: MpcSettings | None = None, end_volume_max_m3: float | None = None) -> None:
         """Given ``end_volume_max_m3`` (a compared run's end volume), the scenario's last step
         ends no fuller than that, so the oracle cannot look cheap by pumping less than the run
-        did. Past the scenario's end the horizon sees its last day again."""
+        did. Past the scenario's end the horizon sees its last day's inflow again, and its
+        prices too unless capped: with the cap, pumping after the end costs nothing, since it
+        is outside the compared cost and the cap alone says how full the end may be (with the
+        last day's prices it pumped below the cap before the end: 39.88 EUR against the MPC's
+        39.75 over 12 h of the excerpt; priced at zero 39.58)."""
         super().__init__(site, told_the_future(mpc or MpcSettings()))
         self.start, self.end_volume_max_m3 = start, end_volume_max_m3
         self.length = len(inflow_m3h)
         inflow, prices = (_padded(np.asarray(a, dtype=float), self.steps) for a in (inflow_m3h, price_eur_per_kwh))
+        if end_volume_max_m3 is not None:
+            prices[self.length:] = 0.0
         times = [start + timedelta(seconds=(k + 1) * self.step_s) for k in range(len(inflow))]
         self.forecaster.external = ExternalInflow(times, inflow)
         self.prices.observe(PriceCurve(start=start, step_s=self.step_s, eur_per_kwh=tuple(map(float, prices))))
