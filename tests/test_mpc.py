@@ -71,7 +71,8 @@ def test_oracle_one_day_is_told_the_future_and_keeps_every_rule(two_days: Replay
     assert check(traj, day.site.rules).hard_violations == 0
     assert traj.col("cost_eur").sum() < base.col("cost_eur").sum()
     told = oracle.log[10].inflow_forecast_m3h
-    assert np.allclose(told[:86], day.inflow_m3h[10:]) and np.allclose(told[86:], day.inflow_m3h[:10])
+    assert len(told) == 192  # 48 h: past the day's end, the day again
+    assert np.allclose(told[:86], day.inflow_m3h[10:]) and np.allclose(told[86:182], day.inflow_m3h)
 
 
 def test_mpc_plans_around_a_pump_out_of_service(site: Site) -> None:
@@ -398,18 +399,19 @@ def test_the_warm_start_is_the_previous_plan_shifted_to_now(site: Site) -> None:
 
 
 def test_the_oracle_sees_every_price_and_caps_the_scenarios_last_step(site: Site) -> None:
-    """Prices are known past the day-ahead publication, the horizon runs past the scenario's end
-    on its last day again, free of charge under the cap, and in compare the cap sits on the
-    scenario's last step."""
+    """Prices are known past the day-ahead publication, the 48 h horizon runs past the
+    scenario's end on its last steps again, free of charge under the cap, and in compare the
+    cap sits on the scenario's last step."""
     tel = telemetry(site)
-    prices = np.linspace(0.01, 1.0, 100)
-    oracle = OracleController(site, tel.time, np.full(100, 3000.0), prices, end_volume_max_m3=5000.0)
-    seen, _ = oracle.prices.horizon(tel.time + timedelta(hours=20), oracle.steps, STEP)
-    assert np.allclose(seen[:20], prices[80:]) and np.all(seen[20:] == 0.0)
-    uncapped = OracleController(site, tel.time, np.full(100, 3000.0), prices)
-    free, _ = uncapped.prices.horizon(tel.time + timedelta(hours=20), oracle.steps, STEP)
-    assert np.allclose(free[:20], prices[80:]) and np.allclose(free[20:], prices[4:80])
-    later = tel.model_copy(update={"time": tel.time + timedelta(hours=20)})
+    prices = np.linspace(0.01, 1.0, 300)
+    oracle = OracleController(site, tel.time, np.full(300, 3000.0), prices, end_volume_max_m3=5000.0)
+    assert oracle.steps == 192  # 48 h ahead
+    seen, _ = oracle.prices.horizon(tel.time + timedelta(hours=70), oracle.steps, STEP)
+    assert np.allclose(seen[:20], prices[280:]) and np.all(seen[20:] == 0.0)
+    uncapped = OracleController(site, tel.time, np.full(300, 3000.0), prices)
+    free, _ = uncapped.prices.horizon(tel.time + timedelta(hours=70), oracle.steps, STEP)
+    assert np.allclose(free[:20], prices[280:]) and np.allclose(free[20:], prices[108:280])
+    later = tel.model_copy(update={"time": tel.time + timedelta(hours=70)})
     p = oracle.problem(later, np.full(oracle.steps, 3000.0), seen)
     assert (p.v_end_max_m3, p.v_end_step) == (5000.0, 19)
     assert oracle.problem(tel, np.full(oracle.steps, 3000.0), seen).v_end_max_m3 is None
@@ -421,10 +423,11 @@ def test_the_oracle_empties_exactly_the_days_the_rule_calls_dry(site: Site) -> N
     Its other forecast hedges go too; the supervisor's stay."""
     tel = telemetry(site).model_copy(update={"time": T0})
     mpc = MpcController(site)
-    for total_m3, mpc_days, oracle_days in ((115_000.0, 1, 0), (105_000.0, 1, 1)):
-        inflow = np.full(mpc.steps, total_m3 / 24)
-        oracle = OracleController(site, T0, inflow, np.full(mpc.steps, 0.05))
-        assert (len(mpc.emptying_days(tel, inflow)), len(oracle.emptying_days(tel, inflow))) == (mpc_days, oracle_days)
+    for total_m3, mpc_days, oracle_days in ((115_000.0, 1, 0), (105_000.0, 1, 2)):  # the oracle sees 2 days
+        inflow = np.full(2 * mpc.steps, total_m3 / 24)
+        oracle = OracleController(site, T0, inflow, np.full(len(inflow), 0.05))
+        days = len(mpc.emptying_days(tel, inflow[:mpc.steps])), len(oracle.emptying_days(tel, inflow))
+        assert days == (mpc_days, oracle_days)
     assert (oracle.cfg.guards_on_measured, oracle.cfg.guard_ahead) == (False, 0.0)
     assert oracle.cfg.supervisor == mpc.cfg.supervisor
 
