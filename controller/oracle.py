@@ -1,14 +1,12 @@
 """Perfect-foresight reference: the MPC's own loop, told the actual inflow and every price.
 
-Each interval it solves the MPC's horizon on the scenario's real inflow and prices (no
-forecast error, no unpublished prices), through the same model, dispatch and safety
+Each interval it solves the MPC's problem over 48 h on the scenario's real inflow and prices
+(no forecast error, no unpublished prices), through the same model, dispatch and safety
 supervisor. Only the knowledge differs, and so do the three hedges that exist only against
-forecast error, which it drops (``told_the_future``). So its cost is what better information
-buys. That makes it a bound in practice, not a proof: both runs are one path of a chaotic
-loop. With the MPC's hedges kept, it paid 11.7 % more than the MPC on seed 12 and 6.5 % more
-on storm; without them, less in all 11 runs measured. Once the MPC's guards counted the
-PLC's stop levels, which made the MPC 17 % cheaper on the synthetic runs, it paid less in 8
-of 11 and up to 2.4 % more in the other three (README, "Oracle").
+forecast error, which it drops, and the look-ahead that knowledge allows
+(``told_the_future``). So its cost is what better information buys. That makes it a bound
+in practice, not a proof: both runs are one path of a chaotic loop. As shipped it paid less
+than the MPC in 10 of 11 runs and 0.1 % more on seed 12 (README, "Oracle").
 
 Why not the whole scenario in one MILP (the previous oracle): over 5-10 days HiGHS does not
 close the gap in minutes (storm: 263 % after 60 s solves, 13.5 min per run), and tracking
