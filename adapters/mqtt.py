@@ -198,6 +198,7 @@ class MqttPort:
                  poll_s: float = 0.5) -> None:
         self.link, self.tags, self.site = link, tags, site
         self.timeout_s, self.poll_s = timeout_s, poll_s
+        self.reads_stop_levels = not tags.readback or "stop_below_m" in tags.readback  # none: echoes the command
         self.reads = bindings(tags, site.pump_ids, ("station", "pump"))
         self.writes = bindings(tags, site.pump_ids, ("setpoint",))
         self.readback = bindings(tags, site.pump_ids, ("readback",))

@@ -62,6 +62,7 @@ class OpcuaPort:
                  timeout_s: float = 10.0, poll_s: float = 0.5) -> None:
         self.endpoint, self.tags, self.site = endpoint, tags, site
         self.security, self.timeout_s, self.poll_s = security, timeout_s, poll_s
+        self.reads_stop_levels = "stop_below_m" in tags.setpoint  # read back from the nodes written
         self.reads = bindings(tags, site.pump_ids, ("station", "pump"))
         self.writes = bindings(tags, site.pump_ids, ("setpoint",))
         self.steps = bindings(tags, site.pump_ids, ("step",))

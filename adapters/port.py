@@ -15,10 +15,12 @@ from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints
 from tunneltwin.errors import WriteRejected
 
 FREQ_READBACK_TOL_HZ = 0.01  # a Float node holds ~7 digits; 0.01 Hz is far below any effect
+STOP_READBACK_TOL_M = 0.005
 
 
 class PlantPort(Protocol):
     name: str
+    reads_stop_levels: bool  # the read-back holds each pump's stop level (else it reads 0)
 
     async def connect(self) -> None:
         """Open the connection and check the tag map against the plant (fail fast, by name)."""
@@ -40,18 +42,24 @@ class PlantPort(Protocol):
         ...
 
 
-def check_readback(written: Setpoints, readback: Setpoints) -> None:
-    """Raise WriteRejected naming every pump whose read-back differs from what was written."""
+def check_readback(written: Setpoints, readback: Setpoints, stops: bool = True) -> None:
+    """Raise WriteRejected naming every pump whose read-back differs from what was written.
+    ``stops``: compare running pumps' stop levels too (a plant whose tag map has none reads 0)."""
     held = readback.as_dict()
     wrong = []
     for sp in written.pumps:
         got = held.get(sp.id)
         freq_ok = got is not None and (not sp.on or abs(got.freq_hz - sp.freq_hz) <= FREQ_READBACK_TOL_HZ)
-        if got is None or got.on != sp.on or not freq_ok:
-            wrong.append(f"{sp.id}: wrote on={sp.on} {sp.freq_hz:.2f} Hz, read back "
-                         + ("nothing" if got is None else f"on={got.on} {got.freq_hz:.2f} Hz"))
+        stop_ok = got is not None and (not (stops and sp.on)
+                                       or abs(got.stop_below_m - sp.stop_below_m) <= STOP_READBACK_TOL_M)
+        if got is None or got.on != sp.on or not freq_ok or not stop_ok:
+            wrong.append(f"{sp.id}: wrote {_command(sp)}, read back " + ("nothing" if got is None else _command(got)))
     if wrong:
         raise WriteRejected("setpoint read-back differs: " + "; ".join(wrong))
+
+
+def _command(sp: PumpSetpoint) -> str:
+    return f"on={sp.on} {sp.freq_hz:.2f} Hz" + (f" stop below {sp.stop_below_m:.3f} m" if sp.stop_below_m else "")
 
 
 def readback(got: dict[str, dict[str, Any]]) -> Setpoints:

@@ -15,6 +15,7 @@ from tunneltwin.errors import ConfigError
 
 class ReplayPort:
     name = "replay"
+    reads_stop_levels = True  # the read-back is the command itself
 
     def __init__(self, setup: ReplaySetup) -> None:
         if setup.recorded is None:

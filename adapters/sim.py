@@ -13,6 +13,7 @@ class SimPort:
     """``speed`` 0 steps as soon as asked (lockstep); 900 makes 15 plant minutes last 1 s."""
 
     name = "sim"
+    reads_stop_levels = True  # the twin holds the command it was given
 
     def __init__(self, plant: LockstepPlant, speed: float = 0.0) -> None:
         self.plant = plant

@@ -18,7 +18,7 @@ from adapters.port import check_readback, readback
 from controller.baseline import BaselineController
 from scenarios.replay import LockstepPlant, ReplaySetup, run_controller
 from scenarios.scenario import load_scenario
-from tests.plants import Broker, mosquitto, served
+from tests.plants import FIELD_TAGS, OPCUA_TAGS, Broker, mosquitto, served
 from tunneltwin.contracts import PumpSetpoint, Setpoints
 from tunneltwin.errors import WriteRejected
 from tunneltwin.service import Service
@@ -139,3 +139,17 @@ def test_a_read_back_no_command_can_hold_is_a_rejected_write_naming_the_pump() -
     assert [(p.id, p.stop_below_m) for p in ok.pumps] == [("2.1", 0.6), ("1.1", 0.0)]
     with pytest.raises(WriteRejected, match=r"pump 2\.1 .*stop_below_m = -1\.0"):
         readback({"2.1": {"on": True, "freq_hz": 48.5, "stop_below_m": -1.0}})
+
+
+def test_read_back_stop_levels_are_compared_where_the_plant_reads_them_back(site: Site) -> None:
+    """A PLC that took the command but dropped its stop level would drain the tunnel on a
+    refused write later; a plant whose tag map has no stop level reads 0, which is no fault."""
+    written = Setpoints(pumps=(PumpSetpoint(id="2.1", on=True, freq_hz=48.5, stop_below_m=0.55),))
+    dropped = Setpoints(pumps=(PumpSetpoint(id="2.1", on=True, freq_hz=48.5),))
+    check_readback(written, written)
+    check_readback(written, dropped, stops=False)
+    wrong = r"2\.1: wrote on=True 48\.50 Hz stop below 0\.550 m, read back on=True 48\.50 Hz$"
+    with pytest.raises(WriteRejected, match=wrong):
+        check_readback(written, dropped)
+    assert OpcuaPort("opc.tcp://127.0.0.1:4840", OPCUA_TAGS, site).reads_stop_levels
+    assert not OpcuaPort("opc.tcp://127.0.0.1:4840", FIELD_TAGS, site).reads_stop_levels  # no stop_below_m

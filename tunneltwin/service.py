@@ -171,7 +171,7 @@ class Service:
         readback: Setpoints | None = None
         try:
             readback = await self.port.write(sp)
-            check_readback(sp, readback)
+            check_readback(sp, readback, self.port.reads_stop_levels)
         except WriteRejected as exc:
             self.stats.write_rejections += 1
             self.alert("write_rejected", str(exc))
