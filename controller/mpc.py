@@ -53,7 +53,7 @@ class MpcSettings:
     ceiling_margin_m: float = 0.5  # ... and this far below the alarm level
     emptying_below_m: float = 0.08  # the emptying step aims this far under the emptying level
     low_floor_above_m: float = 0.0  # outside the emptying step, stay at least this far over its level
-    floor_inflow_share: float = 0.0  # ... and this share of the step's inflow (m3) over the floor margin
+    floor_inflow_share: float = 0.5  # ... and this share of the step's inflow (m3) over the floor margin
     robust_first_step: bool = True  # the applied step keeps the floor on the supervisor's pessimistic inflow
     guards_always: bool = True  # near-bottom guards also when no day in the horizon needs its emptying
     guards_on_measured: bool = True  # over the first fine_steps they assume min(forecast, measured)

@@ -6,7 +6,7 @@ supervisor. Only the knowledge differs, and so do the three hedges that exist on
 forecast error, which it drops, and the look-ahead that knowledge allows
 (``told_the_future``). So its cost is what better information buys. That makes it a bound
 in practice, not a proof: both runs are one path of a chaotic loop. As shipped it paid less
-than the MPC in 10 of 11 runs and 0.1 % more on seed 12 (README, "Oracle").
+than the MPC in 10 of 11 runs and 1.7 % more on dry-week (README, "Oracle").
 
 Why not the whole scenario in one MILP (the previous oracle): over 5-10 days HiGHS does not
 close the gap in minutes (storm: 263 % after 60 s solves, 13.5 min per run), and tracking
@@ -72,12 +72,14 @@ def told_the_future(mpc: MpcSettings) -> MpcSettings:
     margin on landings further ahead (forecast drift). With the dry margin alone dropped, storm
     fell from 218.09 to 179.02 EUR: its 03-07 (119,900 m3, 9 % over the limit) is no longer
     chased to 0.70 m; seed 12 moved only with the guards' hedges dropped too (3,620 to 2,895).
+    A fourth came later: the buffer over the floor for a sudden inflow dip
+    (``floor_inflow_share``), since it knows every dip.
 
     And it looks ``LOOK_AHEAD_H`` ahead, since it knows that far: the MPC's 24 h is what its
     published prices and its forecast support. At 24 h both loops were equally myopic and
     the oracle paid up to 0.4 % more on the recorded high-price runs (README, "Oracle")."""
     return dataclasses.replace(mpc, dry_margin=1.0, guards_on_measured=False, guard_ahead=0.0,
-                               horizon_h=max(mpc.horizon_h, LOOK_AHEAD_H))
+                               floor_inflow_share=0.0, horizon_h=max(mpc.horizon_h, LOOK_AHEAD_H))
 
 
 def _padded(values: Array, steps: int) -> Array:

@@ -428,7 +428,8 @@ def test_the_oracle_empties_exactly_the_days_the_rule_calls_dry(site: Site) -> N
         oracle = OracleController(site, T0, inflow, np.full(len(inflow), 0.05))
         days = len(mpc.emptying_days(tel, inflow[:mpc.steps])), len(oracle.emptying_days(tel, inflow))
         assert days == (mpc_days, oracle_days)
-    assert (oracle.cfg.guards_on_measured, oracle.cfg.guard_ahead) == (False, 0.0)
+    assert (oracle.cfg.guards_on_measured, oracle.cfg.guard_ahead, oracle.cfg.floor_inflow_share) == (False, 0.0, 0.0)
+    assert mpc.cfg.floor_inflow_share == 0.5
     assert oracle.cfg.supervisor == mpc.cfg.supervisor
 
 
