@@ -2,7 +2,7 @@
 
 Each interval it solves the MPC's problem over 48 h on the scenario's real inflow and prices
 (no forecast error, no unpublished prices), through the same model, dispatch and safety
-supervisor. Only the knowledge differs, and so do the three hedges that exist only against
+supervisor. Only the knowledge differs, and so do the four hedges that exist only against
 forecast error, which it drops, and the look-ahead that knowledge allows
 (``told_the_future``). So its cost is what better information buys. That makes it a bound
 in practice, not a proof: both runs are one path of a chaotic loop. As shipped it paid less
