@@ -230,8 +230,9 @@ class MpcController:
         for g, group in enumerate(problem.groups):
             keep = plan.counts[g] >= max(int(plan.counts[g, 0]), 1)
             steps = len(keep) if keep.all() else int(np.argmin(keep))
+            run_price_h = float(np.sum(problem.price_eur_per_kwh[:max(steps, least)])) * self.step_h
             for i in group.members:
-                price_h[i] = float(np.sum(problem.price_eur_per_kwh[:max(steps, least)])) * self.step_h
+                price_h[i] = run_price_h
             if clear and steps >= least:
                 swappable.add(group.name)
         w = self.cfg.weights
