@@ -71,6 +71,7 @@ class Problem:
     self_regulating: float = 0.85  # at the emptying step, that flow summed stays under this x inflow
     regulating_ahead: float = 0.0  # ... less this share at emptying steps from regulating_from on
     regulating_from: int = 2
+    landing_regulating: float = 1.0  # at a landing and the steps after it, the share is at most this
     guard_inflow_m3h: Array | None = None  # (H,) the inflow those guards assume (None: inflow_m3h)
     first_floor_inflow_m3h: float | None = None  # the first step keeps its floor on this inflow too
     guards_always: bool = True  # guard steps also when no emptying day is in the horizon
@@ -337,8 +338,10 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
             if (e := v.e) is not None else []
         m.row([(v.v[k], 1.0), (v.lo[k], 1.0), *near], lo=low_k)
         if k == 0 and p.first_floor_inflow_m3h is not None:
-            # ... unless it is, or approaches, the emptying (the landing has its own cap)
-            approach = [(e[j], low_k - p.v_min_m3) for j in (0, 1) if j in in_day] if (e := v.e) is not None else []
+            # ... unless it is, or approaches, the emptying (the landing has its own cap). With PLC
+            # stops the floor is the PLC's there, and the guards keep the pumps it cannot stop safe
+            relax = low_k + p.max_outflow_m3h * p.step_h if p.plc_stops else low_k - p.v_min_m3
+            approach = [(e[j], relax) for j in (0, 1) if j in in_day] if (e := v.e) is not None else []
             _first_floor(m, p, v, low_k, approach)
     if v.e is None or v.miss is None:
         return
@@ -378,7 +381,10 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
     Without guards_always they are only built while a day in the horizon needs its emptying
     (the MPC's behaviour before it was found: the guards were built with the emptying rows).
     All are soft: pumps inside their minimum run may make a booked step's set impossible
-    (pump-outage: a booking at 4.5 m with five pumps locked on made the plan infeasible)."""
+    (pump-outage: a booking at 4.5 m with five pumps locked on made the plan infeasible).
+    At a landing and after it the share is at most ``landing_regulating``: there the level has
+    no room for a one-interval inflow dip (soak: a large pump started for a landing, then alone
+    at minimum speed, took the level from 0.66 to 0.37 m when the inflow fell to 38 %)."""
     if p.q_floor_m3h is None or (v.e is None and not p.guards_always):
         return
     in_day = {k for day in p.emptying_days for k in day}
@@ -398,8 +404,8 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
                 continue
             for terms, const in _guard_sets(p, v, p.block_of(kk), locked):
                 slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
-                m.row([*terms, (v.e[k], big_m), (slack[0], -1.0)],
-                      hi=_regulating(p, kk) * float(inflow[kk]) + big_m - const)
+                share = min(_regulating(p, kk), p.landing_regulating)
+                m.row([*terms, (v.e[k], big_m), (slack[0], -1.0)], hi=share * float(inflow[kk]) + big_m - const)
 
 
 def _guard_sets(p: Problem, v: _Vars, b: int, locked_on: Ints) -> list[tuple[list[tuple[int, float]], float]]:

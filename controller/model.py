@@ -5,6 +5,9 @@ It answers: what flow and power does a set of pumps give at a frequency and leve
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -12,6 +15,7 @@ from tunneltwin.plant import PlantPhysics
 from tunneltwin.site import Site
 
 Array = NDArray[np.float64]
+PLC_SCAN_S = 15.0  # stop levels are checked this often in ``end_volume`` (the twin's PLC: 5 s; coarser stops later)
 
 
 class StationModel:
@@ -78,14 +82,31 @@ class StationModel:
         return q_lo, q_hi, p_lo, p_hi
 
     def end_volume(self, freqs_hz: dict[int, float], volume_m3: float, inflow_m3h: float, seconds: float,
-                   substeps: int = 15) -> float:
+                   substeps: int = 15, stops: Mapping[int, tuple[float, float]] | None = None) -> float:
         """Volume after ``seconds`` with these pumps, integrating the level's effect on flow: near
-        the bottom the flow falls within minutes as the tunnel drains."""
-        dt_h = seconds / 3600 / substeps
-        for _ in range(substeps):
-            out = self.flow_of(freqs_hz, self.level(volume_m3))
-            volume_m3 = max(volume_m3 + (inflow_m3h - out) * dt_h, 0.0)
+        the bottom the flow falls within minutes as the tunnel drains.
+
+        ``stops`` maps a pump to its stop volume and the seconds until its minimum run is done:
+        the PLC stops it under that volume once the run is done, never the last pump running
+        (twin.model.interlock). Near the bottom that is what keeps a deep landing safe."""
+        if stops:
+            substeps = max(substeps, math.ceil(seconds / PLC_SCAN_S))
+        dt_s = seconds / substeps
+        running = dict(freqs_hz)
+        for n in range(substeps):
+            out = self.flow_of(running, self.level(volume_m3))
+            volume_m3 = max(volume_m3 + (inflow_m3h - out) * dt_s / 3600, 0.0)
+            if stops:
+                running = self._after_plc_stops(running, stops, volume_m3, (n + 1) * dt_s)
         return volume_m3
+
+    def _after_plc_stops(self, running: dict[int, float], stops: Mapping[int, tuple[float, float]],
+                         volume_m3: float, t_s: float) -> dict[int, float]:
+        due = [i for i in running if i in stops and volume_m3 < stops[i][0] and t_s >= stops[i][1]]
+        if len(due) == len(running) and due:  # the last pump stays: the one with the least flow
+            level = self.level(volume_m3)
+            due.remove(min(due, key=lambda i: self.pump_flow_power(i, running[i], level)[0]))
+        return {i: f for i, f in running.items() if i not in due}
 
     def freq_to_land(self, on: list[int], target_m3: float, volume_m3: float, inflow_m3h: float,
                      seconds: float) -> float:

@@ -60,6 +60,8 @@ class MpcSettings:
     dry_margin: float = 1.1  # plan the emptying unless the day's inflow exceeds limit x this
     guard_ahead: float = 0.025  # landing guards from guard_ahead_steps on admit this share of inflow less
     guard_ahead_steps: int = 2
+    landing_guard: float = 0.5  # at a landing and the 2 steps after, the pumps the PLC cannot stop keep
+    # their floor flow under this share of the guard inflow (one-interval dips to 28-50 % of the inflow)
     landing_share: float = 1.2  # empty only where a pessimistic inflow moves the level <= this x the band
     landing_window: int = 1  # ... and so does the inflow of this many steps on either side
     stop_levels: bool = True  # give running pumps the floor as a stop level the PLC executes by itself
@@ -215,7 +217,7 @@ class MpcController:
             return sp
         on = [i for i, p in enumerate(sp.pumps) if p.on]
         f = min(self.model.freq_to_land(on, v_empty_m3, tel.volume_m3, inflow_m3h, self.step_s),
-                self._freq_above_floor(tel, on, inflow_m3h))
+                self._freq_above_floor(tel, sp, inflow_m3h))
         return Setpoints(pumps=tuple(p.model_copy(update={"freq_hz": round(f, 3)}) if p.on else p for p in sp.pumps))
 
     def _preference(self, problem: Problem, plan: Plan) -> Preference:
@@ -244,7 +246,7 @@ class MpcController:
         drawdown, held by two refused writes from 0.995 m, took the level to 0.31 m)."""
         return self.supervisor.with_floor_stops(tel, sp) if self.cfg.stop_levels else sp
 
-    def _freq_above_floor(self, tel: Telemetry, on: list[int], inflow_m3h: float) -> float:
+    def _freq_above_floor(self, tel: Telemetry, sp: Setpoints, inflow_m3h: float) -> float:
         """The landing must not go under the floor if the inflow falls short: the band is
         only ~200 m3 deep, a few minutes of a forecast error in rain. So it lands for the
         supervisor's pessimistic inflow on the lower of forecast and measurement; a shortfall
@@ -252,23 +254,12 @@ class MpcController:
 
         It must also be safe to hold: a refused write leaves the plant on this command for
         another interval (the soak drained the tunnel to 0.0 m that way), so two intervals
-        on the same inflow must still end at or above the minimum level. With stop levels the
-        PLC stops the pumps past their minimum run at the floor, so only the ones it cannot
-        stop must be safe to hold from there."""
-        held = self._held_under_floor(tel, on) if self.cfg.stop_levels else None
+        on the same inflow must still end at or above the minimum level. The command's stop
+        levels are simulated as the PLC executes them (``Supervisor.ends_above``)."""
+        on = [i for i, p in enumerate(sp.pumps) if p.on]
+        stops = self.supervisor.plc_stops(tel, {p.id: p.stop_below_m for p in sp.pumps if p.on})
         return self.supervisor.floor_freq_hz(on, tel.volume_m3, self._pessimistic_inflow(tel, inflow_m3h),
-                                             hold=True, held=held)
-
-    def _held_under_floor(self, tel: Telemetry, on: list[int]) -> list[int]:
-        """The pumps a held command keeps running under their stop level through the next
-        interval: those still inside their minimum run when it starts, else the one with the
-        least flow (the PLC never stops the last pump; twin.model.interlock)."""
-        min_on, pumps = self.site.rules.min_on_s, tel.pumps
-        young = [i for i in on if not (pumps[i].status.is_on and pumps[i].time_in_state_s + self.step_s >= min_on)]
-        if young:
-            return young
-        level, f = self.supervisor.floor_level_m(), self.site.rules.max_freq_hz
-        return [min(on, key=lambda i: self.model.pump_flow_power(i, f, level)[0])]
+                                             hold=True, stops=stops)
 
     def _pessimistic_inflow(self, tel: Telemetry, forecast_m3h: float) -> float:
         """The supervisor's pessimistic factor on the lower of forecast and measurement."""
@@ -326,6 +317,7 @@ class MpcController:
             floor_buffer_m3=self.cfg.floor_inflow_share * inflow * self.step_h,
             q_floor_m3h=self._floor_flows(groups), self_regulating=self.cfg.supervisor.pessimistic_inflow,
             regulating_ahead=self.cfg.guard_ahead, regulating_from=self.cfg.guard_ahead_steps,
+            landing_regulating=self.cfg.landing_guard if self.cfg.stop_levels else 1.0,
             guard_inflow_m3h=self._guard_inflow(tel, inflow) if self.cfg.guards_on_measured else None,
             guards_always=self.cfg.guards_always, plc_stops=self.cfg.stop_levels,
             first_floor_inflow_m3h=self._pessimistic_inflow(tel, float(inflow[0])) if self.cfg.robust_first_step

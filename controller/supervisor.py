@@ -9,7 +9,7 @@ the station limits, which only ever slow pumps down or shed the ones that may st
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -60,9 +60,9 @@ class Supervisor:
         want = self._timers(tel, want)
         want = self._at_least_one(tel, want)
         want = self._max_outflow(tel, want)
-        want = self._floor(tel, want, hold or self.cfg.hold_check)
-        want = self._ceiling(tel, want)
         stops = self._stop_levels(tel, sp)
+        want = self._floor(tel, want, hold or self.cfg.hold_check, self.plc_stops(tel, stops))
+        want = self._ceiling(tel, want)
         return Setpoints(pumps=tuple(
             PumpSetpoint(id=p.id, on=i in want, freq_hz=round(want[i], 3) if i in want else 0.0,
                          stop_below_m=stops.get(p.id, 0.0) if i in want else 0.0)
@@ -191,28 +191,54 @@ class Supervisor:
     def _max_outflow(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
         return self._limit(tel, want, self.site.rules.max_outflow_m3h, "max_outflow")
 
-    def _floor(self, tel: Telemetry, want: dict[int, float], hold: bool) -> dict[int, float]:
-        """The interval must end above the floor on a pessimistic inflow. Simulated over the
-        interval, since near the bottom the pumps' flow falls as the level does.
-
-        With ``hold`` the command must also be safe to hold: a refused or lost write leaves
-        the plant on it for another interval, so two intervals must still end at or above the
-        minimum level."""
-        seconds = self.site.timing.control_interval_s
-        floor, minimum = self.floor_volume_m3(), self.model.volume(self.site.rules.min_level_m)
+    def _floor(self, tel: Telemetry, want: dict[int, float], hold: bool,
+               stops: Mapping[int, tuple[float, float]]) -> dict[int, float]:
+        """The interval must end above the floor on a pessimistic inflow (``ends_above``). Simulated
+        over the interval, since near the bottom the pumps' flow falls as the level does."""
         inflow = self.cfg.pessimistic_inflow * tel.inflow_m3h
 
-        def ends_above(w: dict[int, float]) -> bool:
-            return self.model.end_volume(w, tel.volume_m3, inflow, seconds) >= floor \
-                and (not hold or self.model.end_volume(w, tel.volume_m3, inflow, 2 * seconds) >= minimum)
+        def ok(w: dict[int, float]) -> bool:
+            return self.ends_above(w, tel.volume_m3, inflow, hold, stops)
 
-        if not want or ends_above(want):
+        if not want or ok(want):
             return want
-        f = self.floor_freq_hz(list(want), tel.volume_m3, inflow, hold)
+        f = self.floor_freq_hz(list(want), tel.volume_m3, inflow, hold, stops)
         want = {i: min(x, f) for i, x in want.items()}
         floor_m = self.floor_level_m()
         self._note(tel, "min_level", None, f"would end under {floor_m:.2f} m: slowed to {f:.2f} Hz")
-        return self._shed(tel, want, ends_above, "min_level", "stopped to keep the level above the floor")
+        return self._shed(tel, want, ok, "min_level", "stopped to keep the level above the floor")
+
+    def ends_above(self, freqs_hz: dict[int, float], volume_m3: float, inflow_m3h: float, hold: bool,
+                   stops: Mapping[int, tuple[float, float]]) -> bool:
+        """On this inflow the interval ends above the floor. Where the PLC will stop a pump at its
+        stop level (``plc_stops``: the floor), the floor is the PLC's to keep, and the interval
+        need only end at or above the minimum level, the stops simulated. Without that, no landing
+        could start where the inflow is uncertain by more than the 0.55-0.7 m band holds (soak:
+        03-04 missed its emptying by 0.4 mm, every landing stopped at 0.70 m).
+
+        With ``hold`` the command must also be safe to hold: a refused or lost write leaves the
+        plant on it for another interval, so two intervals must still end at or above the
+        minimum level."""
+        seconds = self.site.timing.control_interval_s
+        minimum = self.model.volume(self.site.rules.min_level_m)
+        mine = {i: x for i, x in stops.items() if i in freqs_hz}
+        plc = len(freqs_hz) > 1 and any(wait_s < seconds for _, wait_s in mine.values())
+        first = minimum if plc else self.floor_volume_m3()
+        return self.model.end_volume(freqs_hz, volume_m3, inflow_m3h, seconds, stops=mine) >= first and (
+            not hold or self.model.end_volume(freqs_hz, volume_m3, inflow_m3h, 2 * seconds, stops=mine) >= minimum)
+
+    def plc_stops(self, tel: Telemetry, stops_m: Mapping[str, float]) -> dict[int, tuple[float, float]]:
+        """Pump index -> (stop volume, seconds until its PLC may stop it) for each pump given a stop
+        level, as ``StationModel.end_volume`` simulates them. A pump off now would start, so its
+        whole minimum run comes first."""
+        min_on = self.site.rules.min_on_s
+        out = {}
+        for i, p in enumerate(tel.pumps):
+            level = stops_m.get(p.id, 0.0)
+            if level > 0.0:
+                ran = p.time_in_state_s if p.status.is_on else 0.0
+                out[i] = (self.model.volume(level), max(0.0, min_on - ran))
+        return out
 
     def with_floor_stops(self, tel: Telemetry, sp: Setpoints) -> Setpoints:
         """Each running pump stops by itself (its PLC, once past its minimum run, never the last
@@ -234,22 +260,22 @@ class Supervisor:
         return self.site.rules.min_level_m + self.cfg.floor_margin_m
 
     def floor_freq_hz(self, on: list[int], volume_m3: float, inflow_m3h: float, hold: bool,
-                      held: list[int] | None = None) -> float:
-        """Common frequency at which these pumps end the interval on the floor on this inflow;
-        with ``hold``, also no lower than the minimum level when held for a second interval.
-        The MPC caps its emptying landing with it, so the two agree on what is safe.
+                      stops: Mapping[int, tuple[float, float]] | None = None) -> float:
+        """The highest common frequency at which these pumps pass ``ends_above``. The MPC caps its
+        emptying landing with it, so the two agree on what is safe."""
+        lo, hi = self.site.rules.min_freq_hz, self.site.rules.max_freq_hz
 
-        ``held`` are the pumps that would run on under the floor in that second interval when
-        the others stop at their stop level (the PLC's, at the floor): then only they must not
-        take the level from the floor to the minimum within an interval."""
-        seconds = self.site.timing.control_interval_s
-        f = self.model.freq_to_land(on, self.floor_volume_m3(), volume_m3, inflow_m3h, seconds)
-        if hold:
-            minimum = self.model.volume(self.site.rules.min_level_m)
-            second = self.model.freq_to_land(on, minimum, volume_m3, inflow_m3h, 2 * seconds) if held is None \
-                else self.model.freq_to_land(held, minimum, self.floor_volume_m3(), inflow_m3h, seconds)
-            f = min(f, second)
-        return f
+        def ok(f: float) -> bool:
+            return self.ends_above(dict.fromkeys(on, f), volume_m3, inflow_m3h, hold, stops or {})
+
+        if ok(hi):
+            return hi
+        if not ok(lo):
+            return lo
+        for _ in range(12):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+        return lo
 
     def _ceiling(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
         """A surge must not carry the level to the alarm within the interval: speed up, then start."""

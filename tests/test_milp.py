@@ -306,6 +306,8 @@ def test_a_landing_further_ahead_keeps_a_margin_for_forecast_drift() -> None:
     ahead = plan_of(problem(**base, regulating_ahead=0.05, regulating_from=2), c)
     assert ahead.counts[:, 3:6].tolist() == [[0, 0, 0], [1, 1, 1]]
     assert ahead.counts[0, 0] == 1  # no margin on the step applied: the big pump still runs there
+    landing = plan_of(problem(**base, landing_regulating=0.5), c)  # 0.5 x 1,800 = 900 at the landing
+    assert landing.counts[:, 3:6].tolist() == [[0, 0, 0], [1, 1, 1]] and landing.counts[0, 0] == 1
 
 
 def test_first_step_keeps_its_floor_on_the_pessimistic_inflow() -> None:
@@ -318,6 +320,19 @@ def test_first_step_keeps_its_floor_on_the_pessimistic_inflow() -> None:
     robust = plan_of(problem(**base, first_floor_inflow_m3h=1000.0))
     assert robust.flows_m3h[0, 0] == pytest.approx(1800.0)
     assert robust.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
+
+
+def test_with_plc_stops_a_landing_need_not_keep_the_floor_on_the_pessimistic_inflow() -> None:
+    """A landing booked at step 0, from 1,800 to 1,400 m3 on a 1,500 m3/h forecast: 1,900 m3/h.
+    On the pessimistic 1,000 m3/h the step must keep 1,000 m3, so at most 1,800 m3/h, and the
+    plan falls 100 m3 short (50 EUR/m3 over the 1,400-1,500 band, against 1,000 for the floor).
+    With PLC stop levels the floor there is the PLC's, and the plan lands."""
+    base = dict(volume0_m3=1800.0, v_min_m3=1000.0, v_low_m3=1500.0, v_empty_m3=1400.0,
+                emptying_days=((0,),), first_floor_inflow_m3h=1000.0)
+    short = plan_of(problem(**base))
+    assert short.flows_m3h[0, 0] == pytest.approx(1800.0) and short.volumes_m3[0] == pytest.approx(1500.0)
+    landed = plan_of(problem(**base, plc_stops=True))
+    assert landed.volumes_m3[0] <= 1400.0 + 1e-6 and landed.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
 
 
 def test_end_cap_pumps_exactly_down_to_it() -> None:

@@ -318,11 +318,13 @@ def test_an_emptying_is_not_booked_on_a_one_interval_inflow_dip(site: Site) -> N
     assert mpc._landable([0, 1], np.array([3000.0, 3100.0])) == [0, 1]  # the horizon's edges clip the window
 
 
-def test_an_emptying_step_lands_above_the_floor_if_the_inflow_falls_short(site: Site) -> None:
+@pytest.mark.parametrize("stop_levels", [False, True])
+def test_an_emptying_step_lands_above_the_floor_if_the_inflow_falls_short(site: Site, stop_levels: bool) -> None:
     """A storm-day landing (measured in the storm scenario: 25 % less inflow than forecast took
-    the level from 0.84 to 0.40 m). The dispatched step must end above 0.55 m at 85 % of the
-    lower of forecast and measured inflow."""
-    mpc = MpcController(site)
+    the level from 0.84 to 0.40 m). At 85 % of the lower of forecast and measured inflow the
+    dispatched step must end above 0.55 m; with stop levels, where the PLC stops the pumps past
+    their run at 0.55 m (simulated), at or above 0.5 m, and it may then run faster."""
+    mpc = MpcController(site, MpcSettings(stop_levels=stop_levels))
     model = mpc.model
     tel = telemetry(site, level_m=0.835, inflow_m3h=5776.0, on={"1.4": 49.0, "2.2": 49.0, "2.3": 49.0})
     groups = mpc.groups(tel)
@@ -332,8 +334,12 @@ def test_an_emptying_step_lands_above_the_floor_if_the_inflow_falls_short(site: 
     sp = mpc.dispatch_step(tel, groups, counts, flows, v_empty, 5961.0, v_empty)
     freqs = {i: p.freq_hz for i, p in enumerate(sp.pumps) if p.on}
     assert len(freqs) == 3
-    end = model.end_volume(freqs, tel.volume_m3, 0.85 * 5776.0, STEP)
-    assert model.level(end) >= 0.55 - 1e-3
+    stops = mpc.supervisor.plc_stops(tel, {p.id: p.stop_below_m for p in sp.pumps})
+    assert bool(stops) == stop_levels
+    end = model.level(model.end_volume(freqs, tel.volume_m3, 0.85 * 5776.0, STEP, stops=stops))
+    assert end >= (0.5 if stop_levels else 0.55) - 1e-3
+    no_plc = model.level(model.end_volume(freqs, tel.volume_m3, 0.85 * 5776.0, STEP))
+    assert (no_plc < 0.55) == stop_levels
 
 
 def _landing(site: Site, stop_levels: bool,
@@ -364,23 +370,28 @@ def test_an_emptying_landing_is_safe_to_hold_for_a_second_interval(site: Site) -
 
 def test_with_stop_levels_a_landing_need_only_be_safe_for_the_pumps_the_plc_cannot_stop(site: Site) -> None:
     """Both pumps are past their 2 h run: at 0.55 m the PLC stops the large one and keeps the
-    small one (never the last pump; it has the least flow). So the hold check asks only that
-    the small pump, from 0.55 m through an interval on 85 % of the inflow, ends at or above
-    0.5 m, and the landing may go deeper than without stop levels. If the large pump started
-    an hour ago, it runs on under its stop level, and it is the one that must be safe to hold."""
+    small one (never the last pump; it has the least flow). Simulating that, the landing may go
+    deeper than without stop levels and still end at or above 0.5 m, held for a second interval
+    too. If the large pump started an hour ago, it runs on under its stop level (the PLC stops
+    the small one instead), and the slower landing keeps the held level at or above 0.5 m."""
     mpc, free = _landing(site, stop_levels=True)
     _, strict = _landing(site, stop_levels=False)
-    model, volume, floor = mpc.model, mpc.model.volume(0.81), mpc.supervisor.floor_volume_m3()
+    model, volume, sup = mpc.model, mpc.model.volume(0.81), mpc.supervisor
     small, large = site.pump_ids.index("2.1"), site.pump_ids.index("2.4")
     assert set(free) == {small, large} and free[small] > strict[small]
-    assert model.end_volume(free, volume, 0.85 * 2100.0, STEP) >= floor - 1.0
-    assert model.level(model.end_volume({small: free[small]}, floor, 0.85 * 2100.0, STEP)) >= 0.5
+    tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.8, "2.4": 49.8})
+    stops = sup.plc_stops(tel, {"2.1": 0.55, "2.4": 0.55})
+    assert stops == {small: (sup.floor_volume_m3(), 0.0), large: (sup.floor_volume_m3(), 0.0)}
+    assert model.end_volume(free, volume, 0.85 * 2100.0, STEP) < sup.floor_volume_m3()  # without the PLC
+    for seconds in (STEP, 2 * STEP):
+        assert model.level(model.end_volume(free, volume, 0.85 * 2100.0, seconds, stops=stops)) >= 0.5
     tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.8, "2.4": 49.8}, timers={"2.4": 3600.0})
-    assert mpc._held_under_floor(tel, [small, large]) == [large]
-    assert mpc._held_under_floor(telemetry(site, on={"2.1": 49.8, "2.4": 49.8}), [small, large]) == [small]
+    stops = sup.plc_stops(tel, {"2.1": 0.55, "2.4": 0.55})
+    assert stops[large][1] == pytest.approx(site.rules.min_on_s - 3600.0) and stops[small][1] == 0.0
     _, young = _landing(site, stop_levels=True, timers={"2.4": 3600.0})
-    held = model.end_volume({large: young[large]}, floor, 0.85 * 2100.0, STEP)
-    assert model.level(held) >= 0.5 - 1e-3 or young[large] == site.rules.min_freq_hz
+    assert young[large] < free[large]
+    held = model.level(model.end_volume(young, volume, 0.85 * 2100.0, 2 * STEP, stops=stops))
+    assert held >= 0.5 - 1e-3 or young[large] == site.rules.min_freq_hz
 
 
 def test_the_warm_start_is_the_previous_plan_shifted_to_now(site: Site) -> None:

@@ -140,3 +140,54 @@ def test_stop_levels_pass_up_to_the_emptying_level_and_the_level_now(site: Site,
     rounded = sup.check(telemetry(site, level_m=0.3544, on={"1.2": 48.0}),  # the MPC rounds the level to mm
                         Setpoints(pumps=(PumpSetpoint(id="1.2", on=True, freq_hz=48.0, stop_below_m=0.355),)))
     assert rounded.as_dict()["1.2"].stop_below_m == 0.3544 and sup.counts["stop_level"] == 2
+
+
+def _with_stops(sp: Setpoints, level_m: float) -> Setpoints:
+    return Setpoints(pumps=tuple(p.model_copy(update={"stop_below_m": level_m}) for p in sp.pumps))
+
+
+def test_with_stop_levels_the_floor_is_the_plcs_to_keep(site: Site, sup: Supervisor) -> None:
+    """0.81 m, 2,100 m3/h in, a small and a large pump past their run at 49.4 Hz: on 85 % of the
+    inflow the interval ends under 0.55 m, so without stop levels the command is slowed. With
+    0.55 m stop levels the PLC stops the large pump there and the small one alone refills: the
+    command passes unchanged, even checked as held for a second interval. A large pump inside
+    its run cannot be stopped (the PLC stops the small one): held, it drains, so it is slowed."""
+    tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.4, "2.4": 49.4})
+    landing = command(p2_1=49.4, p2_4=49.4)
+    assert running(sup.check(tel, landing))["2.4"] < 49.4
+    sup = Supervisor(site, sup.model)
+    assert running(sup.check(tel, _with_stops(landing, 0.55), hold=True)) == {"2.1": 49.4, "2.4": 49.4}
+    assert not sup.overrides
+    young = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.4, "2.4": 49.4}, timers={"2.4": 3600.0})
+    assert running(sup.check(young, _with_stops(landing, 0.55), hold=True))["2.4"] < 49.4
+
+
+def test_the_simulated_plc_stops_are_no_kinder_than_the_twins(site: Site, sup: Supervisor) -> None:
+    """The supervisor's simulation of stop levels (``StationModel.end_volume`` with stops) against
+    the twin's PLC (``twin.model.interlock``) on the landing above: the twin stops the large pump
+    at 0.55 m and ends where the simulation says, within 5 m3 and not below it."""
+    from twin import Twin
+
+    tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.4, "2.4": 49.4})
+    stops = sup.plc_stops(tel, {"2.1": 0.55, "2.4": 0.55})
+    index = {p.id: i for i, p in enumerate(site.pumps)}
+    freqs = {index["2.1"]: 49.4, index["2.4"]: 49.4}
+    simulated = sup.model.end_volume(freqs, tel.volume_m3, 1785.0, 900.0, stops=stops)
+    twin = Twin(site, tel.time, lambda t: 1785.0, 0.81, {"2.1": 49.4, "2.4": 49.4})
+    twin.apply(_with_stops(command(p2_1=49.4, p2_4=49.4), 0.55))
+    twin.advance()
+    assert twin.stopped_by_level() == ["2.4"]
+    assert simulated - 5.0 <= twin.state.volume_m3 and simulated <= twin.state.volume_m3 + 1.0
+    assert sup.model.end_volume(freqs, tel.volume_m3, 1785.0, 900.0) < sup.floor_volume_m3() <= simulated
+
+
+def test_the_simulated_plc_never_stops_the_last_pump_nor_one_inside_its_run(site: Site, sup: Supervisor) -> None:
+    model, index = sup.model, {p.id: i for i, p in enumerate(site.pumps)}
+    volume, floor = model.volume(0.6), sup.floor_volume_m3()
+    alone = {index["2.4"]: 50.0}
+    assert model.end_volume(alone, volume, 500.0, 900.0, stops={index["2.4"]: (floor, 0.0)}) \
+        == pytest.approx(model.end_volume(alone, volume, 500.0, 900.0, substeps=60))
+    pair = {index["2.4"]: 50.0, index["2.2"]: 50.0}
+    late = {i: (floor, 900.0) for i in pair}
+    assert model.end_volume(pair, volume, 500.0, 900.0, stops=late) \
+        == pytest.approx(model.end_volume(pair, volume, 500.0, 900.0, substeps=60))
