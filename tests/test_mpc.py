@@ -441,6 +441,8 @@ def test_the_oracle_empties_exactly_the_days_the_rule_calls_dry(site: Site) -> N
         assert days == (mpc_days, oracle_days)
     assert (oracle.cfg.guards_on_measured, oracle.cfg.guard_ahead, oracle.cfg.floor_inflow_share) == (False, 0.0, 0.0)
     assert mpc.cfg.floor_inflow_share == 0.5
+    assert (oracle.cfg.robust_first_step, oracle.cfg.landing_guard) == (False, 1.0)
+    assert mpc.cfg.robust_first_step and mpc.cfg.landing_guard == 0.5
     assert oracle.cfg.supervisor == mpc.cfg.supervisor
 
 
