@@ -60,8 +60,7 @@ class MpcSettings:
     dry_margin: float = 1.1  # plan the emptying unless the day's inflow exceeds limit x this
     guard_ahead: float = 0.025  # landing guards from guard_ahead_steps on admit this share of inflow less
     guard_ahead_steps: int = 2
-    landing_guard: float = 0.5  # at a landing and the 2 steps after, the pumps the PLC cannot stop keep
-    # their floor flow under this share of the guard inflow (one-interval dips to 28-50 % of the inflow)
+    landing_guard: float = 0.5  # guard share at a landing and 2 steps after, for pumps the PLC cannot stop
     landing_share: float = 1.2  # empty only where a pessimistic inflow moves the level <= this x the band
     landing_window: int = 1  # ... and so does the inflow of this many steps on either side
     stop_levels: bool = True  # give running pumps the floor as a stop level the PLC executes by itself
