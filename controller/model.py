@@ -6,7 +6,7 @@ It answers: what flow and power does a set of pumps give at a frequency and leve
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,13 +45,17 @@ class StationModel:
             return lo
         if self.set_flow(on, hi, level_m) <= target_m3h:
             return hi
-        for _ in range(30):
-            mid = 0.5 * (lo + hi)
-            if self.set_flow(on, mid, level_m) < target_m3h:
-                lo = mid
-            else:
-                hi = mid
+        lo, hi = self.bisect_freq(lambda f: self.set_flow(on, f, level_m) < target_m3h, 30)
         return 0.5 * (lo + hi)
+
+    def bisect_freq(self, below: Callable[[float], bool], steps: int) -> tuple[float, float]:
+        """The rule band halved ``steps`` times towards where ``below`` (true at its low end,
+        false at its high end) turns false: the bracket (lo, hi) left."""
+        lo, hi = self.site.rules.min_freq_hz, self.site.rules.max_freq_hz
+        for _ in range(steps):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if below(mid) else (lo, mid)
+        return lo, hi
 
     def volume(self, level_m: float) -> float:
         return self.physics.geometry.volume(level_m)
@@ -122,8 +126,6 @@ class StationModel:
             return hi
         if end(lo) <= target_m3:
             return lo
-        for _ in range(12):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if end(mid) > target_m3 else (lo, mid)
+        lo, hi = self.bisect_freq(lambda f: end(f) > target_m3, 12)
         return 0.5 * (lo + hi)
 

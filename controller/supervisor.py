@@ -272,10 +272,7 @@ class Supervisor:
             return hi
         if not ok(lo):
             return lo
-        for _ in range(12):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-        return lo
+        return self.model.bisect_freq(ok, 12)[0]
 
     def _ceiling(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
         """A surge must not carry the level to the alarm within the interval: speed up, then start."""
