@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from tunneltwin.errors import PlantError, TagMapError
-from tunneltwin.site import format_validation, read_toml
+from kernel.errors import PlantError, TagMapError
+from kernel.site import format_validation, read_toml
 
 # unit -> (dimension, factor to the dimension's base: m, m3, m3/h, kW, Hz, s, EUR/kWh)
 UNITS: dict[str, tuple[str, float]] = {

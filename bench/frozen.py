@@ -13,14 +13,15 @@ import logging
 
 import structlog
 
-from adapters.sim import SimPort
+from adapters.client.sim import SimPort
 from controller.baseline import BaselineController
-from scenarios.replay import LockstepPlant, ReplaySetup, SensorFault
+from scenarios.replay import ReplaySetup
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
-from tunneltwin.service import Service
+from tunneltwin.daemon.loop import Service
+from tunneltwin.daemon.validation import Checked
 from tunneltwin.settings import Settings
-from tunneltwin.validation import Checked
+from twin.lockstep import LockstepPlant, SensorFault
 
 
 async def under_min(setup: ReplaySetup, validated: bool) -> int:

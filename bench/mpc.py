@@ -21,10 +21,10 @@ import structlog
 
 from controller.milp import Problem, coefficients, solve
 from controller.mpc import MpcController
+from kernel.contracts import Observation, Setpoints, Telemetry
 from scenarios.replay import ReplaySetup, run_controller
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
-from tunneltwin.contracts import Observation, Setpoints, Telemetry
 from tunneltwin.settings import Settings
 
 RECORDED = Path(__file__).resolve().parents[2] / "shared" / "hsy-data" / "derived" / "hsy_timeseries_tidy.csv"

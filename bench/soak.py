@@ -31,23 +31,23 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.mqtt import MqttLink
-from adapters.mqtt_surface import MqttSurface
-from adapters.opcua import OpcuaPort
-from adapters.opcua_sim import OpcuaSimulator
+from adapters.client.opcua import OpcuaPort
+from adapters.mqtt_link import MqttLink
+from adapters.served.opcua import OpcuaSimulator
+from adapters.surface.mqtt import MqttSurface
 from controller.baseline import BaselineController
 from controller.mpc import MpcController
-from scenarios.replay import LockstepPlant
+from kernel.contracts import Observation, Setpoints
 from scenarios.report import write_trajectory
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
 from tests.plants import OPCUA_TAGS, Broker, Proxy, free_port, mosquitto
-from tunneltwin.audit import AuditLog, read_ticks
-from tunneltwin.audit_export import summary
-from tunneltwin.contracts import Observation, Setpoints
-from tunneltwin.daemon import LOG_LIMIT
-from tunneltwin.service import Service
+from tunneltwin.daemon.audit import AuditLog, read_ticks
+from tunneltwin.daemon.audit_export import summary
+from tunneltwin.daemon.loop import Service
+from tunneltwin.daemon.wiring import LOG_LIMIT
 from tunneltwin.settings import Settings
+from twin.lockstep import LockstepPlant
 
 SCENARIO = """name = "soak"
 description = "Synthetic days with rain, for the soak benchmark."

@@ -29,9 +29,9 @@ from controller.mpc import MpcController
 from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
 from tests.plants import Broker, mosquitto, served
-from tunneltwin.service import Service
+from tunneltwin.daemon.loop import Service
+from tunneltwin.daemon.stats import Stats
 from tunneltwin.settings import Settings
-from tunneltwin.stats import Stats
 
 RECORDED = Path(__file__).resolve().parents[2] / "shared" / "hsy-data" / "derived" / "hsy_timeseries_tidy.csv"
 

@@ -12,10 +12,10 @@ import time
 from datetime import datetime
 
 from controller.baseline import BaselineController
+from kernel.physics import PlantPhysics
 from scenarios import synthetic
 from scenarios.replay import ReplaySetup, run_controller
 from scenarios.rules import check
-from tunneltwin.plant import PlantPhysics
 from tunneltwin.settings import Settings
 
 

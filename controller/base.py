@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from tunneltwin.contracts import Observation, Setpoints
-from tunneltwin.site import Site
+from kernel.contracts import Observation, Setpoints
+from kernel.site import Site
 
 
 class Controller(Protocol):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from controller.model import StationModel
-from tunneltwin.contracts import Observation, PumpSetpoint, Setpoints, Telemetry
-from tunneltwin.site import Site
+from kernel.contracts import Observation, PumpSetpoint, Setpoints, Telemetry
+from kernel.site import Site
 
 
 @dataclass(frozen=True)

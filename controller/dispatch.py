@@ -16,8 +16,8 @@ import numpy as np
 
 from controller.milp import Array, Group, Ints
 from controller.model import StationModel
-from tunneltwin.contracts import PumpSetpoint, Setpoints, Telemetry
-from tunneltwin.site import Rules
+from kernel.contracts import PumpSetpoint, Setpoints, Telemetry
+from kernel.site import Rules
 
 
 def choose_pumps(tel: Telemetry, group: Group, count: int, rules: Rules,

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from tunneltwin.contracts import PriceCurve
-from tunneltwin.errors import DataError
+from kernel.contracts import PriceCurve
+from kernel.errors import DataError
 
 Array = NDArray[np.float64]
 

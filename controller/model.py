@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from tunneltwin.plant import PlantPhysics
-from tunneltwin.site import Site
+from kernel.physics import PlantPhysics
+from kernel.site import Site
 
 Array = NDArray[np.float64]
 PLC_SCAN_S = 15.0  # stop levels are checked this often in ``end_volume`` (the twin's PLC: 5 s; coarser stops later)

@@ -25,8 +25,8 @@ from controller.forecast import ForecastSettings, InflowForecaster, PriceBook
 from controller.milp import Group, Ints, Plan, Problem, Weights, coefficients, solve
 from controller.model import StationModel
 from controller.supervisor import Supervisor, SupervisorSettings
-from tunneltwin.contracts import Observation, Setpoints, Telemetry
-from tunneltwin.site import Site
+from kernel.contracts import Observation, Setpoints, Telemetry
+from kernel.site import Site
 
 log = structlog.get_logger("tunneltwin.mpc")
 Array = NDArray[np.float64]

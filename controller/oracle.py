@@ -25,8 +25,8 @@ from numpy.typing import NDArray
 from controller.forecast import ExternalInflow
 from controller.milp import Problem
 from controller.mpc import MpcController, MpcSettings
-from tunneltwin.contracts import PriceCurve, Telemetry
-from tunneltwin.site import Site
+from kernel.contracts import PriceCurve, Telemetry
+from kernel.site import Site
 
 Array = NDArray[np.float64]
 

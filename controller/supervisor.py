@@ -16,8 +16,8 @@ from datetime import datetime
 import structlog
 
 from controller.model import StationModel
-from tunneltwin.contracts import PumpSetpoint, Setpoints, Telemetry
-from tunneltwin.site import Site
+from kernel.contracts import PumpSetpoint, Setpoints, Telemetry
+from kernel.site import Site
 
 log = structlog.get_logger("tunneltwin.supervisor")
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scenarios.recorded import RecordedData
-from tunneltwin.contracts import PumpSetpoint, Setpoints
-from tunneltwin.site import Site
+from kernel.contracts import PumpSetpoint, Setpoints
+from kernel.recorded import RecordedData
+from kernel.site import Site
 
 FULL_STEP = 0.98  # an on-fraction above this is a full step
 DEFAULT_RUN_HZ = 49.0

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from controller.mpc import MpcSettings
+from kernel.site import Site
 from scenarios.report import write_html, write_trajectory
 from scenarios.runner import CONTROLLERS, evaluate, with_forecast
 from scenarios.scenario import load_scenario
-from scenarios.trajectory import Trajectory
-from tunneltwin.site import Site
+from twin.trajectory import Trajectory
 
 
 def compare(scenario: str, site: Site, out: Path, prices: str | None = None, start: datetime | None = None,

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernel.physics import PlantPhysics
+from kernel.recorded import RecordedData
+from kernel.site import Site
 from scenarios.commands import initial_running, step_schedule
-from scenarios.recorded import RecordedData
-from tunneltwin.plant import PlantPhysics
-from tunneltwin.site import Site
 from twin import Twin
 from twin.twin import IntervalRecord
 

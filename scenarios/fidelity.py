@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernel.physics import PumpHydraulics
+from kernel.recorded import RecordedData
+from kernel.site import Pump, Site
 from scenarios.drive import open_loop
-from scenarios.recorded import RecordedData
-from tunneltwin.plant import PumpHydraulics
-from tunneltwin.site import Pump, Site
 from twin.calibrate import FitResult, RunningPoints, fit_pump_type, mape_by, predict
 
 WINDOW_S = 86400.0

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from scenarios.rules import RuleReport
-from scenarios.trajectory import Trajectory
+from twin.trajectory import Trajectory
 
 
 def pump_starts(traj: Trajectory) -> dict[str, int]:

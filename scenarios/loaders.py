@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.recorded import (
+from kernel.errors import DataError
+from kernel.recorded import (
     Array,
     DataRepairWarning,
     RecordedData,
@@ -27,7 +28,6 @@ from scenarios.recorded import (
     check_timestamps,
     clamp_small_negatives,
 )
-from tunneltwin.errors import DataError
 
 PER_STEP_TO_PER_HOUR = 4.0  # m3 per 15 min -> m3/h
 PRICE_EUR_MAX = 5.0  # EUR/kWh; anything above is a c/kWh column with a wrong unit label

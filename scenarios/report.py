@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from kernel.site import Rules
 from scenarios import svg
-from scenarios.trajectory import Trajectory
-from tunneltwin.site import Rules
+from twin.trajectory import Trajectory
 
 BASE_COLUMNS = ("level_m", "volume_m3", "inflow_m3h", "outflow_m3h", "price_eur_per_kwh", "power_kw",
                 "energy_kwh", "cost_eur")

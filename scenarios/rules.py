@@ -12,8 +12,8 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from scenarios.trajectory import Trajectory
-from tunneltwin.site import Rules
+from kernel.site import Rules
+from twin.trajectory import Trajectory
 
 # A row is stamped at the end of its step, so 00:00 belongs to the day before.
 STAMP_TO_STEP = timedelta(seconds=1)

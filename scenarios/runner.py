@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from controller.baseline import BaselineController
+from controller.config import DEFAULT_MPC, load_mpc
 from controller.forecast import ExternalInflow
 from controller.mpc import MpcController, MpcSettings
 from controller.oracle import OracleController
+from kernel.errors import ConfigError
+from kernel.site import Site
 from scenarios.kpis import forecast_error, percentiles, summary
 from scenarios.replay import ReplaySetup, run_controller, run_historical
 from scenarios.report import write_html, write_summary, write_trajectory
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
-from scenarios.trajectory import Trajectory
-from tunneltwin.errors import ConfigError
-from tunneltwin.settings import Settings
-from tunneltwin.site import Site
+from twin.lockstep import PlantSetup
+from twin.trajectory import Trajectory
 
 Run = tuple[Trajectory, dict[str, Any]]
 
@@ -79,7 +80,7 @@ def _run(setup: ReplaySetup, controller: str, mpc: MpcSettings | None, opts: Run
     runner = CONTROLLERS.get(controller)
     if runner is None:
         raise ConfigError(f"unknown controller {controller!r}; known: {', '.join(CONTROLLERS)}")
-    return runner(setup, mpc or Settings().mpc(), opts or RunOptions())
+    return runner(setup, mpc or load_mpc(DEFAULT_MPC), opts or RunOptions())
 
 
 def evaluate(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = None,
@@ -110,7 +111,7 @@ def replay_to_dir(scenario: str, controller: str, out: Path, site: Site, prices:
     return result
 
 
-def score(traj: Trajectory, setup: ReplaySetup, controller: str) -> dict[str, Any]:
+def score(traj: Trajectory, setup: PlantSetup, controller: str) -> dict[str, Any]:
     """The one rule checker and KPI summary, for a trajectory however it was driven."""
     return summary(traj, check(traj, setup.site.rules), setup.name, controller)
 

@@ -13,13 +13,14 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kernel.errors import ConfigError, DataError
+from kernel.physics import PlantPhysics
+from kernel.site import Rules, Site, format_validation, read_toml
 from scenarios import synthetic
 from scenarios.commands import initial_running
 from scenarios.loaders import load_recorded
-from scenarios.replay import Outage, ReplaySetup, SensorFault
-from tunneltwin.errors import ConfigError, DataError
-from tunneltwin.plant import PlantPhysics
-from tunneltwin.site import Rules, Site, format_validation, read_toml
+from scenarios.replay import ReplaySetup
+from twin.lockstep import Outage, SensorFault
 
 BUNDLED_DIR = Path(__file__).parent / "data"
 

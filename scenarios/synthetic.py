@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from scenarios.recorded import RecordedData
-from tunneltwin.site import read_toml
+from kernel.recorded import RecordedData
+from kernel.site import read_toml
 
 GENERATOR_FILE = Path(__file__).parent / "data" / "generator.toml"
 
@@ -198,7 +198,7 @@ def step_change_report(data: RecordedData, params: GeneratorParams,
 
 
 def write_params(params: GeneratorParams, path: Path, source: str) -> None:
-    from tunneltwin.site_io import write_toml
+    from kernel.site_io import write_toml
 
     write_toml(params.model_dump(), path, [f"Synthetic generator statistics fitted to {source}",
                                            "with `tunneltwin fit-generator DATAFILE --out FILE`."])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from kernel.recorded import DataRepairWarning, RecordedData
+from kernel.site import Site, load_site
 from scenarios.loaders import load_recorded
-from scenarios.recorded import DataRepairWarning, RecordedData
-from tunneltwin.site import Site, load_site
 
 DATA = Path(__file__).parent / "data"
 EXCERPT = DATA / "hsy_excerpt_2days.csv"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from controller.model import StationModel
-from tunneltwin.contracts import PumpStatus, PumpTelemetry, Telemetry
-from tunneltwin.site import Site
+from kernel.contracts import PumpStatus, PumpTelemetry, Telemetry
+from kernel.site import Site
 
 _MODELS: dict[int, StationModel] = {}
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.port import PlantPort
-from adapters.sim import SimPort
+from adapters.client.port import PlantPort
+from adapters.client.sim import SimPort
 from adapters.tagmap import TagMap, load_tagmap
-from scenarios.replay import LockstepPlant, ReplaySetup
-from tunneltwin.settings import CONFIG_DIR
+from kernel.site import CONFIG_DIR
+from scenarios.replay import ReplaySetup
+from twin.lockstep import LockstepPlant
 
 OPCUA_TAGS = load_tagmap(CONFIG_DIR / "tags-opcua.toml")
 MQTT_TAGS = load_tagmap(CONFIG_DIR / "tags-mqtt.toml")
@@ -111,8 +112,8 @@ async def served(kind: str, setup: ReplaySetup, broker: Broker | None = None,
     if kind == "sim":
         yield SimPort(plant), plant
     elif kind == "opcua":
-        from adapters.opcua import OpcuaPort
-        from adapters.opcua_sim import OpcuaSimulator
+        from adapters.client.opcua import OpcuaPort
+        from adapters.served.opcua import OpcuaSimulator
 
         url = f"opc.tcp://127.0.0.1:{free_port()}/tunneltwin/"
         sim = OpcuaSimulator(plant, tags or OPCUA_TAGS, url)
@@ -122,8 +123,9 @@ async def served(kind: str, setup: ReplaySetup, broker: Broker | None = None,
         finally:
             await sim.stop()
     else:
-        from adapters.mqtt import MqttLink, MqttPort
-        from adapters.mqtt_sim import MqttSimulator
+        from adapters.client.mqtt import MqttPort
+        from adapters.mqtt_link import MqttLink
+        from adapters.served.mqtt import MqttSimulator
 
         assert broker is not None
         msim = MqttSimulator(plant, tags or MQTT_TAGS, MqttLink("127.0.0.1", broker.port, "tt-sim"))

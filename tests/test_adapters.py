@@ -13,16 +13,17 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from adapters.opcua import OpcuaPort
-from adapters.port import check_readback, readback
+from adapters.client.opcua import OpcuaPort
+from adapters.client.port import check_readback, readback
 from controller.baseline import BaselineController
-from scenarios.replay import LockstepPlant, ReplaySetup, run_controller
+from kernel.contracts import PumpSetpoint, Setpoints
+from kernel.errors import WriteRejected
+from kernel.site import Site
+from scenarios.replay import ReplaySetup, run_controller
 from scenarios.scenario import load_scenario
 from tests.plants import FIELD_TAGS, OPCUA_TAGS, Broker, mosquitto, served
-from tunneltwin.contracts import PumpSetpoint, Setpoints
-from tunneltwin.errors import WriteRejected
-from tunneltwin.service import Service
-from tunneltwin.site import Site
+from tunneltwin.daemon.loop import Service
+from twin.lockstep import LockstepPlant
 
 TRANSPORTS = ["sim", "opcua", "mqtt"]
 
@@ -114,8 +115,8 @@ async def test_field_gateway_map(two_days: ReplaySetup) -> None:
 
 async def test_missing_tags_are_named(two_days: ReplaySetup, broker: Broker) -> None:
     from adapters.tagmap import Tag
+    from kernel.errors import TagMapError
     from tests.plants import MQTT_TAGS, OPCUA_TAGS
-    from tunneltwin.errors import TagMapError
 
     pump = {**OPCUA_TAGS.pump, "flow_m3h": Tag(path="Pumps/{id}/FlowRate", unit="m3/h")}
     async with served("opcua", two_days, tags=OPCUA_TAGS) as (_port, _plant):
@@ -125,7 +126,8 @@ async def test_missing_tags_are_named(two_days: ReplaySetup, broker: Broker) -> 
             await wrong.connect()
     station = {**MQTT_TAGS.station, "level_m": Tag(topic="tunneltwin/station", field="level", unit="m")}
     async with served("mqtt", two_days, broker, tags=MQTT_TAGS) as (_port, _plant):
-        from adapters.mqtt import MqttLink, MqttPort
+        from adapters.client.mqtt import MqttPort
+        from adapters.mqtt_link import MqttLink
 
         wrong_m = MqttPort(MqttLink("127.0.0.1", broker.port, "tt-wrong"),
                            MQTT_TAGS.model_copy(update={"station": station}), two_days.site, timeout_s=1)

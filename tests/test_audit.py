@@ -11,20 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from adapters.opcua_sim import OpcuaSimulator
-from adapters.sim import SimPort
+from adapters.client.sim import SimPort
+from adapters.served.opcua import OpcuaSimulator
 from adapters.tagmap import load_tagmap
 from controller.baseline import BaselineController
 from controller.mpc import MpcController
-from scenarios.replay import LockstepPlant, ReplaySetup
+from kernel.contracts import Setpoints
+from kernel.errors import ConfigError
+from kernel.site import CONFIG_DIR, Site
+from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
 from tests.plants import free_port
-from tunneltwin.audit import SCHEMA_VERSION, AuditLog, read_ticks
-from tunneltwin.audit_export import export
-from tunneltwin.errors import ConfigError
-from tunneltwin.service import Service
-from tunneltwin.settings import CONFIG_DIR
-from tunneltwin.site import Site
+from tunneltwin.daemon.audit import SCHEMA_VERSION, AuditLog, read_ticks
+from tunneltwin.daemon.audit_export import export
+from tunneltwin.daemon.loop import Service
+from twin.lockstep import LockstepPlant
 
 STEP = '''
 [step]
@@ -71,7 +72,7 @@ async def test_the_mpc_ticks_carry_their_plan_and_inflow_forecast(tmp_path: Path
 
 def test_a_full_disk_loses_nothing(tmp_path: Path, day: ReplaySetup) -> None:
     """SQLite's max_page_count makes the file 'full' exactly as a full disk does (SQLITE_FULL)."""
-    from tunneltwin.audit import TickRecord
+    from tunneltwin.daemon.audit import TickRecord
 
     audit = AuditLog(tmp_path / "audit.sqlite")
     pages = audit.db.execute("PRAGMA page_count").fetchone()[0]
@@ -107,10 +108,13 @@ class HoldingSimulator(OpcuaSimulator):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.gate = asyncio.Event()
         self.gate.set()
+        held = self.stepper.held
 
-    async def _advance(self) -> None:
-        await self.gate.wait()
-        await super()._advance()
+        async def gated() -> Setpoints:  # a step waits at the gate before it takes the setpoints
+            await self.gate.wait()
+            return await held()
+
+        self.stepper.held = gated
 
 
 def _started_30_min_ago(plant: LockstepPlant) -> tuple[str, int] | None:

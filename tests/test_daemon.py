@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from adapters.sim import SimPort
+from adapters.client.sim import SimPort
 from controller.baseline import BaselineController
-from scenarios.recorded import DataRepairWarning
-from scenarios.replay import LockstepPlant, ReplaySetup
+from kernel.contracts import Observation, Setpoints
+from kernel.errors import PlantUnavailable
+from kernel.recorded import DataRepairWarning
+from kernel.site import Site
+from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
 from tunneltwin.cli import main
-from tunneltwin.contracts import Observation, Setpoints
-from tunneltwin.errors import PlantUnavailable
-from tunneltwin.service import Service
-from tunneltwin.site import Site
+from tunneltwin.daemon.loop import Service
+from twin.lockstep import LockstepPlant
 
 
 @pytest.fixture(scope="module")
@@ -130,14 +131,14 @@ def test_daemon_cli_against_the_simulate_cli_over_mqtt(tmp_path: Path) -> None:
 
 async def test_shadow_mode_on_a_recording(site: Site) -> None:
     """plant = replay: the recording is served as telemetry, decisions are kept and never applied."""
-    from adapters.replay import ReplayPort
+    from adapters.client.replay import ReplayPort
     from tests.conftest import EXCERPT
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataRepairWarning)
         setup = load_scenario(str(EXCERPT), site, "normal", None, None)
     assert setup.recorded is not None
-    port = ReplayPort(setup)
+    port = ReplayPort(setup, setup.recorded)
     baseline = BaselineController(site)
     stats = await Service(port, baseline, baseline, site, max_ticks=8).run()
     assert stats.ticks == 8 and len(port.decisions) == 8
@@ -148,8 +149,8 @@ async def test_shadow_mode_on_a_recording(site: Site) -> None:
 
 
 async def test_a_report_surface_that_cannot_start_does_not_stop_control(day: ReplaySetup) -> None:
-    from adapters.mqtt import MqttLink
-    from adapters.mqtt_surface import MqttSurface
+    from adapters.mqtt_link import MqttLink
+    from adapters.surface.mqtt import MqttSurface
     from tests.plants import free_port
 
     dead = MqttSurface(MqttLink("127.0.0.1", free_port(), "nobody-listens"))  # connection refused
@@ -161,7 +162,7 @@ async def test_a_report_surface_that_cannot_start_does_not_stop_control(day: Rep
 
 async def test_unusable_telemetry_writes_nothing_and_alarms_once(day: ReplaySetup,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from tunneltwin.errors import PlantError
+    from kernel.errors import PlantError
 
     plant = LockstepPlant(day)
     port = SimPort(plant)
@@ -181,7 +182,7 @@ async def test_unusable_telemetry_writes_nothing_and_alarms_once(day: ReplaySetu
     port.write = counted_write  # type: ignore[method-assign,assignment]
     baseline = BaselineController(day.site)
     service = Service(port, baseline, baseline, day.site, max_ticks=2)
-    monkeypatch.setattr("tunneltwin.service.RETRY_S", 0.01)
+    monkeypatch.setattr("tunneltwin.daemon.loop.RETRY_S", 0.01)
     stats = await service.run()
     assert stats.ticks == 2 and len(writes) == 2 and stats.comms_errors == 2
     assert [a["kind"] for a in service.alerts] == ["telemetry_unusable"]
@@ -190,7 +191,7 @@ async def test_unusable_telemetry_writes_nothing_and_alarms_once(day: ReplaySetu
 async def test_a_repeated_tick_resends_the_decision_without_deciding_again(day: ReplaySetup) -> None:
     """A lost step answer makes the daemon see the same plant time again: the controller must not
     take that interval in twice (its forecasts and day records), and the plant gets the same command."""
-    from tunneltwin.errors import PlantTimeout
+    from kernel.errors import PlantTimeout
 
     plant = LockstepPlant(day)
     port = SimPort(plant)
@@ -240,9 +241,9 @@ def test_a_tag_map_without_stop_levels_is_said_and_the_mpc_plans_without_them(tm
     from structlog.testing import capture_logs
 
     from controller.mpc import MpcController, MpcSettings
-    from tunneltwin.daemon import build_controller
-    from tunneltwin.daemon_config import load_daemon
-    from tunneltwin.settings import CONFIG_DIR
+    from kernel.site import CONFIG_DIR
+    from tunneltwin.daemon.config import load_daemon
+    from tunneltwin.daemon.wiring import build_controller
 
     uses = {}
     with capture_logs() as logs:

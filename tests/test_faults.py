@@ -15,20 +15,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.mqtt import MqttLink, MqttPort
-from adapters.opcua import OpcuaPort
-from adapters.opcua_sim import OpcuaSimulator
-from adapters.port import PlantPort
+from adapters.client.mqtt import MqttPort
+from adapters.client.opcua import OpcuaPort
+from adapters.client.port import PlantPort
+from adapters.mqtt_link import MqttLink
+from adapters.served.opcua import OpcuaSimulator
 from controller.baseline import BaselineController
-from scenarios.replay import LockstepPlant, ReplaySetup
+from kernel.contracts import PumpSetpoint, Setpoints
+from kernel.errors import WriteRejected
+from kernel.site import Site
+from scenarios.replay import ReplaySetup
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
 from tests.plants import MQTT_TAGS, OPCUA_TAGS, Broker, Proxy, free_port, mosquitto
-from tunneltwin.audit import AuditLog, read_ticks
-from tunneltwin.contracts import PumpSetpoint, Setpoints
-from tunneltwin.errors import WriteRejected
-from tunneltwin.service import Service
-from tunneltwin.site import Site
+from tunneltwin.daemon.audit import AuditLog, read_ticks
+from tunneltwin.daemon.loop import Service
+from twin.lockstep import LockstepPlant
 
 TICKS = 32
 
@@ -109,7 +111,7 @@ async def test_network_drop(setup: ReplaySetup) -> None:
 
 
 async def test_broker_restart(setup: ReplaySetup) -> None:
-    from adapters.mqtt_sim import MqttSimulator
+    from adapters.served.mqtt import MqttSimulator
 
     with mosquitto("allow_anonymous true\n") as broker:
         plant = LockstepPlant(setup)
@@ -202,7 +204,7 @@ async def test_a_drawdown_held_by_refused_writes_stops_at_its_stop_level(setup: 
 
 
 async def test_disk_full_for_the_audit_log(setup: ReplaySetup, tmp_path: Path) -> None:
-    from adapters.sim import SimPort
+    from adapters.client.sim import SimPort
 
     audit = AuditLog(tmp_path / "audit.sqlite")
     plant = LockstepPlant(setup)

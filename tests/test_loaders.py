@@ -8,10 +8,10 @@ import numpy as np
 import openpyxl
 import pytest
 
+from kernel.errors import DataError
+from kernel.recorded import DataRepairWarning
 from scenarios.loaders import load_recorded
-from scenarios.recorded import DataRepairWarning
 from tests.conftest import EXCERPT, SHARED_WORKBOOK, load_quietly, needs_shared
-from tunneltwin.errors import DataError
 
 
 def _rows() -> list[list[str]]:

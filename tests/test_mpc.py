@@ -16,6 +16,9 @@ from controller.forecast import ExternalInflow, InflowForecaster, PriceBook
 from controller.milp import Group, Plan
 from controller.mpc import MpcController, MpcSettings
 from controller.oracle import OracleController
+from kernel.contracts import PriceCurve, PumpSetpoint, Setpoints, Telemetry
+from kernel.errors import DataError
+from kernel.site import Site
 from scenarios.replay import ReplaySetup, run_controller
 from scenarios.rules import check
 from scenarios.runner import CONTROLLERS, evaluate
@@ -23,10 +26,7 @@ from scenarios.scenario import load_scenario
 from tests.conftest import EXCERPT
 from tests.helpers import station, telemetry
 from tunneltwin import cli
-from tunneltwin.contracts import PriceCurve, PumpSetpoint, Setpoints, Telemetry
-from tunneltwin.errors import DataError
 from tunneltwin.settings import Settings
-from tunneltwin.site import Site
 
 T0 = datetime(2025, 1, 6)
 STEP = 900.0
@@ -245,10 +245,9 @@ def test_compare_rejects_an_unknown_controller(tmp_path: Path, capsys: pytest.Ca
 def test_mpc_config_defaults_match_the_code_and_bad_keys_are_named(tmp_path: Path) -> None:
     import dataclasses
 
+    from controller.config import DEFAULT_MPC, load_mpc
     from controller.mpc import MpcSettings
-    from tunneltwin.controller_config import load_mpc
-    from tunneltwin.errors import ConfigError
-    from tunneltwin.settings import DEFAULT_MPC
+    from kernel.errors import ConfigError
 
     loaded = load_mpc(DEFAULT_MPC)
     assert len(loaded.forecast.prior_hourly) == 24  # the plant's diurnal shape lives in config only
@@ -273,9 +272,8 @@ def test_default_mpc_toml_lists_every_setting() -> None:
     import dataclasses
     import tomllib
 
+    from controller.config import DEFAULT_MPC, SECTIONS
     from controller.mpc import MpcSettings
-    from tunneltwin.controller_config import SECTIONS
-    from tunneltwin.settings import DEFAULT_MPC
 
     table = tomllib.loads(DEFAULT_MPC.read_text())["mpc"]
     assert {f.name for f in dataclasses.fields(MpcSettings)} == set(table)

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.sim import SimPort
+from adapters.client.sim import SimPort
 from controller.baseline import BaselineController
-from scenarios.replay import LockstepPlant, ReplaySetup
+from kernel.contracts import Observation, Setpoints
+from kernel.site import Site
+from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
-from tunneltwin.contracts import Observation, Setpoints
-from tunneltwin.service import Service
-from tunneltwin.site import Site
+from tunneltwin.daemon.loop import Service
+from twin.lockstep import LockstepPlant
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ async def test_metrics_and_probes_are_scraped(day: ReplaySetup) -> None:
 
 
 async def test_probes_fail_when_ticks_stop(day: ReplaySetup) -> None:
-    from tunneltwin.metrics import Health
+    from tunneltwin.daemon.metrics import Health
 
     health = Health(stale_after_s=0.2)
     assert health.ready() == (False, "not connected to the plant")

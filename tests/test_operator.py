@@ -15,19 +15,20 @@ from typing import Any
 
 import pytest
 
-from adapters.mqtt import MqttLink
-from adapters.mqtt_surface import MqttSurface
-from adapters.sim import SimPort
+from adapters.client.sim import SimPort
+from adapters.mqtt_link import MqttLink
+from adapters.surface.mqtt import MqttSurface
 from controller.baseline import BaselineController
 from controller.mpc import MpcController
-from scenarios.replay import LockstepPlant, ReplaySetup
+from kernel.errors import ConfigError
+from kernel.operator import OperatorDesk, for_controller, ours, parse
+from kernel.site import Site
+from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
 from tests.plants import Broker, mosquitto
-from tunneltwin.errors import ConfigError
-from tunneltwin.operator import OperatorDesk, for_controller, ours, parse
-from tunneltwin.service import Service
+from tunneltwin.daemon.loop import Service
 from tunneltwin.settings import Settings
-from tunneltwin.site import Site
+from twin.lockstep import LockstepPlant
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ async def test_last_will_says_offline_when_the_link_dies(broker: Broker, site: S
 async def test_operator_nodes_and_status_over_opcua(day: ReplaySetup) -> None:
     from asyncua import Client, ua
 
-    from adapters.opcua_surface import OpcuaSurface
+    from adapters.surface.opcua import OpcuaSurface
     from tests.plants import free_port
 
     url = f"opc.tcp://127.0.0.1:{free_port()}/tunneltwin-daemon/"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tunneltwin.plant import LevelVolume, PlantPhysics, PumpHydraulics
-from tunneltwin.site import Site
+from kernel.physics import LevelVolume, PlantPhysics, PumpHydraulics
+from kernel.site import Site
 
 
 @pytest.mark.parametrize(("level", "volume"), [(0.5, 375), (2.0, 6750), (5.0, 53250), (7.2, 111725),

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.supervisor import Supervisor
+from kernel.contracts import PumpSetpoint, PumpStatus, PumpTelemetry, Setpoints, Telemetry
+from kernel.errors import TunneltwinError
+from kernel.site import load_site
 from scenarios.loaders import load_recorded
 from tests.helpers import station
-from tunneltwin.contracts import PumpSetpoint, PumpStatus, PumpTelemetry, Setpoints, Telemetry
-from tunneltwin.errors import TunneltwinError
-from tunneltwin.site import load_site
 
 SITE = load_site()
 MODEL = station(SITE)
@@ -108,7 +108,7 @@ def test_the_csv_loader_refuses_any_near_miss_by_name(rows: list[str]) -> None:
 @given(data=st.binary(max_size=2000))
 def test_config_files_parse_or_refuse_any_bytes(data: bytes) -> None:
     from adapters.tagmap import load_tagmap
-    from tunneltwin.daemon_config import load_daemon
+    from tunneltwin.daemon.config import load_daemon
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "file.toml"

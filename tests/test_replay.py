@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 
 from controller.baseline import BaselineController
+from kernel.errors import ConfigError
+from kernel.physics import PumpHydraulics
+from kernel.recorded import RecordedData
+from kernel.site import Site, load_site
 from scenarios.fidelity import calibrate, fidelity, meter_checks
-from scenarios.recorded import RecordedData
 from scenarios.replay import run_controller, run_historical
 from scenarios.rules import check
 from scenarios.scenario import bundled_names, load_scenario
 from tests.conftest import EXCERPT, SHARED_TIDY, needs_shared
 from tunneltwin.cli import main
-from tunneltwin.errors import ConfigError
-from tunneltwin.plant import PumpHydraulics
-from tunneltwin.site import Site, load_site
 
 # Recorded data carries documented repairs (a -0.016 m level); their warnings are tested in test_loaders.
-pytestmark = pytest.mark.filterwarnings("ignore::scenarios.recorded.DataRepairWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::kernel.recorded.DataRepairWarning")
 
 
 def recorded_cost(data: RecordedData, key: str) -> float:

@@ -6,9 +6,9 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
+from kernel.site import Rules
 from scenarios.rules import check
-from scenarios.trajectory import Trajectory
-from tunneltwin.site import Rules
+from twin.trajectory import Trajectory
 from twin.twin import IntervalRecord
 
 PUMPS = ["a", "b"]

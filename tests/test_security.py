@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from adapters.opcua import OpcuaPort, OpcuaSecurity
+from adapters.client.opcua import OpcuaPort, OpcuaSecurity
 from adapters.opcua_common import ServerSecurity
-from adapters.opcua_sim import OpcuaSimulator
 from adapters.pki import DAEMON_URI, SIMULATOR_URI, make_certificate
-from scenarios.replay import LockstepPlant, ReplaySetup
+from adapters.served.opcua import OpcuaSimulator
+from kernel.errors import PlantError
+from kernel.site import Site
+from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
 from tests.plants import OPCUA_TAGS, free_port
-from tunneltwin.errors import PlantError
-from tunneltwin.site import Site
+from twin.lockstep import LockstepPlant
 
 PASSWORD = "s3cret-pump"
 
@@ -134,7 +135,7 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
 
 
 async def test_mqtt_tls_with_password_gets_in(tls_broker: tuple[int, Path]) -> None:
-    from adapters.mqtt import MqttLink
+    from adapters.mqtt_link import MqttLink
 
     port, ca = tls_broker
     link = MqttLink("127.0.0.1", port, "tt-ok", "operator", PASSWORD, ca_file=ca, tls=True)
@@ -146,7 +147,7 @@ async def test_mqtt_tls_with_password_gets_in(tls_broker: tuple[int, Path]) -> N
 @pytest.mark.parametrize(("who", "expected"), [("wrong password", "Not authorized"),
                                                ("no TLS", "MQTT 127.0.0.1")])
 async def test_mqtt_refuses(who: str, expected: str, tls_broker: tuple[int, Path]) -> None:
-    from adapters.mqtt import MqttLink
+    from adapters.mqtt_link import MqttLink
 
     port, ca = tls_broker
     if who == "wrong password":

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from controller.supervisor import Supervisor, SupervisorSettings
+from kernel.contracts import PumpSetpoint, Setpoints
+from kernel.site import Site
 from tests.helpers import station, telemetry
-from tunneltwin.contracts import PumpSetpoint, Setpoints
-from tunneltwin.site import Site
 
 
 def command(**pumps: float) -> Setpoints:

@@ -11,7 +11,7 @@ from scenarios.loaders import load_recorded
 from tests.conftest import EXCERPT, SHARED_TIDY, needs_shared
 from tunneltwin.cli import main
 
-pytestmark = pytest.mark.filterwarnings("ignore::scenarios.recorded.DataRepairWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::kernel.recorded.DataRepairWarning")
 
 
 def test_profile_is_continuous_across_the_hour() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from adapters.tagmap import Binding, Tag, load_tagmap
-from tunneltwin.daemon_config import load_daemon, with_overrides
-from tunneltwin.errors import ConfigError, PlantError, TagMapError
-from tunneltwin.settings import CONFIG_DIR
+from kernel.errors import ConfigError, PlantError, TagMapError
+from kernel.site import CONFIG_DIR
+from tunneltwin.daemon.config import load_daemon, with_overrides
 
 MINIMAL = """transport = "opcua"
 [station]

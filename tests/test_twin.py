@@ -6,9 +6,9 @@ from datetime import datetime
 import pytest
 from pydantic import ValidationError
 
-from tunneltwin.contracts import PumpSetpoint, PumpStatus, Setpoints
-from tunneltwin.errors import SetpointError
-from tunneltwin.site import Site
+from kernel.contracts import PumpSetpoint, PumpStatus, Setpoints
+from kernel.errors import SetpointError
+from kernel.site import Site
 from twin import Twin
 
 T0 = datetime(2025, 1, 1)

@@ -7,17 +7,17 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.sim import SimPort
+from adapters.client.sim import SimPort
 from controller.baseline import BaselineController
-from scenarios.replay import LockstepPlant, SensorFault
+from kernel.contracts import Telemetry
+from kernel.physics import LevelVolume
+from kernel.site import Site
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
 from tests.helpers import telemetry
-from tunneltwin.contracts import Telemetry
-from tunneltwin.plant import LevelVolume
-from tunneltwin.service import Service
-from tunneltwin.site import Site
-from tunneltwin.validation import Checked, Validator
+from tunneltwin.daemon.loop import Service
+from tunneltwin.daemon.validation import Checked, Validator
+from twin.lockstep import LockstepPlant, SensorFault
 
 STEP = timedelta(minutes=15)
 

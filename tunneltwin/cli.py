@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from tunneltwin.errors import ConfigError, TunneltwinError
-from tunneltwin.settings import CONFIG_DIR, Settings
+from kernel.errors import ConfigError, TunneltwinError
+from kernel.site import CONFIG_DIR
+from tunneltwin.settings import Settings
 
 if TYPE_CHECKING:
     from controller.mpc import MpcSettings
+    from twin.lockstep import LockstepPlant
 
 log = structlog.get_logger()
 
@@ -191,9 +193,9 @@ def _compare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from kernel.site_io import write_site
     from scenarios.fidelity import calibrate
     from scenarios.loaders import load_recorded
-    from tunneltwin.site_io import write_site
 
     site, fits = calibrate(load_recorded(args.datafile), settings.site())
     lines = [f"calibrated from {args.datafile}"]
@@ -232,8 +234,8 @@ def _fit_generator(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _scenarios(args: argparse.Namespace, settings: Settings) -> int:
+    from kernel.site import read_toml
     from scenarios.scenario import BUNDLED_DIR, bundled_names
-    from tunneltwin.site import read_toml
 
     for name in bundled_names():
         print(f"{name:14s} {read_toml(BUNDLED_DIR / f'{name}.toml').get('description', '')}")
@@ -245,7 +247,7 @@ def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     from scenarios.kpis import percentiles
-    from tunneltwin.daemon import run_daemon
+    from tunneltwin.daemon.wiring import run_daemon
 
     cfg = settings.daemon(
         daemon={"plant": args.plant, "controller": args.controller, "duration_h": args.duration_h,
@@ -267,17 +269,15 @@ def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
           f"reconnects {st.reconnects}")
     if run.plant is not None:
         _twin_record(run.plant, cfg.daemon.controller, args.out)
-    if (agreement := getattr(run.port, "agreement", None)) is not None:
-        print(f"  shadow mode: our pump set matched the recorded one on {agreement() * 100:.1f} % of ticks")
+    if run.agreement is not None:
+        print(f"  shadow mode: our pump set matched the recorded one on {run.agreement() * 100:.1f} % of ticks")
     return 0
 
 
-def _twin_record(plant: object, controller: str, out: Path | None) -> None:
+def _twin_record(plant: LockstepPlant, controller: str, out: Path | None) -> None:
     """The embedded twin's own record: exact energy, cost and the rule check."""
-    from scenarios.replay import LockstepPlant
     from scenarios.runner import score, write_run
 
-    assert isinstance(plant, LockstepPlant)
     if len(plant.traj) == 0:  # stopped before its first step: nothing to score or write
         print(f"  twin's record ({plant.setup.name}): no step was run")
         return
@@ -292,9 +292,9 @@ def _twin_record(plant: object, controller: str, out: Path | None) -> None:
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from scenarios.replay import LockstepPlant
     from scenarios.scenario import load_scenario
-    from tunneltwin.daemon import serve_simulator
+    from tunneltwin.daemon.wiring import serve_simulator
+    from twin.lockstep import LockstepPlant
 
     if not args.opcua and not args.mqtt:
         raise ConfigError("simulate: give --opcua ENDPOINT and/or --mqtt URL")
@@ -336,7 +336,7 @@ def _certs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
-    from tunneltwin.audit_export import export
+    from tunneltwin.daemon.audit_export import export
 
     text = export(args.db, args.since, args.until, args.format)
     if args.out:

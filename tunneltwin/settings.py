@@ -7,17 +7,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tunneltwin.site import DEFAULT_SITE, Site, load_site
+from controller.config import DEFAULT_MPC
+from kernel.site import CONFIG_DIR, DEFAULT_SITE, Site, load_site
 
 if TYPE_CHECKING:
     from controller.mpc import MpcSettings
-    from tunneltwin.daemon_config import DaemonConfig
+    from tunneltwin.daemon.config import DaemonConfig
 
 ENV_SITE = "TUNNELTWIN_SITE"
 ENV_MPC = "TUNNELTWIN_MPC"
 ENV_DAEMON = "TUNNELTWIN_DAEMON"
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
-DEFAULT_MPC = CONFIG_DIR / "mpc.toml"
 DEFAULT_DAEMON = CONFIG_DIR / "daemon.toml"
 
 
@@ -42,11 +41,11 @@ class Settings:
 
     def daemon(self, **overrides: dict[str, object]) -> DaemonConfig:
         """The daemon TOML with CLI flags laid over it, per section (``daemon={"plant": "opcua"}``)."""
-        from tunneltwin.daemon_config import load_daemon, with_overrides
+        from tunneltwin.daemon.config import load_daemon, with_overrides
 
         return with_overrides(load_daemon(self.daemon_path), overrides)
 
     def mpc(self) -> MpcSettings:
-        from tunneltwin.controller_config import load_mpc
+        from controller.config import load_mpc
 
         return load_mpc(self.mpc_path)

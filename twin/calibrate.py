@@ -13,8 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import least_squares
 
-from tunneltwin.plant import PumpHydraulics
-from tunneltwin.site import PumpType
+from kernel.physics import PumpHydraulics
+from kernel.site import PumpType
 
 Array = NDArray[np.float64]
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from tunneltwin.contracts import PumpStatus
-from tunneltwin.plant import PlantPhysics, StackedGrids
-from tunneltwin.site import Site
+from kernel.contracts import PumpStatus
+from kernel.physics import PlantPhysics, StackedGrids
+from kernel.site import Site
 
 Floats = NDArray[np.float64]
 OFF, STARTING, RUNNING, STOPPING = 0, 1, 2, 3

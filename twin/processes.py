@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import simpy
 
 from twin import model
-
-if TYPE_CHECKING:
-    from twin.twin import Twin
+from twin.model import PlantModel, PlantState, StepFlows
 
 InflowFn = Callable[[float], float]
+
+
+class Meter(Protocol):
+    def add(self, flows: StepFlows, dt: float) -> None: ...
+
+
+class Twin(Protocol):
+    """What the processes touch of the twin: its model, state, inflow and meter."""
+
+    @property
+    def model(self) -> PlantModel: ...
+
+    @property
+    def state(self) -> PlantState: ...
+
+    @property
+    def meter(self) -> Meter: ...
+
+    @property
+    def inflow_m3h(self) -> InflowFn: ...
 
 
 def plant(env: simpy.Environment, twin: Twin, dt: float) -> Generator[simpy.Event, None, None]:

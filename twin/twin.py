@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 import numpy as np
 import simpy
 
-from tunneltwin.contracts import PumpTelemetry, Setpoints, Telemetry
-from tunneltwin.errors import SetpointError
-from tunneltwin.plant import PlantPhysics
-from tunneltwin.site import Site
+from kernel.contracts import PumpTelemetry, Setpoints, Telemetry
+from kernel.errors import SetpointError
+from kernel.physics import PlantPhysics
+from kernel.site import Site
 from twin import model, processes
 from twin.processes import InflowFn
 

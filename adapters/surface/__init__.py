@@ -1,0 +1,1 @@
+"""The daemon's own reporting and operator servers (OPC UA, MQTT)."""

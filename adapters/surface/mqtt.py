@@ -1,0 +1,64 @@
+"""The daemon's face on an MQTT broker: retained status with a Last Will, plan, forecast,
+KPIs and alerts out; operator commands in.
+
+Topics under ``prefix`` (default tunneltwin/daemon): status, plan, forecast, kpis (all
+retained, so a SCADA client that connects late sees the latest), alerts (one message per
+alert), and operator (retained JSON commands, read at the next tick; see README).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from adapters.mqtt_link import MqttLink
+from kernel.errors import ConfigError
+from kernel.operator import OperatorDesk
+
+log = structlog.get_logger()
+OFFLINE = json.dumps({"state": "offline"})  # the Last Will: the broker says it when our link dies
+
+
+class MqttSurface:
+    def __init__(self, link: MqttLink, prefix: str = "tunneltwin/daemon") -> None:
+        self.link, self.prefix = link, prefix.rstrip("/")
+        self.desk: OperatorDesk | None = None
+        self._alert: Callable[[str, str], None] = lambda kind, message: None
+        link.handlers.append(self._on_message)
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}/{name}"
+
+    async def start(self, desk: OperatorDesk, alert: Callable[[str, str], None]) -> None:
+        self.desk, self._alert = desk, alert
+        await self.link.connect(will=(self.topic("status"), OFFLINE))
+        await self.link.subscribe({self.topic("operator")})
+        await self.link.publish(self.topic("status"), json.dumps({"state": "starting"}), retain=True)
+
+    async def publish(self, report: dict[str, Any]) -> None:
+        for name in ("status", "plan", "forecast", "kpis"):
+            if name in report:
+                await self.link.publish(self.topic(name), json.dumps(report[name]), retain=True)
+
+    async def alert(self, alert: dict[str, Any]) -> None:
+        await self.link.publish(self.topic("alerts"), json.dumps(alert))
+
+    async def stop(self) -> None:
+        try:
+            await self.link.publish(self.topic("status"), json.dumps({"state": "stopped"}), retain=True)
+        finally:
+            await self.link.close()
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic != self.topic("operator") or self.desk is None or not payload:
+            return
+        try:
+            cmd = self.desk.submit(json.loads(payload))
+        except (ValueError, ConfigError) as exc:  # JSONDecodeError is a ValueError
+            self._alert("operator_command_refused", str(exc))
+            return
+        self._alert("operator_command", f"optimiser {'on' if cmd.optimiser_on else 'off'}, "
+                    f"modes {cmd.modes or 'all auto'}, limits {cmd.limits or 'site rules'}")

@@ -1,0 +1,75 @@
+"""The MPC's settings from TOML (`config/mpc.toml`): every key checked against the settings it
+sets, so a typo or a wrong type is an error naming the file, key and value, never ignored."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from controller.forecast import ForecastSettings
+from controller.milp import Weights
+from controller.mpc import MpcSettings
+from controller.supervisor import SupervisorSettings
+from kernel.errors import ConfigError
+from kernel.site import CONFIG_DIR, read_toml
+
+DEFAULT_MPC = CONFIG_DIR / "mpc.toml"
+SECTIONS: dict[str, type[Any]] = {"weights": Weights, "forecast": ForecastSettings,
+                                  "supervisor": SupervisorSettings}
+
+
+def load_mpc(path: Path) -> MpcSettings:
+    data = read_toml(path)
+    unknown = set(data) - {"mpc"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}; expected [mpc]")
+    settings: MpcSettings = _build(MpcSettings, data.get("mpc", {}), path, "mpc")
+    return settings
+
+
+def _build(cls: type[Any], table: dict[str, Any], path: Path, where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise ConfigError(f"{path}: [{where}] unknown key {key!r}; known: {', '.join(sorted(fields))}")
+        if key in SECTIONS and where == "mpc":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: [{where}] {key} must be a table")
+            values[key] = _build(SECTIONS[key], value, path, f"mpc.{key}")
+            continue
+        values[key] = _check(hints[key], value, path, f"{where}.{key}")
+    return cls(**values)
+
+
+def _check(hint: Any, value: Any, path: Path, name: str) -> Any:
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if type(None) in allowed and (value is None or value == "none"):
+        return None
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list) or not all(isinstance(x, int | float) and not isinstance(x, bool)
+                                                  and math.isfinite(x) and x >= 0 for x in value):
+            raise ConfigError(f"{path}: {name} = {value!r}: expected a list of finite numbers >= 0")
+        return tuple(float(x) for x in value)
+    if bool in allowed and isinstance(value, bool):
+        return value
+    if int in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return _non_negative(value, path, name)
+    if float in allowed and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{path}: {name} = {value}: must be finite")
+        return float(_non_negative(value, path, name))
+    raise ConfigError(f"{path}: {name} = {value!r}: expected {hint}")
+
+
+def _non_negative(value: int | float, path: Path, name: str) -> int | float:
+    """Every number in [mpc] is a time, a margin, a share, a weight or a count: a negative one
+    is a typo that would silently turn a rule off (a negative landing_share admits no step)."""
+    if value < 0:
+        raise ConfigError(f"{path}: {name} = {value}: must be >= 0")
+    return value

@@ -1,0 +1,1 @@
+"""The kernel: site schema, contracts, errors and plant physics. Imported by every layer; imports none."""

@@ -1,0 +1,112 @@
+"""What plant operators may change while the daemon runs, and how it reaches the controller.
+
+Commands arrive through tags or topics (see ``tunneltwin.surfaces``) and take effect on the
+next tick. A pump out of service or in manual is shown to the controller as unavailable, so
+it plans around it; a manual pump's flow is taken off the inflow the controller sees, since
+the operator is pumping that water. Limits may only tighten the site's rules, never loosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernel.contracts import Observation, Setpoints
+from kernel.errors import ConfigError
+from kernel.site import Rules
+
+MODES = ("auto", "manual", "out_of_service")
+LIMITS = ("max_outflow_m3h", "alarm_level_m", "min_level_m")
+MIN_BAND_M = 1.0  # the operating band may not shrink below this (min to alarm)
+
+
+@dataclass(frozen=True)
+class OperatorCommands:
+    optimiser_on: bool = True
+    modes: dict[str, str] = field(default_factory=dict)  # pump id -> auto | manual | out_of_service
+    limits: dict[str, float] = field(default_factory=dict)  # tightened rules, by Rules field
+
+    def not_ours(self) -> set[str]:
+        """Pumps the daemon must neither plan with nor command."""
+        return {p for p, m in self.modes.items() if m != "auto"}
+
+
+def parse(body: dict[str, Any], pump_ids: list[str], rules: Rules) -> OperatorCommands:
+    """An operator command (JSON object or tag values); a bad entry is a ConfigError naming it."""
+    unknown = set(body) - {"optimiser", "modes", "limits"}
+    if unknown:
+        raise ConfigError(f"operator command: unknown key(s) {sorted(unknown)}; known: optimiser, modes, limits")
+    optimiser = body.get("optimiser", "on")
+    if optimiser not in ("on", "off", True, False):
+        raise ConfigError(f"operator command: optimiser = {optimiser!r}; expected 'on' or 'off'")
+    modes = dict(body.get("modes", {}))
+    for pump, mode in modes.items():
+        if pump not in pump_ids or mode not in MODES:
+            raise ConfigError(f"operator command: modes.{pump} = {mode!r}; pumps {pump_ids}, modes {MODES}")
+    limits = {k: float(v) for k, v in dict(body.get("limits", {})).items()}
+    check_limits(limits, rules)
+    return OperatorCommands(optimiser in ("on", True), modes, limits)
+
+
+def check_limits(limits: dict[str, float], rules: Rules) -> None:
+    for name in limits:
+        if name not in LIMITS:
+            raise ConfigError(f"operator command: limits.{name} is not adjustable; adjustable: {LIMITS}")
+    tight = tightened(rules, limits)
+    problems = [f"limits.{n} = {limits[n]} loosens the site's {getattr(rules, n)}"
+                for n in limits if _looser(n, limits[n], getattr(rules, n))]
+    if tight.alarm_level_m - tight.min_level_m < MIN_BAND_M:
+        problems.append(f"the band {tight.min_level_m}..{tight.alarm_level_m} m is under {MIN_BAND_M} m")
+    if tight.max_outflow_m3h <= 0:
+        problems.append(f"limits.max_outflow_m3h = {tight.max_outflow_m3h} must be positive")
+    if problems:
+        raise ConfigError("operator command refused: " + "; ".join(problems))
+
+
+def _looser(name: str, value: float, site_value: float) -> bool:
+    return value < site_value if name == "min_level_m" else value > site_value
+
+
+def tightened(rules: Rules, limits: dict[str, float]) -> Rules:
+    return rules.model_copy(update=limits)
+
+
+def for_controller(obs: Observation, cmd: OperatorCommands) -> Observation:
+    """The plant as the controller should see it: operator-held pumps unavailable, their flow taken."""
+    held = cmd.not_ours()
+    if not held:
+        return obs
+    tel = obs.telemetry
+    pumps = tuple(p.model_copy(update={"available": False}) if p.id in held else p for p in tel.pumps)
+    manual_flow = sum(p.flow_m3h for p in tel.pumps if cmd.modes.get(p.id) == "manual")
+    net = tel.model_copy(update={"pumps": pumps, "inflow_m3h": max(0.0, tel.inflow_m3h - manual_flow)})
+    return obs.model_copy(update={"telemetry": net})
+
+
+def ours(setpoints: Setpoints, cmd: OperatorCommands) -> Setpoints:
+    """Manual pumps are the operator's: we write nothing for them. Out of service: off."""
+    out = []
+    for sp in setpoints.pumps:
+        mode = cmd.modes.get(sp.id, "auto")
+        if mode == "manual":
+            continue
+        off = {"on": False, "freq_hz": 0.0, "stop_below_m": 0.0}
+        out.append(sp.model_copy(update=off) if mode == "out_of_service" else sp)
+    return Setpoints(pumps=tuple(out))
+
+
+class OperatorDesk:
+    """The latest accepted operator command; surfaces submit, the service reads at each tick.
+
+    A refused command changes nothing and is reported as an alert by the caller.
+    """
+
+    def __init__(self, pump_ids: list[str], rules: Rules) -> None:
+        self.pump_ids, self.rules = pump_ids, rules
+        self.current = OperatorCommands()
+
+    def submit(self, body: Any) -> OperatorCommands:
+        if not isinstance(body, dict):
+            raise ConfigError(f"operator command: expected a JSON object, got {type(body).__name__}")
+        self.current = parse(body, self.pump_ids, self.rules)
+        return self.current

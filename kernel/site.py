@@ -1,0 +1,180 @@
+"""Site configuration: one TOML file describes one pump station.
+
+Every plant number lives here, not in code, so another station is another file. The
+models are strict (extra keys are errors) because a typo in a plant config must not
+silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kernel.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULT_SITE = CONFIG_DIR / "site.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Curve50Hz(_Strict):
+    """Manufacturer's curve at 50 Hz: head and electrical input power against flow."""
+
+    flow_m3h: list[float]
+    head_m: list[float]
+    power_kw: list[float]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> Curve50Hz:
+        if not (len(self.flow_m3h) == len(self.head_m) == len(self.power_kw) >= 3):
+            raise ValueError("flow_m3h, head_m and power_kw need the same length (>= 3)")
+        return self
+
+
+class PumpType(_Strict):
+    """A pump model with its calibrated installation parameters.
+
+    System head seen by the pump:
+    ``L2 + head_offset_m - level_gain * min(L1, Ls) - max(L1 - Ls, 0) + loss_m_per_m3h2 * Q**2``
+    with Ls = ``level_gain_until_m``. ``level_gain`` > 1 stands for suction losses that grow as
+    the tunnel empties (fitted); above Ls the inlet is well submerged and head follows L1 1:1.
+    Ls defaults to the top of the recorded levels, so the fit is never extrapolated upwards.
+    """
+
+    curve_50hz: Curve50Hz
+    rated_power_kw: float = Field(gt=0)
+    head_offset_m: float = 4.0
+    level_gain: float = Field(default=1.0, ge=0)
+    level_gain_until_m: float = Field(default=2.5, ge=0)
+    loss_m_per_m3h2: float = Field(default=0.0, ge=0)
+    power_factor: float = Field(default=1.0, gt=0)
+    drive_min_hz: float = Field(default=40.0, gt=0)
+    drive_max_hz: float = Field(default=50.0, gt=0)
+
+
+class Pump(_Strict):
+    """One installed pump. The scales absorb what differs between pumps of one type
+    (wear, meter calibration); they are fitted by ``tunneltwin calibrate``."""
+
+    id: str
+    type: str
+    available: bool = True
+    flow_scale: float = Field(default=1.0, gt=0.5, lt=1.5)
+    power_scale: float = Field(default=1.0, gt=0.5, lt=1.5)
+
+
+class Tunnel(_Strict):
+    """Official level -> volume table; must be non-decreasing in both columns."""
+
+    level_m: list[float]
+    volume_m3: list[float]
+
+    @model_validator(mode="after")
+    def _monotonic(self) -> Tunnel:
+        pairs = list(zip(self.level_m, self.volume_m3, strict=True))
+        for (l0, v0), (l1, v1) in itertools.pairwise(pairs):
+            if l1 <= l0 or v1 < v0:
+                raise ValueError(f"table not increasing at level {l1} m (volume {v1} m3)")
+        return self
+
+
+class Rules(_Strict):
+    """Operating rules (plant-facts.md). Hard unless the name says soft."""
+
+    min_level_m: float = 0.5
+    max_level_m: float = 8.0
+    alarm_level_m: float = 7.2
+    min_on_s: float = 7200.0
+    min_off_s: float = 7200.0
+    min_freq_hz: float = 47.8
+    max_freq_hz: float = 50.0
+    max_outflow_m3h: float = 16000.0
+    min_pumps_on: int = 1
+    emptying_level_m: float = Field(
+        default=0.7,
+        description="daily emptying counts when the day's lowest level is at or below this",
+    )
+    dry_day_max_inflow_m3: float = Field(
+        default=110000.0, description="a day with less inflow than this is a dry day"
+    )
+
+
+class Timing(_Strict):
+    control_interval_s: float = Field(default=900.0, gt=0)
+    internal_step_s: float = Field(default=60.0, gt=0, le=60.0)
+    ramp_s: float = Field(default=30.0, ge=0)
+
+
+class Site(_Strict):
+    name: str
+    discharge_level_m: float = 30.0
+    tunnel: Tunnel
+    pump_types: dict[str, PumpType]
+    pumps: list[Pump]
+    rules: Rules = Rules()
+    timing: Timing = Timing()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Site:
+        ids = [p.id for p in self.pumps]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate pump ids in {ids}")
+        for pump in self.pumps:
+            if pump.type not in self.pump_types:
+                raise ValueError(f"pump {pump.id} has unknown type {pump.type!r}")
+        if self.timing.control_interval_s % self.timing.internal_step_s:
+            raise ValueError("control_interval_s must be a multiple of internal_step_s")
+        return self
+
+    def pump_type(self, pump_id: str) -> PumpType:
+        return self.pump_types[next(p.type for p in self.pumps if p.id == pump_id)]
+
+    @property
+    def pump_ids(self) -> list[str]:
+        return [p.id for p in self.pumps]
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file, turning every failure into a ConfigError naming the file."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): not a TOML file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def format_validation(path: Path, exc: ValidationError) -> str:
+    """One line per bad field: file, dotted field path, offending value and why."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+        lines.append(f"{path}: {where} = {shown}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_site(data: dict[str, Any], path: Path) -> Site:
+    try:
+        return Site.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation(path, exc)) from exc
+
+
+def load_site(path: Path | None = None) -> Site:
+    """Load a site TOML; ``None`` means the bundled reference plant."""
+    path = path or DEFAULT_SITE
+    return parse_site(read_toml(path), path)

@@ -1,0 +1,1 @@
+"""The daemon: the tick loop and its wiring, audit, recording, metrics, health, validation."""

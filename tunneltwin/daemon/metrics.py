@@ -1,0 +1,146 @@
+"""Prometheus metrics and the /metrics, /healthz and /readyz endpoints.
+
+The HTTP side is a few lines on asyncio's own server: three fixed paths need no framework,
+and it runs on the daemon's event loop, so a blocked loop shows up as a failed probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from kernel.contracts import Observation
+from kernel.errors import ConfigError
+from kernel.site import Rules
+
+TICK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 900)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.tick_seconds = Histogram("tunneltwin_tick_seconds", "read, decide, write and read back",
+                                      buckets=TICK_BUCKETS, registry=r)
+        self.solve_seconds = Histogram("tunneltwin_decide_seconds", "controller decision time", buckets=TICK_BUCKETS,
+                                       registry=r)
+        self.level_m = Gauge("tunneltwin_level_m", "tunnel level as used by the controller", registry=r)
+        self.cost_eur = Gauge("tunneltwin_cost_eur", "electricity cost so far, estimated from telemetry", registry=r)
+        self.violations = Counter("tunneltwin_rule_violations_total", "hard rules seen broken in telemetry",
+                                  ["rule"], registry=r)
+        self.overrides = Counter("tunneltwin_supervisor_overrides_total", "setpoints the supervisor changed",
+                                 ["rule"], registry=r)
+        self.fallbacks = Counter("tunneltwin_fallbacks_total", "ticks the baseline decided instead of the optimiser",
+                                 ["reason"], registry=r)
+        self.comms_errors = Counter("tunneltwin_comms_errors_total", "failed reads, writes or steps", registry=r)
+        self.alerts = Counter("tunneltwin_alerts_total", "alerts raised", ["kind"], registry=r)
+        self.forecast_error = Gauge("tunneltwin_inflow_forecast_error_m3h",
+                                    "last one-step inflow forecast minus the measured inflow", registry=r)
+        self.ticks = Counter("tunneltwin_ticks_total", "ticks completed", registry=r)
+
+
+@dataclass
+class Health:
+    """What the probes answer: alive while ticks keep coming, ready once connected and ticking."""
+
+    stale_after_s: float  # no completed tick for this long (wall time) means not healthy
+    started: float = field(default_factory=time.monotonic)
+    last_tick: float | None = None
+    connected: bool = False
+    stopping: bool = False
+
+    def healthy(self) -> tuple[bool, str]:
+        if self.stopping:
+            return False, "stopping"
+        since = time.monotonic() - (self.last_tick or self.started)
+        return (since <= self.stale_after_s, f"last tick {since:.1f} s ago (limit {self.stale_after_s:.0f} s)")
+
+    def ready(self) -> tuple[bool, str]:
+        ok, why = self.healthy()
+        if not self.connected:
+            return False, "not connected to the plant"
+        if self.last_tick is None:
+            return False, "no tick yet"
+        return ok, why
+
+
+class ProbeServer:
+    def __init__(self, listen: str, metrics: Metrics, health: Health) -> None:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"health/metrics listen address {listen!r}: expected HOST:PORT")
+        self.host, self.port, self.metrics, self.health = host, int(port), metrics, health
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        try:
+            self.server = await asyncio.start_server(self._serve, self.host, self.port)
+        except OSError as exc:
+            raise ConfigError(f"health/metrics listen address {self.host}:{self.port}: {exc.strerror}") from exc
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+            path = request.split(b" ")[1].decode() if request.count(b" ") >= 2 else ""
+            status, ctype, body = self._answer(path)
+            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                         f"Connection: close\r\n\r\n".encode() + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def _answer(self, path: str) -> tuple[str, str, bytes]:
+        if path == "/metrics":
+            return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
+        if path in ("/healthz", "/readyz"):
+            ok, why = self.health.healthy() if path == "/healthz" else self.health.ready()
+            return ("200 OK" if ok else "503 Service Unavailable"), "text/plain", f"{why}\n".encode()
+        return "404 Not Found", "text/plain", b"try /metrics, /healthz or /readyz\n"
+
+
+def observe_tick(m: Metrics, obs: Observation, rules: Rules, tick_s: float, decide_s: float, cost_eur: float,
+                 overrides: list[dict[str, Any]], forecast_error_m3h: float | None) -> None:
+    tel = obs.telemetry
+    m.ticks.inc()
+    m.tick_seconds.observe(tick_s)
+    m.solve_seconds.observe(decide_s)
+    m.level_m.set(tel.level_m)
+    m.cost_eur.set(cost_eur)
+    for o in overrides:
+        m.overrides.labels(o["rule"]).inc()
+    for rule in broken(obs, rules):
+        m.violations.labels(rule).inc()
+    if forecast_error_m3h is not None:
+        m.forecast_error.set(forecast_error_m3h)
+
+
+def broken(obs: Observation, rules: Rules) -> list[str]:
+    """Hard rules the telemetry shows broken right now (the rule checker's names)."""
+    tel = obs.telemetry
+    out = []
+    if tel.level_m < rules.min_level_m:
+        out.append("level_below_min")
+    if tel.level_m > rules.max_level_m:
+        out.append("level_above_max")
+    if sum(p.status.is_on for p in tel.pumps) < rules.min_pumps_on:
+        out.append("no_pump_running")
+    if tel.outflow_m3h > rules.max_outflow_m3h:
+        out.append("max_outflow")
+    return out

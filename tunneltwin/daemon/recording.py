@@ -1,0 +1,65 @@
+"""What one tick leaves in the audit log, and the state a restart resumes from."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta
+from typing import Any
+
+from controller.base import Controller
+from kernel.contracts import Observation, Setpoints
+from kernel.operator import OperatorCommands
+from tunneltwin.daemon.audit import TickRecord
+
+
+def tick_record(obs: Observation, sp: Setpoints, readback: Setpoints | None, controller: Controller,
+                decide_s: float, rep: dict[str, Any], cmd: OperatorCommands,
+                alarms: list[dict[str, Any]]) -> tuple[TickRecord, dict[str, Any]]:
+    tel = obs.telemetry
+    rec = TickRecord(tel.time, controller.name, tel.model_dump(mode="json"), sp.model_dump(mode="json"),
+                     readback.model_dump(mode="json") if readback else None, decide_s,
+                     forecast=_summary(rep.get("forecast")), plan=rep.get("plan"),
+                     overrides=overrides(controller, tel.time), alarms=alarms, solver_status=_status(controller))
+    state = {"timers": timers(obs), "operator": command(cmd)} | ({"plan": rep["plan"]} if "plan" in rep else {})
+    return rec, state
+
+
+def timers(obs: Observation) -> dict[str, dict[str, Any]]:
+    """Per pump: on, since when (plant time), starts, run hours: what a restart needs."""
+    tel = obs.telemetry
+    return {p.id: {"on": p.status.is_on, "since": (tel.time - timedelta(seconds=p.time_in_state_s)).isoformat(),
+                   "starts": p.starts, "run_hours_h": p.run_hours_h} for p in tel.pumps}
+
+
+def command(cmd: OperatorCommands) -> dict[str, Any]:
+    return {"optimiser": "on" if cmd.optimiser_on else "off", "modes": cmd.modes, "limits": cmd.limits}
+
+
+def _summary(forecast: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not forecast:
+        return None
+    inflow = forecast.get("inflow_m3h") or []
+    prices = forecast.get("price_eur_per_kwh") or []
+    return {"inflow_m3h_next": inflow[:4], "inflow_m3h_mean": sum(inflow) / len(inflow) if inflow else None,
+            "prices_known": len(prices), "price_eur_per_kwh_next": prices[:4]}
+
+
+def overrides(controller: Controller, now: datetime) -> list[dict[str, Any]]:
+    sup = getattr(controller, "supervisor", None)
+    if sup is None:
+        return []
+    recent = itertools.takewhile(lambda o: o.time == now, reversed(sup.overrides))
+    return [{"rule": o.rule, "pump": o.pump_id, "detail": o.detail} for o in recent]
+
+
+def _status(controller: Controller) -> str | None:
+    log_ = getattr(controller, "log", None)
+    return f"{log_[-1].source}: {log_[-1].status}" if log_ else None
+
+
+def forecast_error(controller: Controller, obs: Observation) -> float | None:
+    """The inflow forecast made at the last tick for the interval just ended, minus what came."""
+    log_ = getattr(controller, "log", None)
+    if not log_ or len(log_) < 2 or not log_[-2].inflow_forecast_m3h:
+        return None
+    return float(log_[-2].inflow_forecast_m3h[0]) - obs.telemetry.inflow_m3h
