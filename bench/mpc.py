@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import structlog
 
+from controller.base import Report
 from controller.milp import Problem, coefficients, solve
 from controller.mpc import MpcController
 from kernel.contracts import Observation, Setpoints, Telemetry
+from kernel.site import Site
 from scenarios.replay import ReplaySetup, run_controller
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
@@ -46,14 +48,20 @@ class Probe:
         self.k += 1
         return sp
 
+    def retune(self, site: Site) -> None:
+        self.mpc.retune(site)
+
+    def report(self) -> Report:
+        return self.mpc.report()
+
 
 def naive(mpc: MpcController, p: Problem, tel: Telemetry) -> Problem:
     single = MpcController(mpc.site, dataclasses.replace(mpc.cfg, grouped=False), mpc.model)
-    groups = single.groups(tel)
-    on, off = single.locks(tel, groups)
+    groups = single.builder.groups(tel)
+    on, off = single.builder.locks(tel, groups)
     n_now = np.array([int(tel.pumps[g.members[0]].status.is_on) for g in groups], dtype=np.int64)
     return dataclasses.replace(p, groups=groups, n_now=n_now, locked_on=on, locked_off=off,
-                               q_floor_m3h=single._floor_flows(groups), block_steps=1, fine_steps=0,
+                               q_floor_m3h=single.builder.floor_flows(groups), block_steps=1, fine_steps=0,
                                integer_steps=None)
 
 

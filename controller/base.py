@@ -1,11 +1,52 @@
-"""The controller interface every strategy implements (baseline, MPC, oracle)."""
+"""The controller interface every strategy implements (baseline, MPC, oracle), and what a
+controller reports of its last decision: the daemon, replay and the reports read this and
+nothing else of a controller."""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
+from controller.milp import Problem
 from kernel.contracts import Observation, Setpoints
 from kernel.site import Site
+
+
+@dataclass(frozen=True)
+class Override:
+    """The safety supervisor changed a command: which rule, which pump, and how."""
+
+    time: datetime
+    rule: str
+    pump_id: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """The plan behind the last decision, per step from ``start``: what SCADA is shown."""
+
+    start: datetime
+    step_s: float
+    level_m: tuple[float, ...]
+    outflow_m3h: tuple[float, ...]
+    power_kw: tuple[float, ...]
+    status: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a controller says of its last decision. Empty fields: it has nothing of that kind
+    (the rule-based baseline forecasts nothing and plans nothing)."""
+
+    source: str | None = None  # who decided: "mpc", or "baseline" when the solver gave no plan
+    status: str | None = None  # the solver's status
+    inflow_forecast_m3h: tuple[float, ...] | None = None  # per step from now; None: it does not forecast
+    previous_forecast_m3h: float | None = None  # the decision before this one, for the interval just ended
+    plan: PlanView | None = None
+    overrides: tuple[Override, ...] = ()  # the supervisor's changes to this decision
+    problem: Problem | None = None  # the optimisation problem it solved last (``tunneltwin explain``)
 
 
 class Controller(Protocol):
@@ -15,9 +56,10 @@ class Controller(Protocol):
         """One command per control interval, from what is measured and known now."""
         ...
 
-
-@runtime_checkable
-class Retunable(Controller, Protocol):
     def retune(self, site: Site) -> None:
         """Take a site with operator-tightened rules; history (forecasts, day records) is kept."""
+        ...
+
+    def report(self) -> Report:
+        """What it planned and forecast at its last decision, and what the supervisor changed."""
         ...

@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import date
 
+from controller.base import Report
 from controller.model import StationModel
 from kernel.contracts import Observation, PumpSetpoint, Setpoints, Telemetry
 from kernel.site import Site
@@ -66,6 +67,10 @@ class BaselineController:
         """Operator-tightened rules from the next decision on (the daemon's live limits)."""
         self.site, self.rules = site, site.rules
         self.model.site = site
+
+    def report(self) -> Report:
+        """The rule-based baseline forecasts nothing and plans nothing."""
+        return Report()
 
     def decide(self, obs: Observation) -> Setpoints:
         tel = obs.telemetry

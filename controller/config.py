@@ -12,7 +12,7 @@ from typing import Any
 
 from controller.forecast import ForecastSettings
 from controller.milp import Weights
-from controller.mpc import MpcSettings
+from controller.settings import MpcSettings
 from controller.supervisor import SupervisorSettings
 from kernel.errors import ConfigError
 from kernel.site import CONFIG_DIR, read_toml

@@ -7,8 +7,10 @@ model's set-up in milliseconds, which matters when it is rebuilt every control i
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -60,19 +62,64 @@ class Model:
     vals: list[float] = field(default_factory=list)
     row_lo: list[float] = field(default_factory=list)
     row_hi: list[float] = field(default_factory=list)
+    blocks: list[tuple[str, Block]] = field(default_factory=list)  # column blocks by name, in order
+    families: list[tuple[str, int]] = field(default_factory=list)  # (family, first row), in row order
 
     @property
     def n_cols(self) -> int:
         return len(self.lower)
 
-    def block(self, shape: tuple[int, ...], lower: Array | float = 0.0, upper: Array | float = INF,
+    def block(self, name: str, shape: tuple[int, ...], lower: Array | float = 0.0, upper: Array | float = INF,
               cost: Array | float = 0.0, integer: bool = False) -> Block:
+        """Columns named ``name`` with their indices (``n_0_3``: group 0, block 3)."""
         n = int(np.prod(shape))
         start = self.n_cols
         for target, value in ((self.lower, lower), (self.upper, upper), (self.cost, cost)):
             target.extend(np.broadcast_to(np.asarray(value, dtype=float), shape).ravel().tolist())
         self.integer.extend([1 if integer else 0] * n)
-        return Block(start, shape)
+        block = Block(start, shape)
+        self.blocks.append((name, block))
+        return block
+
+    def family(self, name: str) -> None:
+        """The rows added from here on belong to constraint family ``name`` (docs/optimiser.md)."""
+        self.families.append((name, len(self.row_lo)))
+
+    def col_names(self) -> list[str]:
+        """``n_0_3`` for a block named once (group 0, block 3); ``guard_slack_7`` (the 8th) for
+        single columns added under one name many times."""
+        once = Counter(name for name, _ in self.blocks)
+        seen: Counter[str] = Counter()
+        names: list[str] = []
+        for name, block in self.blocks:
+            if once[name] == 1:
+                names.extend(f"{name}_{'_'.join(map(str, ix))}" for ix in np.ndindex(*block.shape))
+            else:
+                size = int(np.prod(block.shape))
+                names.extend(f"{name}_{seen[name] + i}" for i in range(size))
+                seen[name] += size
+        return names
+
+    def row_names(self) -> list[str]:
+        """``family_i``: the family's i-th row, counted across every stretch of rows it was given."""
+        seen: Counter[str] = Counter()
+        names: list[str] = []
+        marks = [("row", 0), *self.families, ("", len(self.row_lo))]
+        for (family, first), (_, end) in itertools.pairwise(marks):
+            names.extend(f"{family}_{seen[family] + i}" for i in range(end - first))
+            seen[family] += end - first
+        return names
+
+    def row_family(self) -> list[str]:
+        return [name.rpartition("_")[0] for name in self.row_names()]
+
+    def highs(self, named: bool = False) -> highspy.HighsLp:
+        """The model as HiGHS takes it; ``named`` adds the column and row names (for files)."""
+        lp = self._lp()
+        if named:
+            lp.col_names_ = self.col_names()
+            lp.row_names_ = self.row_names()
+        return lp
 
     def row(self, terms: list[tuple[int, float]], lo: float = -INF, hi: float = INF) -> None:
         r = len(self.row_lo)
@@ -107,7 +154,7 @@ class Model:
               heuristics_off: tuple[str, ...] | None = None) -> Result:
         """``partial`` gives some columns, which HiGHS completes into a first incumbent.
         ``heuristics_off`` replaces HEURISTICS_OFF (for bench/heuristics.py)."""
-        h = _quiet_highs()
+        h = quiet_highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(time_limit_s))
         h.setOptionValue("mip_rel_gap", float(mip_gap))
@@ -166,7 +213,7 @@ HEURISTICS_OFF = ("mip_heuristic_run_rins", "mip_heuristic_run_rens", "mip_heuri
 _BANNER_DONE = False
 
 
-def _quiet_highs() -> highspy.Highs:
+def quiet_highs() -> highspy.Highs:
     """HiGHS prints a banner to fd 1 the first time it is built; keep it off our stdout."""
     global _BANNER_DONE
     if _BANNER_DONE:

@@ -203,26 +203,26 @@ def _variables(m: Model, p: Problem, coef: Coefficients, empty_floor: bool) -> _
     block_cost = np.zeros((G, B))
     for k, b in enumerate(p.block_index()):
         block_cost[:, b] += energy_price[:, k] * coef.a[:, k]
-    n = m.block((G, B), n_lo, n_hi, block_cost, integer=True)
+    n = m.block("n", (G, B), n_lo, n_hi, block_cost, integer=True)
     if p.integer_steps is not None:
         for g in range(G):
             for b in range(p.block_of(p.integer_steps), B):
                 m.integer[n[g, b]] = 0
     fi = p.flow_index()
     flow_cost = _per_column(energy_price * coef.b, fi)
-    q = m.block(flow_cost.shape, 0.0, INF, flow_cost)
-    s = m.block((G, B), 0.0, INF, w.switch_eur)
-    d = m.block((G, B), 0.0, INF, w.switch_eur)
+    q = m.block("q", flow_cost.shape, 0.0, INF, flow_cost)
+    s = m.block("s", (G, B), 0.0, INF, w.switch_eur)
+    d = m.block("d", (G, B), 0.0, INF, w.switch_eur)
     terminal = np.zeros(H)
     terminal[-1] = w.terminal_eur_per_m3
-    vol = m.block((H,), 0.0 if empty_floor else -INF, INF, terminal)
-    lo = m.block((H,), 0.0, INF, w.level_eur_per_m3)
-    hi = m.block((H,), 0.0, INF, w.level_eur_per_m3)
-    dq = m.block((flow_cost.shape[1],), 0.0, INF, w.smooth_eur_per_m3h)
+    vol = m.block("v", (H,), 0.0 if empty_floor else -INF, INF, terminal)
+    lo = m.block("lo", (H,), 0.0, INF, w.level_eur_per_m3)
+    hi = m.block("hi", (H,), 0.0, INF, w.level_eur_per_m3)
+    dq = m.block("dq", (flow_cost.shape[1],), 0.0, INF, w.smooth_eur_per_m3h)
     e = miss = None
     if p.emptying_days:
-        e = m.block((H,), 0.0, 1.0, 0.0, integer=True)
-        miss = m.block((len(p.emptying_days),), 0.0, 1.0, w.emptying_eur)
+        e = m.block("e", (H,), 0.0, 1.0, 0.0, integer=True)
+        miss = m.block("miss", (len(p.emptying_days),), 0.0, 1.0, w.emptying_eur)
     return _Vars(n, q, s, d, vol, lo, hi, dq, e, miss, fi)
 
 
@@ -242,6 +242,7 @@ def _flow_band(m: Model, p: Problem, coef: Coefficients, v: _Vars) -> None:
     cols = np.stack([np.stack([q, n], -1)] * 2, 2)  # (G, F, row, term)
     one = np.ones_like(q_max)
     coefs = np.stack([np.stack([one, -q_max], -1), np.stack([one, -q_min], -1)], 2)
+    m.family("flow_band")
     m.rows_of(cols.reshape(-1, 2), coefs.reshape(-1, 2), np.tile([-INF, 0.0], q.size), np.tile([0.0, INF], q.size))
 
 
@@ -255,6 +256,7 @@ def _switching(m: Model, p: Problem, v: _Vars) -> None:
     const[:, 0] = p.n_now
     cols = np.stack([np.stack([v.s.index(), n, prev], -1), np.stack([v.d.index(), n, prev], -1)], 2)
     coefs = np.stack([np.stack([one, -one, has], -1), np.stack([one, one, -has], -1)], 2)
+    m.family("switching")
     m.rows_of(cols.reshape(-1, 3), coefs.reshape(-1, 3), np.stack([-const, const], -1).ravel())
 
 
@@ -276,12 +278,15 @@ def _timers(m: Model, p: Problem, v: _Vars) -> None:
     coef_off = np.concatenate([-one, -np.broadcast_to(off_mask, (G, B, B))], -1)
     cols, coefs = np.stack([ups, downs], 2), np.stack([coef_on, coef_off], 2)  # (G, B, row, term)
     lo = np.stack([p.per_block(p.locked_on), p.per_block(p.locked_off) - sizes], -1)
+    m.family("timers")
     m.rows_of(cols.reshape(-1, B + 1), coefs.reshape(-1, B + 1), lo.astype(float).ravel())
 
 
 def _station(m: Model, p: Problem, v: _Vars) -> None:
     n, q = v.n.index().T, v.q.index().T
+    m.family("min_pumps")
     m.rows_of(n, np.ones(n.shape), lo=float(p.min_pumps_on))
+    m.family("max_outflow")
     m.rows_of(q, np.ones(q.shape), hi=p.max_outflow_m3h)
 
 
@@ -297,10 +302,12 @@ def _balance(m: Model, p: Problem, v: _Vars) -> None:
     rhs = p.inflow_m3h * p.step_h
     rhs[0] = rhs[0] + p.volume0_m3
     cols, coefs = (np.stack([a, b], 1).reshape(2 * H, -1) for a, b in zip(balance, band, strict=True))
+    m.family("balance")
     m.rows_of(cols, coefs, np.column_stack([rhs, np.full(H, -INF)]).ravel(),
               np.column_stack([rhs, np.full(H, p.v_max_m3)]).ravel())
     if p.v_end_max_m3 is not None:
         k = p.horizon - 1 if p.v_end_step is None else p.v_end_step
+        m.family("end_cap")
         m.row([(v.v[k], 1.0), (v.hi[k], -1.0)], hi=p.v_end_max_m3)
 
 
@@ -316,6 +323,7 @@ def _smoothness(m: Model, p: Problem, v: _Vars) -> None:
     down = np.column_stack([one, np.ones((F, G)), -has])
     const = np.zeros(F)
     const[0] = p.outflow_now_m3h
+    m.family("smooth")
     m.rows_of(np.stack([cols, cols], 1).reshape(2 * F, -1), np.stack([up, down], 1).reshape(2 * F, -1),
               np.column_stack([-const, const]).ravel())
 
@@ -336,6 +344,7 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
         near = [(e[j], low_k - p.v_min_m3) for j in range(k - AFTER_EMPTYING, k + 1) if j in in_day] \
             + [(e[j], low_k - low) for j in range(k + 1, k + 1 + BEFORE_EMPTYING) if j in in_day and low_k > low] \
             if (e := v.e) is not None else []
+        m.family("floor")
         m.row([(v.v[k], 1.0), (v.lo[k], 1.0), *near], lo=low_k)
         if k == 0 and p.first_floor_inflow_m3h is not None:
             # ... unless it is, or approaches, the emptying (the landing has its own cap). With PLC
@@ -347,19 +356,22 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
         return
     big_m = max(p.v_max_m3 - p.v_empty_m3, 0.0) + 1.0
     booked = {day[0]: j for j, day in enumerate(p.emptying_days) if len(day) == 1}
-    short = m.block((len(booked),), 0.0, INF, p.weights.emptying_eur / max(low - p.v_empty_m3, 1.0))
+    short = m.block("short", (len(booked),), 0.0, INF, p.weights.emptying_eur / max(low - p.v_empty_m3, 1.0))
     for k in range(p.horizon):
         if k in booked:  # a booked step: no binary, a shortfall in m3 pays instead
             j = booked[k]
             m.lower[v.e[k]] = 1.0
             m.upper[v.miss[j]] = 0.0
             i = list(booked).index(k)
+            m.family("emptying_booked")
             m.row([(v.v[k], 1.0), (v.e[k], big_m), (v.hi[k], -1.0), (short[i], -1.0)], hi=p.v_empty_m3 + big_m)
         elif k in in_day:
+            m.family("emptying_step")
             m.row([(v.v[k], 1.0), (v.e[k], big_m), (v.hi[k], -1.0)], hi=p.v_empty_m3 + big_m)
         else:
             m.upper[v.e[k]] = 0.0
     for j, day in enumerate(p.emptying_days):
+        m.family("emptying_day")
         m.row([*[(v.e[k], 1.0) for k in day], (v.miss[j], 1.0)], lo=1.0)
     v.short = short
 
@@ -369,8 +381,9 @@ def _first_floor(m: Model, p: Problem, v: _Vars, low_m3: float, near: list[tuple
     a diurnal forecast expecting the morning rise (recorded: 2,725 m3/h forecast, 2,134
     measured, 1,186 came) must not license pumping that only the forecast can sustain.
     V0 + (inflow - sum q) dt >= low, soft like the band."""
-    slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3)
+    slack = m.block("first_slack", (1,), 0.0, INF, p.weights.level_eur_per_m3)
     out = [(v.q[g, 0], -p.step_h) for g in range(len(p.groups))]
+    m.family("first_floor")
     m.row([*out, (slack[0], 1.0), *near], lo=low_m3 - p.volume0_m3 - float(p.first_floor_inflow_m3h or 0.0) * p.step_h)
 
 
@@ -392,7 +405,8 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
     locked = p.per_block(p.locked_on)  # pumps inside their minimum run now, per block
     for k in p.guard_steps:
         for terms, const in _guard_sets(p, v, p.block_of(k), locked):
-            slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
+            slack = m.block("guard_slack", (1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
+            m.family("guard")
             m.row([*terms, (slack[0], -1.0)], hi=p.self_regulating * float(inflow[k]) - const)
     if v.e is None:
         return
@@ -403,8 +417,9 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
             if kk >= p.horizon:
                 continue
             for terms, const in _guard_sets(p, v, p.block_of(kk), locked):
-                slack = m.block((1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
+                slack = m.block("guard_slack", (1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
                 share = min(_regulating(p, kk), p.landing_regulating)
+                m.family("landing_guard")
                 m.row([*terms, (v.e[k], big_m), (slack[0], -1.0)], hi=share * float(inflow[kk]) + big_m - const)
 
 
@@ -455,7 +470,7 @@ def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 
             break
     if not result.has_solution:
         return None
-    return _plan(p, coef, v, result)
+    return plan_of(p, coef, v, result)
 
 
 def _count_start(model: Model, p: Problem, v: _Vars, counts: Ints | None
@@ -469,7 +484,7 @@ def _count_start(model: Model, p: Problem, v: _Vars, counts: Ints | None
     return idx.astype(np.int32), vals
 
 
-def _plan(p: Problem, coef: Coefficients, v: _Vars, r: Result) -> Plan:
+def plan_of(p: Problem, coef: Coefficients, v: _Vars, r: Result) -> Plan:
     counts = np.rint(v.n.values(r.x)).astype(np.int64)[:, p.block_index()]
     flows = np.maximum(v.q.values(r.x), 0.0)[:, v.flow_of]
     power = (coef.a * counts + coef.b * flows).sum(axis=0)

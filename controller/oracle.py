@@ -24,7 +24,8 @@ from numpy.typing import NDArray
 
 from controller.forecast import ExternalInflow
 from controller.milp import Problem
-from controller.mpc import MpcController, MpcSettings
+from controller.mpc import MpcController
+from controller.settings import MpcSettings
 from kernel.contracts import PriceCurve, Telemetry
 from kernel.site import Site
 

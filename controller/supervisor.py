@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import structlog
 
+from controller.base import Override
+from controller.floor import Floor
 from controller.model import StationModel
 from kernel.contracts import PumpSetpoint, Setpoints, Telemetry
 from kernel.site import Site
@@ -30,14 +31,6 @@ class SupervisorSettings:
     surge_inflow: float = 1.2  # inflow factor for the ceiling check
     timer_slack_s: float = 1.0  # clock jitter tolerated on the min on/off timers
     hold_check: bool = False  # the floor check also holds the command for a second interval (off: see README)
-
-
-@dataclass(frozen=True)
-class Override:
-    time: datetime
-    rule: str
-    pump_id: str | None
-    detail: str
 
 
 @dataclass
@@ -61,7 +54,7 @@ class Supervisor:
         want = self._at_least_one(tel, want)
         want = self._max_outflow(tel, want)
         stops = self._stop_levels(tel, sp)
-        want = self._floor(tel, want, hold or self.cfg.hold_check, self.plc_stops(tel, stops))
+        want = self._floor(tel, want, hold or self.cfg.hold_check, self.floor.plc_stops(tel, stops))
         want = self._ceiling(tel, want)
         return Setpoints(pumps=tuple(
             PumpSetpoint(id=p.id, on=i in want, freq_hz=round(want[i], 3) if i in want else 0.0,
@@ -197,82 +190,23 @@ class Supervisor:
         over the interval, since near the bottom the pumps' flow falls as the level does."""
         inflow = self.cfg.pessimistic_inflow * tel.inflow_m3h
 
+        floor = self.floor
+
         def ok(w: dict[int, float]) -> bool:
-            return self.ends_above(w, tel.volume_m3, inflow, hold, stops)
+            return floor.ends_above(w, tel.volume_m3, inflow, hold, stops)
 
         if not want or ok(want):
             return want
-        f = self.floor_freq_hz(list(want), tel.volume_m3, inflow, hold, stops)
+        f = floor.freq_hz(list(want), tel.volume_m3, inflow, hold, stops)
         want = {i: min(x, f) for i, x in want.items()}
-        floor_m = self.floor_level_m()
+        floor_m = floor.level_m()
         self._note(tel, "min_level", None, f"would end under {floor_m:.2f} m: slowed to {f:.2f} Hz")
         return self._shed(tel, want, ok, "min_level", "stopped to keep the level above the floor")
 
-    def ends_above(self, freqs_hz: dict[int, float], volume_m3: float, inflow_m3h: float, hold: bool,
-                   stops: Mapping[int, tuple[float, float]]) -> bool:
-        """On this inflow the interval ends above the floor. Where the PLC will stop a pump at its
-        stop level (``plc_stops``: the floor), the floor is the PLC's to keep, and the interval
-        need only end at or above the minimum level, the stops simulated. Without that, no landing
-        could start where the inflow is uncertain by more than the 0.55-0.7 m band holds (soak:
-        03-04 missed its emptying by 0.4 mm, every landing stopped at 0.70 m).
-
-        With ``hold`` the command must also be safe to hold: a refused or lost write leaves the
-        plant on it for another interval, so two intervals must still end at or above the
-        minimum level."""
-        seconds = self.site.timing.control_interval_s
-        minimum = self.model.volume(self.site.rules.min_level_m)
-        mine = {i: x for i, x in stops.items() if i in freqs_hz}
-        plc = len(freqs_hz) > 1 and any(wait_s < seconds for _, wait_s in mine.values())
-        first = minimum if plc else self.floor_volume_m3()
-        return self.model.end_volume(freqs_hz, volume_m3, inflow_m3h, seconds, stops=mine) >= first and (
-            not hold or self.model.end_volume(freqs_hz, volume_m3, inflow_m3h, 2 * seconds, stops=mine) >= minimum)
-
-    def plc_stops(self, tel: Telemetry, stops_m: Mapping[str, float]) -> dict[int, tuple[float, float]]:
-        """Pump index -> (stop volume, seconds until its PLC may stop it) for each pump given a stop
-        level, as ``StationModel.end_volume`` simulates them. A pump off now would start, so its
-        whole minimum run comes first."""
-        min_on = self.site.rules.min_on_s
-        out = {}
-        for i, p in enumerate(tel.pumps):
-            level = stops_m.get(p.id, 0.0)
-            if level > 0.0:
-                ran = p.time_in_state_s if p.status.is_on else 0.0
-                out[i] = (self.model.volume(level), max(0.0, min_on - ran))
-        return out
-
-    def with_floor_stops(self, tel: Telemetry, sp: Setpoints) -> Setpoints:
-        """Each running pump stops by itself (its PLC, once past its minimum run, never the last
-        one) under the floor, or under the level now if that is lower: a command held by refused
-        writes no longer drains the tunnel (soak: six pumps from 1.31 m, the next two writes
-        refused, the level at 0.06 m). Not higher: stop levels 0.1 m under the plan, up to the
-        emptying level, stopped the dips that empty a creeping day (three recorded runs of 11
-        missed an emptying by 1-10 mm). A plant whose tag map has no stop level ignores it."""
-        stop = round(min(self.floor_level_m(), tel.level_m), 3)
-        return Setpoints(pumps=tuple(p.model_copy(update={"stop_below_m": stop}) if p.on else p for p in sp.pumps))
-
-    def floor_volume_m3(self) -> float:
-        """The volume every interval must end above (the minimum level plus the floor margin)."""
-        return self.model.volume(self.floor_level_m())
-
-    def floor_level_m(self) -> float:
-        """The minimum level plus the floor margin: also the stop level of every command's running pumps
-        (``with_floor_stops``)."""
-        return self.site.rules.min_level_m + self.cfg.floor_margin_m
-
-    def floor_freq_hz(self, on: list[int], volume_m3: float, inflow_m3h: float, hold: bool,
-                      stops: Mapping[int, tuple[float, float]] | None = None) -> float:
-        """The highest common frequency at which these pumps pass ``ends_above``. The MPC caps its
-        emptying landing with it, so the two agree on what is safe."""
-        lo, hi = self.site.rules.min_freq_hz, self.site.rules.max_freq_hz
-
-        def ok(f: float) -> bool:
-            return self.ends_above(dict.fromkeys(on, f), volume_m3, inflow_m3h, hold, stops or {})
-
-        if ok(hi):
-            return hi
-        if not ok(lo):
-            return lo
-        return self.model.bisect_freq(ok, 12)[0]
+    @property
+    def floor(self) -> Floor:
+        """The floor under the site's rules as they are now (an operator may tighten them)."""
+        return Floor(self.site, self.model, self.cfg.floor_margin_m)
 
     def _ceiling(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
         """A surge must not carry the level to the alarm within the interval: speed up, then start."""

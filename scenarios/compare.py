@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.mpc import MpcSettings
+from controller.settings import MpcSettings
 from kernel.site import Site
 from scenarios.report import write_html, write_trajectory
 from scenarios.runner import CONTROLLERS, evaluate, with_forecast

@@ -15,8 +15,9 @@ from typing import Any
 from controller.baseline import BaselineController
 from controller.config import DEFAULT_MPC, load_mpc
 from controller.forecast import ExternalInflow
-from controller.mpc import MpcController, MpcSettings
+from controller.mpc import MpcController
 from controller.oracle import OracleController
+from controller.settings import MpcSettings
 from kernel.errors import ConfigError
 from kernel.site import Site
 from scenarios.kpis import forecast_error, percentiles, summary

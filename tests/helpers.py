@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
+from controller.base import Controller, Report
 from controller.model import StationModel
-from kernel.contracts import PumpStatus, PumpTelemetry, Telemetry
+from kernel.contracts import Observation, PumpStatus, PumpTelemetry, Setpoints, Telemetry
 from kernel.site import Site
 
 _MODELS: dict[int, StationModel] = {}
@@ -38,3 +40,22 @@ def telemetry(site: Site, level_m: float = 3.0, inflow_m3h: float = 4000.0,
             available=p.available and p.id not in unavailable))
     return Telemetry(time=T0, level_m=level_m, volume_m3=model.volume(level_m), inflow_m3h=inflow_m3h,
                      outflow_m3h=sum(x.flow_m3h for x in pumps), pumps=tuple(pumps))
+
+
+def fake_controller(name: str, decide: Callable[[Observation], Setpoints]) -> Controller:
+    """A controller that only decides: it forecasts and plans nothing, and ignores retuning."""
+
+    class Fake:
+        def __init__(self) -> None:
+            self.name = name
+
+        def decide(self, obs: Observation) -> Setpoints:
+            return decide(obs)
+
+        def retune(self, site: Site) -> None:
+            return None
+
+        def report(self) -> Report:
+            return Report()
+
+    return Fake()

@@ -21,6 +21,7 @@ from kernel.recorded import DataRepairWarning
 from kernel.site import Site
 from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
+from tests.helpers import fake_controller
 from tunneltwin.cli import main
 from tunneltwin.daemon.loop import Service
 from twin.lockstep import LockstepPlant
@@ -43,7 +44,7 @@ async def test_a_failing_controller_hands_the_tick_to_the_baseline(day: ReplaySe
     def broken(obs: Observation) -> Setpoints:
         raise RuntimeError("solver crashed")
 
-    failing = type("Failing", (), {"name": "failing", "decide": staticmethod(broken)})()
+    failing = fake_controller("failing", broken)
     plant = LockstepPlant(day)
     stats = await Service(SimPort(plant), failing, BaselineController(day.site), day.site, max_ticks=4).run()
     assert stats.fallbacks == 4 and stats.ticks == 4
@@ -215,7 +216,7 @@ async def test_a_repeated_tick_resends_the_decision_without_deciding_again(day: 
         seen.append(obs.telemetry.time)
         return baseline.decide(obs)
 
-    counting = type("Counting", (), {"name": "counting", "decide": staticmethod(decide)})()
+    counting = fake_controller("counting", decide)
     port.step = lossy_step  # type: ignore[method-assign]
     port.write = counted_write  # type: ignore[method-assign,assignment]
     service = Service(port, counting, BaselineController(day.site), day.site, max_ticks=4)
@@ -240,7 +241,8 @@ def test_a_tag_map_without_stop_levels_is_said_and_the_mpc_plans_without_them(tm
     and its MPC does not count on stop levels; our simulator's map has it and says nothing."""
     from structlog.testing import capture_logs
 
-    from controller.mpc import MpcController, MpcSettings
+    from controller.mpc import MpcController
+    from controller.settings import MpcSettings
     from kernel.site import CONFIG_DIR
     from tunneltwin.daemon.config import load_daemon
     from tunneltwin.daemon.wiring import build_controller

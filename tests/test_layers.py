@@ -124,3 +124,12 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     assert "controller.mpc" in names and "simpy" in names
     assert _layer("controller.mpc") == 2 > (_layer("kernel.bad") or 0)
     assert len(MODULES) > 60 and sum(len(v) for v in _graph().values()) > 150
+
+
+def test_no_class_over_200_lines() -> None:
+    """A class that grows past a page is doing more than one job: split it by its parts."""
+    long = [f"{path.relative_to(ROOT)}:{node.lineno}: {node.name} ({size} lines)"
+            for path in sorted({*MODULES.values(), *(ROOT / "bench").rglob("*.py")})
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ClassDef) and (size := (node.end_lineno or node.lineno) - node.lineno + 1) >= 200]
+    assert long == []

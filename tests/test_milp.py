@@ -411,7 +411,7 @@ def test_rows_at_once_are_the_rows_one_by_one() -> None:
     zero coefficients (short rows' padding) dropped."""
     one, bulk = Model(), Model()
     for m in (one, bulk):
-        m.block((4,))
+        m.block("x", (4,))
     one.row([(0, 1.0), (2, -3.0)], lo=1.0)
     one.row([(1, 2.0)], hi=5.0)
     one.row([(3, -0.0), (0, 4.0)], lo=-2.0, hi=2.0)

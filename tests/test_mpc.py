@@ -14,8 +14,9 @@ from controller.baseline import BaselineController
 from controller.dispatch import Preference, choose_pumps, cost_rank, dispatch
 from controller.forecast import ExternalInflow, InflowForecaster, PriceBook
 from controller.milp import Group, Plan
-from controller.mpc import MpcController, MpcSettings
+from controller.mpc import MpcController
 from controller.oracle import OracleController
+from controller.settings import MpcSettings
 from kernel.contracts import PriceCurve, PumpSetpoint, Setpoints, Telemetry
 from kernel.errors import DataError
 from kernel.site import Site
@@ -78,14 +79,14 @@ def test_oracle_one_day_is_told_the_future_and_keeps_every_rule(two_days: Replay
 def test_mpc_plans_around_a_pump_out_of_service(site: Site) -> None:
     mpc = MpcController(site)
     tel = telemetry(site, on={"1.2": 49.0}, unavailable=("2.2",))
-    assert all(2 not in g.members and 5 not in g.members for g in mpc.groups(tel))  # 1.3 and 2.2
+    assert all(2 not in g.members and 5 not in g.members for g in mpc.builder.groups(tel))  # 1.3 and 2.2
 
 
 def test_mpc_locks_follow_the_pump_timers(site: Site) -> None:
     mpc = MpcController(site)
     tel = telemetry(site, on={"1.2": 49.0}, timers={"1.2": 1800.0, "2.2": 3600.0})
-    groups = mpc.groups(tel)
-    on, off = mpc.locks(tel, groups)
+    groups = mpc.builder.groups(tel)
+    on, off = mpc.builder.locks(tel, groups)
     large = next(g for g, group in enumerate(groups) if 1 in group.members)
     assert list(on[large, :7]) == [1] * 6 + [0]  # 90 min left of 2 h: six 15-min steps
     assert list(off[large, :5]) == [1] * 4 + [0]  # 2.2 rested 1 h: four more steps
@@ -150,7 +151,7 @@ def test_mpc_lets_a_group_hand_over_only_on_a_kept_count_clear_of_the_bottom(sit
     def prefer(level_m: float) -> Preference:
         plan = Plan(counts, np.zeros(counts.shape), np.full(mpc.steps, mpc.model.volume(level_m)),
                     np.zeros(mpc.steps), "optimal", 0.0, 0.0, 0.0, 0.0, 0)
-        return mpc._preference(problem, plan)
+        return mpc.dispatcher.preference(problem, plan)
 
     high = prefer(3.0)
     assert high.swappable == {"small"}
@@ -246,7 +247,7 @@ def test_mpc_config_defaults_match_the_code_and_bad_keys_are_named(tmp_path: Pat
     import dataclasses
 
     from controller.config import DEFAULT_MPC, load_mpc
-    from controller.mpc import MpcSettings
+    from controller.settings import MpcSettings
     from kernel.errors import ConfigError
 
     loaded = load_mpc(DEFAULT_MPC)
@@ -273,7 +274,7 @@ def test_default_mpc_toml_lists_every_setting() -> None:
     import tomllib
 
     from controller.config import DEFAULT_MPC, SECTIONS
-    from controller.mpc import MpcSettings
+    from controller.settings import MpcSettings
 
     table = tomllib.loads(DEFAULT_MPC.read_text())["mpc"]
     assert {f.name for f in dataclasses.fields(MpcSettings)} == set(table)
@@ -301,8 +302,8 @@ def test_emptying_is_planned_only_at_steps_where_it_can_land(site: Site) -> None
     The supervisor allows for 15 % less inflow, so a step lands only if
     0.15 x inflow x 0.25 h <= 1.2 x 100 m3: inflow <= 3,200 m3/h."""
     mpc = MpcController(site, MpcSettings(landing_window=0))
-    assert mpc._landable([0, 1, 2, 3], np.array([2000.0, 3100.0, 3300.0, 5100.0])) == [0, 1]
-    assert mpc._landable([2, 3], np.array([2000.0, 3100.0, 3300.0, 5100.0])) == [2, 3]  # no better chance
+    assert mpc.builder.landable([0, 1, 2, 3], np.array([2000.0, 3100.0, 3300.0, 5100.0])) == [0, 1]
+    assert mpc.builder.landable([2, 3], np.array([2000.0, 3100.0, 3300.0, 5100.0])) == [2, 3]  # no better chance
 
 
 def test_an_emptying_is_not_booked_on_a_one_interval_inflow_dip(site: Site) -> None:
@@ -311,9 +312,9 @@ def test_an_emptying_is_not_booked_on_a_one_interval_inflow_dip(site: Site) -> N
     of a run below the cap only the steps whose neighbours are below it too."""
     mpc = MpcController(site)
     inflow = np.array([4600.0, 3100.0, 6700.0, 3000.0, 2900.0, 3100.0, 2800.0, 4000.0])
-    assert mpc._landable(list(range(8)), inflow) == [4, 5]
-    assert mpc._landable([0, 1, 2], inflow) == [1]  # no step with its neighbours: the one that qualifies alone
-    assert mpc._landable([0, 1], np.array([3000.0, 3100.0])) == [0, 1]  # the horizon's edges clip the window
+    assert mpc.builder.landable(list(range(8)), inflow) == [4, 5]
+    assert mpc.builder.landable([0, 1, 2], inflow) == [1]  # no step with its neighbours: the one that qualifies alone
+    assert mpc.builder.landable([0, 1], np.array([3000.0, 3100.0])) == [0, 1]  # the horizon's edges clip the window
 
 
 @pytest.mark.parametrize("stop_levels", [False, True])
@@ -325,14 +326,14 @@ def test_an_emptying_step_lands_above_the_floor_if_the_inflow_falls_short(site: 
     mpc = MpcController(site, MpcSettings(stop_levels=stop_levels))
     model = mpc.model
     tel = telemetry(site, level_m=0.835, inflow_m3h=5776.0, on={"1.4": 49.0, "2.2": 49.0, "2.3": 49.0})
-    groups = mpc.groups(tel)
+    groups = mpc.builder.groups(tel)
     counts = np.array([3 if g.name == "large" else 0 for g in groups])
     flows = np.array([6631.0 if g.name == "large" else 0.0 for g in groups])
     v_empty = model.volume(0.62)
-    sp = mpc.dispatch_step(tel, groups, counts, flows, v_empty, 5961.0, v_empty)
+    sp = mpc.dispatcher.step(tel, groups, counts, flows, v_empty, 5961.0, v_empty)
     freqs = {i: p.freq_hz for i, p in enumerate(sp.pumps) if p.on}
     assert len(freqs) == 3
-    stops = mpc.supervisor.plc_stops(tel, {p.id: p.stop_below_m for p in sp.pumps})
+    stops = mpc.supervisor.floor.plc_stops(tel, {p.id: p.stop_below_m for p in sp.pumps})
     assert bool(stops) == stop_levels
     end = model.level(model.end_volume(freqs, tel.volume_m3, 0.85 * 5776.0, STEP, stops=stops))
     assert end >= (0.5 if stop_levels else 0.55) - 1e-3
@@ -347,11 +348,11 @@ def _landing(site: Site, stop_levels: bool,
     mpc = MpcController(site, MpcSettings(stop_levels=stop_levels))
     model = mpc.model
     tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.8, "2.4": 49.8}, timers=timers)
-    groups = mpc.groups(tel)
+    groups = mpc.builder.groups(tel)
     counts = np.array([1 for _ in groups])
     flows = np.array([1000.0 if g.name == "small" else 2000.0 for g in groups])
     v_empty = model.volume(0.62)
-    sp = mpc.dispatch_step(tel, groups, counts, flows, v_empty, 2100.0, v_empty)
+    sp = mpc.dispatcher.step(tel, groups, counts, flows, v_empty, 2100.0, v_empty)
     return mpc, {i: p.freq_hz for i, p in enumerate(sp.pumps) if p.on}
 
 
@@ -378,13 +379,13 @@ def test_with_stop_levels_a_landing_need_only_be_safe_for_the_pumps_the_plc_cann
     small, large = site.pump_ids.index("2.1"), site.pump_ids.index("2.4")
     assert set(free) == {small, large} and free[small] > strict[small]
     tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.8, "2.4": 49.8})
-    stops = sup.plc_stops(tel, {"2.1": 0.55, "2.4": 0.55})
-    assert stops == {small: (sup.floor_volume_m3(), 0.0), large: (sup.floor_volume_m3(), 0.0)}
-    assert model.end_volume(free, volume, 0.85 * 2100.0, STEP) < sup.floor_volume_m3()  # without the PLC
+    stops = sup.floor.plc_stops(tel, {"2.1": 0.55, "2.4": 0.55})
+    assert stops == {small: (sup.floor.volume_m3(), 0.0), large: (sup.floor.volume_m3(), 0.0)}
+    assert model.end_volume(free, volume, 0.85 * 2100.0, STEP) < sup.floor.volume_m3()  # without the PLC
     for seconds in (STEP, 2 * STEP):
         assert model.level(model.end_volume(free, volume, 0.85 * 2100.0, seconds, stops=stops)) >= 0.5
     tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.8, "2.4": 49.8}, timers={"2.4": 3600.0})
-    stops = sup.plc_stops(tel, {"2.1": 0.55, "2.4": 0.55})
+    stops = sup.floor.plc_stops(tel, {"2.1": 0.55, "2.4": 0.55})
     assert stops[large][1] == pytest.approx(site.rules.min_on_s - 3600.0) and stops[small][1] == 0.0
     _, young = _landing(site, stop_levels=True, timers={"2.4": 3600.0})
     assert young[large] < free[large]
@@ -449,7 +450,7 @@ def test_near_term_guards_use_the_lower_of_forecast_and_measurement(site: Site) 
     tel = telemetry(site, on={"1.2": 49.0}, inflow_m3h=2134.0)
     forecast = np.full(mpc.steps, 2725.0)
     forecast[2] = 1800.0
-    guard = mpc._guard_inflow(tel, forecast)
+    guard = mpc.builder.guard_inflow(tel, forecast)
     near = mpc.cfg.fine_steps
     assert guard[:near].max() == 2134.0 and guard[2] == 1800.0
     assert np.all(guard[near:] == 2725.0)
@@ -475,8 +476,8 @@ def test_blocks_start_on_the_hour(site: Site, now: str, fine: int) -> None:
     a clock hour. Without them the blocks start where the fine steps end, as before."""
     mpc = MpcController(site, dataclasses.replace(Settings().mpc(), block_flows=True))
     t = datetime.fromisoformat(f"2025-01-06T{now}")
-    assert mpc.fine_steps(t) == fine
-    assert MpcController(site, dataclasses.replace(Settings().mpc(), block_flows=False)).fine_steps(t) == 8
+    assert mpc.builder.fine_steps(t) == fine
+    assert MpcController(site, dataclasses.replace(Settings().mpc(), block_flows=False)).builder.fine_steps(t) == 8
     assert (t + timedelta(seconds=fine * STEP)).minute == 0
 
 
@@ -486,11 +487,11 @@ def test_running_pumps_get_the_floor_as_their_stop_level(site: Site) -> None:
     sp = Setpoints(pumps=(PumpSetpoint(id="1.4", on=True, freq_hz=49.0), PumpSetpoint(id="2.2", on=False)))
 
     def stop(level_m: float) -> float:
-        out = mpc._with_stop_levels(telemetry(site, level_m=level_m), sp).as_dict()
+        out = mpc.dispatcher.with_stop_levels(telemetry(site, level_m=level_m), sp).as_dict()
         assert out["2.2"].stop_below_m == 0.0
         return out["1.4"].stop_below_m
 
     assert stop(3.0) == stop(0.6) == 0.55
     assert stop(0.52) == 0.52
     off = MpcController(site, MpcSettings(stop_levels=False))
-    assert off._with_stop_levels(telemetry(site, level_m=1.3), sp) == sp
+    assert off.dispatcher.with_stop_levels(telemetry(site, level_m=1.3), sp) == sp

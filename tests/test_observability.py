@@ -16,6 +16,7 @@ from kernel.contracts import Observation, Setpoints
 from kernel.site import Site
 from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
+from tests.helpers import fake_controller
 from tunneltwin.daemon.loop import Service
 from twin.lockstep import LockstepPlant
 
@@ -77,7 +78,7 @@ async def test_a_decision_past_its_deadline_goes_to_the_baseline(day: ReplaySetu
         time.sleep(1.0)
         return baseline.decide(obs)
 
-    stuck = type("Stuck", (), {"name": "stuck", "decide": staticmethod(slow)})()
+    stuck = fake_controller("stuck", slow)
     plant = LockstepPlant(day)
     service = Service(SimPort(plant), stuck, BaselineController(day.site), day.site, max_ticks=3, deadline_s=0.2)
     t0 = time.perf_counter()
@@ -101,7 +102,7 @@ async def test_the_next_tick_waits_for_a_late_decision_instead_of_sitting_out(da
             time.sleep(1.2)
         return baseline.decide(obs)
 
-    late = type("Late", (), {"name": "late", "decide": staticmethod(first_slow)})()
+    late = fake_controller("late", first_slow)
     service = Service(SimPort(LockstepPlant(day)), late, BaselineController(day.site), day.site, max_ticks=3,
                       deadline_s=1.0)
     stats = await service.run()

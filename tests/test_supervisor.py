@@ -169,7 +169,7 @@ def test_the_simulated_plc_stops_are_no_kinder_than_the_twins(site: Site, sup: S
     from twin import Twin
 
     tel = telemetry(site, level_m=0.81, inflow_m3h=2100.0, on={"2.1": 49.4, "2.4": 49.4})
-    stops = sup.plc_stops(tel, {"2.1": 0.55, "2.4": 0.55})
+    stops = sup.floor.plc_stops(tel, {"2.1": 0.55, "2.4": 0.55})
     index = {p.id: i for i, p in enumerate(site.pumps)}
     freqs = {index["2.1"]: 49.4, index["2.4"]: 49.4}
     simulated = sup.model.end_volume(freqs, tel.volume_m3, 1785.0, 900.0, stops=stops)
@@ -178,12 +178,12 @@ def test_the_simulated_plc_stops_are_no_kinder_than_the_twins(site: Site, sup: S
     twin.advance()
     assert twin.stopped_by_level() == ["2.4"]
     assert simulated - 5.0 <= twin.state.volume_m3 and simulated <= twin.state.volume_m3 + 1.0
-    assert sup.model.end_volume(freqs, tel.volume_m3, 1785.0, 900.0) < sup.floor_volume_m3() <= simulated
+    assert sup.model.end_volume(freqs, tel.volume_m3, 1785.0, 900.0) < sup.floor.volume_m3() <= simulated
 
 
 def test_the_simulated_plc_never_stops_the_last_pump_nor_one_inside_its_run(site: Site, sup: Supervisor) -> None:
     model, index = sup.model, {p.id: i for i, p in enumerate(site.pumps)}
-    volume, floor = model.volume(0.6), sup.floor_volume_m3()
+    volume, floor = model.volume(0.6), sup.floor.volume_m3()
     alone = {index["2.4"]: 50.0}
     assert model.end_volume(alone, volume, 500.0, 900.0, stops={index["2.4"]: (floor, 0.0)}) \
         == pytest.approx(model.end_volume(alone, volume, 500.0, 900.0, substeps=60))

@@ -18,7 +18,7 @@ from kernel.site import CONFIG_DIR
 from tunneltwin.settings import Settings
 
 if TYPE_CHECKING:
-    from controller.mpc import MpcSettings
+    from controller.settings import MpcSettings
     from twin.lockstep import LockstepPlant
 
 log = structlog.get_logger()
@@ -86,6 +86,13 @@ def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     a.add_argument("--until", type=_time, help="last plant time (ISO 8601)")
     a.add_argument("--format", choices=("summary", "csv", "jsonl"), default="summary")
     a.add_argument("--out", type=Path, help="write here instead of stdout")
+    e = sub.add_parser("explain", help="rebuild an audited tick's optimisation problem: .lp/.mps, plan, "
+                       "binding constraints, objective terms in EUR")
+    e.add_argument("db", type=Path, help="the audit SQLite file")
+    e.add_argument("--tick", type=_time, required=True, help="the tick's plant time (ISO 8601)")
+    e.add_argument("--out", type=Path, help="file stem for .lp and .mps (default: tick-TIME in this directory)")
+    e.add_argument("--mip-gap", type=float, default=1e-6, help="relative gap for the re-solve (default 1e-6)")
+    e.add_argument("--show", type=int, default=12, help="binding constraints listed (default 12)")
     s = sub.add_parser("simulate", help="serve the twin over OPC UA and/or MQTT for a daemon to drive")
     s.add_argument("scenario", help="bundled name or scenario TOML")
     s.add_argument("--opcua", metavar="ENDPOINT", help="serve an OPC UA server, e.g. opc.tcp://127.0.0.1:4840/tunneltwin/")
@@ -130,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "replay": _replay, "compare": _compare, "calibrate": _calibrate, "fidelity": _fidelity,
         "fit-generator": _fit_generator, "scenarios": _scenarios,
-        "run": _run_daemon, "simulate": _simulate, "certs": _certs, "audit": _audit}
+        "run": _run_daemon, "simulate": _simulate, "certs": _certs, "audit": _audit, "explain": _explain}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
@@ -344,6 +351,38 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         print(f"-> {args.out}")
     else:
         print(text, end="")
+    return 0
+
+
+def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    from collections import Counter
+
+    from controller.explain import explain, problem_from_json
+    from controller.model import StationModel
+    from tunneltwin.daemon.audit import read_problem
+
+    tick, data = read_problem(args.db, args.tick)
+    problem = problem_from_json(data)
+    out = args.out or Path(f"tick-{args.tick.strftime('%Y%m%dT%H%M%S')}")
+    ex = explain(problem, StationModel(settings.site()), out, mip_gap=args.mip_gap)
+    print(f"tick {tick['plant_time']} (run {tick['run_id']}, {tick['solver_status']}): {ex.rows} rows, "
+          f"{ex.cols} columns ({ex.integers} integer), {problem.horizon} steps of {problem.step_h * 60:.0f} min")
+    print(f"wrote {out.with_suffix('.lp')} and {out.with_suffix('.mps')}")
+    print(f"objective {ex.objective_eur:.2f} EUR ({ex.status}, re-solved to gap {args.mip_gap:g}; "
+          f"the daemon's gap is looser)")
+    for term, eur in sorted(ex.terms_eur.items(), key=lambda kv: -abs(kv[1])):
+        print(f"  {term:28s} {eur:12.2f} EUR")
+    if ex.plan is not None:
+        plan, groups = ex.plan, [g.name for g in problem.groups]
+        print(f"plan, first steps: volume m3, F2 m3/h, pumps on per group ({', '.join(groups)})")
+        for k in range(min(8, problem.horizon)):
+            counts = "/".join(str(int(c)) for c in plan.counts[:, k])
+            print(f"  step {k:2d}  {plan.volumes_m3[k]:9.0f}  {plan.outflow_m3h[k]:8.0f}  {counts}")
+    families = Counter(b.row.rpartition("_")[0] for b in ex.binding)
+    print(f"binding constraints: {len(ex.binding)} ("
+          + ", ".join(f"{f} {n}" for f, n in families.most_common()) + ")")
+    for b in ex.binding[:args.show]:
+        print(f"  {b.row:22s} at its {b.side} bound {b.bound:.6g}")
     return 0
 
 

@@ -11,7 +11,7 @@ from controller.config import DEFAULT_MPC
 from kernel.site import CONFIG_DIR, DEFAULT_SITE, Site, load_site
 
 if TYPE_CHECKING:
-    from controller.mpc import MpcSettings
+    from controller.settings import MpcSettings
     from tunneltwin.daemon.config import DaemonConfig
 
 ENV_SITE = "TUNNELTWIN_SITE"

@@ -55,6 +55,10 @@ class MqttPort:
             raise TagMapError(f"MQTT {self.link.host}:{self.link.port}: nothing for "
                               + "; ".join(self._missing(watched))) from exc
 
+    def restore_timers(self, timers: dict[str, dict[str, Any]]) -> bool:
+        self.assembler.seed(timers)
+        return True
+
     async def close(self) -> None:
         await self.link.close()
 

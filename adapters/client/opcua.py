@@ -116,6 +116,10 @@ class OpcuaPort:
             raise PlantUnavailable(f"OPC UA {self.endpoint}: not connected")
         return self.client
 
+    def restore_timers(self, timers: dict[str, dict[str, Any]]) -> bool:
+        self.assembler.seed(timers)
+        return True
+
     async def close(self) -> None:
         client, self.client = self.client, None
         if client is not None:

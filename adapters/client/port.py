@@ -41,6 +41,11 @@ class PlantPort(Protocol):
     async def close(self) -> None:
         ...
 
+    def restore_timers(self, timers: dict[str, dict[str, Any]]) -> bool:
+        """Seed the pump timers this port derives (starts, run hours, time in state) from the
+        audit's record after a restart; False where the plant reports its own."""
+        ...
+
 
 def check_readback(written: Setpoints, readback: Setpoints, stops: bool = True) -> None:
     """Raise WriteRejected naming every pump whose read-back differs from what was written.

@@ -7,6 +7,8 @@ fields a recording lacks (starts, run hours, time in state) are derived as for a
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapters.client.assemble import Assembler
 from kernel.contracts import Observation, Setpoints
 from kernel.recorded import RecordedData
@@ -43,6 +45,10 @@ class ReplayPort:
     async def step(self) -> bool:
         self.k += 1
         return self.k < len(self.data) - 1
+
+    def restore_timers(self, timers: dict[str, dict[str, Any]]) -> bool:
+        self.assembler.seed(timers)
+        return True
 
     async def close(self) -> None:
         return None

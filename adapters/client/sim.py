@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from kernel.contracts import Observation, Setpoints
 from kernel.errors import SetpointError, WriteRejected
@@ -37,6 +38,9 @@ class SimPort:
             await asyncio.sleep(self.plant.setup.step_s / self.speed)
         self.plant.step()
         return not self.plant.done
+
+    def restore_timers(self, timers: dict[str, dict[str, Any]]) -> bool:
+        return False  # the twin keeps its own timers
 
     async def close(self) -> None:
         return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +46,14 @@ CREATE TABLE IF NOT EXISTS ticks (
 );
 CREATE INDEX IF NOT EXISTS ticks_plant_time ON ticks (plant_time);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL, plant_time TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS problems (  -- the optimiser's input per tick, for `tunneltwin explain`
+    run_id TEXT NOT NULL,
+    tick INTEGER NOT NULL,
+    plant_time TEXT NOT NULL,
+    problem BLOB NOT NULL,         -- zlib-compressed JSON (controller.explain.problem_to_json)
+    PRIMARY KEY (run_id, tick)
+);
+CREATE INDEX IF NOT EXISTS problems_plant_time ON problems (plant_time);
 """
 COLUMNS = ("run_id", "tick", "plant_time", "wall_time", "controller", "telemetry", "forecast", "plan", "setpoints",
            "readback", "overrides", "alarms", "solver_status", "decide_s")
@@ -64,6 +73,7 @@ class TickRecord:
     overrides: list[Any] | None = None
     alarms: list[Any] | None = None
     solver_status: str | None = None
+    problem: dict[str, Any] | None = None  # the optimisation problem this tick solved
 
 
 class AuditLog:
@@ -71,7 +81,7 @@ class AuditLog:
         self.path, self.retention = path, timedelta(days=retention_days)
         self.run_id = uuid.uuid4().hex[:12]
         self.ticks = 0
-        self.backlog: deque[tuple[tuple[Any, ...], dict[str, tuple[str, str]]]] = deque()
+        self.backlog: deque[tuple[tuple[Any, ...], dict[str, tuple[str, str]], bytes | None]] = deque()
         self.dropped = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -101,7 +111,8 @@ class AuditLog:
                rec.solver_status, rec.decide_s)
         self.ticks += 1
         t = rec.plant_time.isoformat()
-        self.backlog.append((row, {k: (json.dumps(v), t) for k, v in state.items()}))
+        problem = zlib.compress(json.dumps(rec.problem).encode()) if rec.problem is not None else None
+        self.backlog.append((row, {k: (json.dumps(v), t) for k, v in state.items()}, problem))
         while len(self.backlog) > BACKLOG_CAP:
             self.backlog.popleft()
             self.dropped += 1
@@ -113,9 +124,11 @@ class AuditLog:
         try:
             self.db.execute("BEGIN")
             self.db.executemany(f"INSERT INTO ticks ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                                [row for row, _ in self.backlog])
+                                [row for row, _, _ in self.backlog])
+            self.db.executemany("INSERT INTO problems VALUES (?, ?, ?, ?)",
+                                [(row[0], row[1], row[2], blob) for row, _, blob in self.backlog if blob is not None])
             latest: dict[str, tuple[str, str]] = {}
-            for _, state in self.backlog:
+            for _, state, _ in self.backlog:
                 latest.update(state)
             self.db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
                                 [(k, v, t) for k, (v, t) in latest.items()])
@@ -130,7 +143,9 @@ class AuditLog:
     def prune(self, now: datetime) -> int:
         """Delete ticks older than the retention (plant time); returns how many."""
         try:
-            cur = self.db.execute("DELETE FROM ticks WHERE plant_time < ?", ((now - self.retention).isoformat(),))
+            oldest = (now - self.retention).isoformat()
+            self.db.execute("DELETE FROM problems WHERE plant_time < ?", (oldest,))
+            cur = self.db.execute("DELETE FROM ticks WHERE plant_time < ?", (oldest,))
         except sqlite3.OperationalError:
             return 0
         return cur.rowcount
@@ -168,3 +183,24 @@ def read_ticks(path: Path, since: datetime | None = None, until: datetime | None
         raise ConfigError(f"{path}: not a tunneltwin audit log: {exc}") from exc
     finally:
         db.close()
+
+
+def read_problem(path: Path, plant_time: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The tick recorded at ``plant_time`` (the last run's, if several) and the optimisation problem
+    it solved. Errors name the file and the time."""
+    ticks = [t for t in read_ticks(path, plant_time, plant_time)]
+    if not ticks:
+        raise ConfigError(f"{path}: no tick at plant time {plant_time.isoformat()}")
+    tick = ticks[-1]
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT problem FROM problems WHERE run_id = ? AND tick = ?",
+                         (tick["run_id"], tick["tick"])).fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path}: not a tunneltwin audit log: {exc}") from exc
+    finally:
+        db.close()
+    if row is None:
+        raise ConfigError(f"{path}: the tick at {plant_time.isoformat()} was decided by {tick['controller']} "
+                          f"({tick['solver_status'] or 'no solver'}): no optimisation problem was recorded")
+    return tick, json.loads(zlib.decompress(row[0]))

@@ -8,49 +8,34 @@ clock it waits for it. Only our PlantError family is caught; anything else is a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
-from adapters.client.assemble import Assembler
 from adapters.client.port import PlantPort, check_readback
-from controller.base import Controller, Retunable
+from controller.base import Controller, Report
 from controller.baseline import BaselineController
-from controller.model import StationModel
-from controller.supervisor import Supervisor
-from kernel.contracts import Observation, Setpoints, Telemetry
+from kernel.contracts import Observation, Setpoints
 from kernel.errors import ConfigError, PlantError, PlantTimeout, PlantUnavailable, WriteRejected
 from kernel.operator import OperatorCommands, OperatorDesk, for_controller, ours, tightened
 from kernel.site import Site
 from tunneltwin.daemon.audit import AuditLog
+from tunneltwin.daemon.decide import Decider
 from tunneltwin.daemon.metrics import Health, Metrics, ProbeServer, observe_tick
 from tunneltwin.daemon.recording import forecast_error, overrides, tick_record
 from tunneltwin.daemon.report import report
 from tunneltwin.daemon.sdnotify import notify
 from tunneltwin.daemon.stats import Stats
+from tunneltwin.daemon.surfaces import Bulletin, Surface
 from tunneltwin.daemon.validation import Validator
 
 log = structlog.get_logger()
 T = TypeVar("T")
 RETRY_S = 1.0
 PRUNE_EVERY = 96  # ticks between retention passes (a day at 15 min)
-
-
-class Surface(Protocol):
-    """Where the daemon reports (status, plan, forecast, KPIs, alerts) and operators command."""
-
-    async def start(self, desk: OperatorDesk, alert: Callable[[str, str], None]) -> None: ...
-
-    async def publish(self, report: dict[str, Any]) -> None: ...
-
-    async def alert(self, alert: dict[str, Any]) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 class Service:
@@ -64,21 +49,17 @@ class Service:
         self.stats = Stats(site.timing.control_interval_s / 3600)
         self.stopping = asyncio.Event()
         self.desk = OperatorDesk(site.pump_ids, site.rules)
-        self.surfaces = list(surfaces)
-        self.alerts: deque[dict[str, Any]] = deque(maxlen=50)
         self._limits: dict[str, float] = {}
-        self._unsent: list[dict[str, Any]] = []  # alerts not yet pushed to the surfaces
         self.audit = audit
         self.validator = Validator(site)
-        self.supervisor = Supervisor(site, StationModel(site))  # for the decisions the daemon substitutes
-        self.deadline_s = deadline_s  # the watchdog: a decision still running after this is abandoned
-        self._late: asyncio.Future[Setpoints] | None = None  # an abandoned decision, until it ends
         self.metrics = Metrics()
+        self.bulletin = Bulletin(surfaces, self.stats, self.metrics)
+        self.alerts = self.bulletin.alerts
+        self.decider = Decider(controller, fallback, site, deadline_s, self.stats, self.metrics, self.alert)
         self.health = Health(stale_after_s)
         self.probe = ProbeServer(probe, self.metrics, self.health) if probe else None
         self._flagged: set[tuple[str, str]] = set()
         self._decided: tuple[datetime, Controller, Setpoints] | None = None  # the last decision, by plant time
-        self._tick_alerts: list[dict[str, Any]] = []  # raised during the tick in hand, for the audit
         self._audit_failing = False
 
     def stop(self) -> None:
@@ -91,7 +72,7 @@ class Service:
         t0 = time.perf_counter()
         if self.probe:
             await self.probe.start()
-        await self._start_surfaces()
+        await self.bulletin.start(self.desk)
         try:
             self._restore()
             await self._connect()
@@ -103,30 +84,19 @@ class Service:
             await self.port.close()
             if self.audit:
                 await asyncio.to_thread(self.audit.flush)
-            for surface in self.surfaces:
-                with contextlib.suppress(PlantError):  # the report link may be down; control is over
-                    await surface.stop()
+            await self.bulletin.stop()
             if self.probe:
                 await self.probe.stop()
             self.stats.wall_s = time.perf_counter() - t0
         log.info("daemon stopped", **self.stats.summary())
         return self.stats
 
-    async def _start_surfaces(self) -> None:
-        """A reporting surface that cannot start is alerted and left out: reporting never blocks control."""
-        for surface in list(self.surfaces):
-            try:
-                await surface.start(self.desk, self.alert)
-            except PlantError as exc:
-                self.surfaces.remove(surface)
-                self.alert("report_unavailable", f"{type(surface).__name__}: {exc}")
-
     async def _cycle(self) -> bool:
         """One tick and the wait for the next interval; False when the plant has no more."""
         try:
             await self.tick()
             t0 = time.perf_counter()
-            more = bool(await self._unless_stopped(self.port.step()))
+            more = bool(await unless_stopped(self.stopping, self.port.step()))
             self.stats.step_s.append(time.perf_counter() - t0)
             return more
         except (PlantUnavailable, PlantTimeout) as exc:
@@ -144,7 +114,7 @@ class Service:
                 self.alert("telemetry_unusable", f"{exc}; the plant keeps its last setpoints")
             self._flagged.add(("plant_data", "unusable"))
             log.error("plant data unusable; tick retried", error=str(exc))
-            await self._unless_stopped(asyncio.sleep(RETRY_S))
+            await unless_stopped(self.stopping, asyncio.sleep(RETRY_S))
             return True
 
     async def tick(self) -> None:
@@ -159,13 +129,9 @@ class Service:
         else:
             obs, degrade = self._validated(obs)
             self._retune(cmd)
-            await self._settle_late()
-            controller = self._choose(cmd, degrade)
-            seen = for_controller(obs, cmd)
-            sp = await self._decide_in_time(controller, seen)
-            if controller is not self.controller:  # a decision we substituted: the supervisor checks it too
-                sp = self._substituted(seen.telemetry, sp)
-            sp = ours(sp, cmd)
+            await self.decider.settle_late()
+            controller = self.decider.choose(cmd, degrade)
+            sp = ours(await self.decider.decide(controller, for_controller(obs, cmd)), cmd)
             self._decided = (obs.telemetry.time, controller, sp)
         t2 = time.perf_counter()
         readback: Setpoints | None = None
@@ -177,10 +143,11 @@ class Service:
             self.alert("write_rejected", str(exc))
         decide_s = t2 - t1
         self.stats.record(obs, decide_s, time.perf_counter() - t2 + t1 - t0)
-        rep = report(obs, sp, controller, self.stats)
+        said = controller.report()
+        rep = report(obs, sp, controller.name, said, self.stats)
         observe_tick(self.metrics, obs, self.site.rules, time.perf_counter() - t0, decide_s, self.stats.cost_eur,
-                     overrides(controller, obs.telemetry.time), forecast_error(controller, obs))
-        await self._audit(obs, sp, readback, controller, decide_s, rep, cmd)
+                     overrides(said, obs.telemetry.time), forecast_error(said, obs))
+        await self._audit(obs, sp, readback, controller.name, said, decide_s, rep, cmd)
         self.health.last_tick = time.monotonic()
         notify("WATCHDOG=1")
         tel = obs.telemetry
@@ -188,7 +155,7 @@ class Service:
                  outflow_m3h=round(tel.outflow_m3h), price_eur_per_kwh=obs.prices.eur_per_kwh[:1],
                  cost_eur=round(self.stats.cost_eur, 2), decide_s=round(decide_s, 3),
                  on=[p.id for p in sp.pumps if p.on], controller=controller.name)
-        await self._publish(rep)
+        await self.bulletin.publish(rep)
 
     def _validated(self, obs: Observation) -> tuple[Observation, bool]:
         """Flags become alarms; a substituted level replaces the reading; True means the baseline decides."""
@@ -203,59 +170,6 @@ class Service:
             obs = obs.model_copy(update={"telemetry": checked.telemetry})
         return obs, checked.degrade
 
-    async def _settle_late(self) -> None:
-        """Give an abandoned decision up to one more deadline to end before this tick's choice.
-        A solve just past its limit ends within moments: in real time long before the next
-        tick, but in the lockstep soak the optimiser sat out 57-124 plant ticks (the baseline
-        decided 37 % of the 30 days) while one 10 s hang ended."""
-        late = self._late
-        if late is not None and not late.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(late), self.deadline_s)
-
-    def _choose(self, cmd: OperatorCommands, degrade: bool) -> Controller:
-        reason = ("operator" if not cmd.optimiser_on else "telemetry" if degrade else
-                  "deadline" if self._late is not None and not self._late.done() else None)
-        if reason is None or self.controller is self.fallback:
-            return self.controller
-        self.metrics.fallbacks.labels(reason).inc()
-        return self.fallback
-
-    async def _decide_in_time(self, controller: Controller, obs: Observation) -> Setpoints:
-        """The watchdog: a decision past its deadline is abandoned to the baseline, and the optimiser
-        sits out until the abandoned one has ended (it is not thread-safe against itself); the
-        next tick first waits for it (``_settle_late``)."""
-        work = asyncio.ensure_future(asyncio.to_thread(self._decide, controller, obs))
-        try:
-            return await asyncio.wait_for(asyncio.shield(work), self.deadline_s)
-        except TimeoutError:
-            self._late = work
-            self.stats.fallbacks += 1
-            self.metrics.fallbacks.labels("deadline").inc()
-            self.alert("watchdog", f"{controller.name} took over {self.deadline_s:.0f} s; the baseline decides")
-            return self._baseline_decides(obs)
-
-    def _decide(self, controller: Controller, obs: Observation) -> Setpoints:
-        """Every tick gets a command: a controller that fails hands this tick to the baseline."""
-        if controller is not self.fallback:
-            self.fallback.observe(obs.telemetry)
-        try:
-            return controller.decide(obs)
-        except Exception:  # any solver or model failure: the plant must not be left uncommanded
-            self.stats.fallbacks += 1
-            self.metrics.fallbacks.labels("error").inc()
-            log.exception("controller failed; baseline decides this tick")
-            return self._baseline_decides(obs)
-
-    def _baseline_decides(self, obs: Observation) -> Setpoints:
-        return self._substituted(obs.telemetry, self.fallback.decide(obs))
-
-    def _substituted(self, tel: Telemetry, sp: Setpoints) -> Setpoints:
-        """A decision the daemon put in the optimiser's place, checked safe to hold (nothing plans
-        the baseline's landing), with the floor as its running pumps' stop levels: the fallback
-        ticks are the faults' ticks, when a held command is likeliest."""
-        return self.supervisor.check(tel, self.supervisor.with_floor_stops(tel, sp), hold=True)
-
     def _restore(self) -> None:
         """Resume from the audit log's state: operator commands, and pump timers for ports that derive them."""
         if self.audit is None:
@@ -266,17 +180,15 @@ class Service:
             except ConfigError as exc:
                 self.alert("state_not_restored", f"operator commands: {exc}")
         timers = self.audit.state("timers")
-        assembler = getattr(self.port, "assembler", None)
-        if timers and isinstance(assembler, Assembler):
-            assembler.seed(timers)
+        if timers and self.port.restore_timers(timers):
             log.info("pump timers restored", pumps=len(timers))
 
-    async def _audit(self, obs: Observation, sp: Setpoints, readback: Setpoints | None, controller: Controller,
+    async def _audit(self, obs: Observation, sp: Setpoints, readback: Setpoints | None, name: str, said: Report,
                      decide_s: float, rep: dict[str, Any], cmd: OperatorCommands) -> None:
-        alarms, self._tick_alerts = self._tick_alerts, []
+        alarms = self.bulletin.tick_alerts()
         if self.audit is None:
             return
-        rec, state = tick_record(obs, sp, readback, controller, decide_s, rep, cmd, alarms)
+        rec, state = tick_record(obs, sp, readback, name, said, decide_s, rep, cmd, alarms)
         ok = await asyncio.to_thread(self.audit.record, rec, state)
         if ok == self._audit_failing:  # the disk started or stopped refusing: say so once
             self._audit_failing = not ok
@@ -290,33 +202,13 @@ class Service:
         """Operator limits reach every controller before the tick that follows them."""
         if cmd.limits == self._limits:
             return
-        site = self.site.model_copy(update={"rules": tightened(self.site.rules, cmd.limits)})
-        for c in {id(self.controller): self.controller, id(self.fallback): self.fallback}.values():
-            if isinstance(c, Retunable):
-                c.retune(site)
-        self.supervisor.site = site
+        self.decider.retune(self.site.model_copy(update={"rules": tightened(self.site.rules, cmd.limits)}))
         self._limits = dict(cmd.limits)
         self.alert("limits", f"operator limits now {cmd.limits or 'the site rules'}")
 
     def alert(self, kind: str, message: str) -> None:
         """Log it, keep it for the status report, and push it to every surface."""
-        entry = {"time": str(self.stats.last), "kind": kind, "message": message}
-        self.alerts.append(entry)
-        self.metrics.alerts.labels(kind).inc()
-        log.warning("alert", kind=kind, message=message)
-        self._unsent.append(entry)
-        self._tick_alerts.append(entry)
-
-    async def _publish(self, rep: dict[str, Any]) -> None:
-        rep["status"]["alerts"] = list(self.alerts)[-10:]
-        unsent, self._unsent = self._unsent, []
-        for surface in self.surfaces:
-            try:
-                for entry in unsent:
-                    await surface.alert(entry)
-                await surface.publish(rep)
-            except PlantError as exc:  # reporting must never stop control
-                log.warning("report not published", error=str(exc))
+        self.bulletin.alert(kind, message)
 
     async def _connect(self) -> None:
         """Connect, retrying with capped exponential backoff until it works or we are stopped."""
@@ -331,17 +223,18 @@ class Service:
                     raise
                 self.stats.reconnects += 1
                 log.warning("cannot reach the plant; retrying", error=str(exc), retry_s=delay)
-                await self._unless_stopped(asyncio.sleep(delay))
+                await unless_stopped(self.stopping, asyncio.sleep(delay))
                 delay = min(delay * 2, self.reconnect_max_s)
 
-    async def _unless_stopped(self, work: Coroutine[Any, Any, T]) -> T | None:
-        """Await ``work`` unless a stop comes first (then None): a wall-clock wait may be 15 min."""
-        task = asyncio.ensure_future(work)
-        stop = asyncio.ensure_future(self.stopping.wait())
-        done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if task not in done:
-            task.cancel()
-            return None
-        return task.result()
+
+async def unless_stopped(stopping: asyncio.Event, work: Coroutine[Any, Any, T]) -> T | None:
+    """Await ``work`` unless a stop comes first (then None): a wall-clock wait may be 15 min."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(stopping.wait())
+    done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if task not in done:
+        task.cancel()
+        return None
+    return task.result()
 

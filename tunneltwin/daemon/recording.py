@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
-from controller.base import Controller
+from controller.base import Report
+from controller.explain import problem_to_json
 from kernel.contracts import Observation, Setpoints
 from kernel.operator import OperatorCommands
 from tunneltwin.daemon.audit import TickRecord
 
 
-def tick_record(obs: Observation, sp: Setpoints, readback: Setpoints | None, controller: Controller,
+def tick_record(obs: Observation, sp: Setpoints, readback: Setpoints | None, name: str, said: Report,
                 decide_s: float, rep: dict[str, Any], cmd: OperatorCommands,
                 alarms: list[dict[str, Any]]) -> tuple[TickRecord, dict[str, Any]]:
+    """``name`` decided this tick and ``said`` is its report of the decision."""
     tel = obs.telemetry
-    rec = TickRecord(tel.time, controller.name, tel.model_dump(mode="json"), sp.model_dump(mode="json"),
+    rec = TickRecord(tel.time, name, tel.model_dump(mode="json"), sp.model_dump(mode="json"),
                      readback.model_dump(mode="json") if readback else None, decide_s,
                      forecast=_summary(rep.get("forecast")), plan=rep.get("plan"),
-                     overrides=overrides(controller, tel.time), alarms=alarms, solver_status=_status(controller))
+                     overrides=overrides(said, tel.time), alarms=alarms, solver_status=_status(said),
+                     problem=problem_to_json(said.problem) if said.problem is not None else None)
     state = {"timers": timers(obs), "operator": command(cmd)} | ({"plan": rep["plan"]} if "plan" in rep else {})
     return rec, state
 
@@ -44,22 +46,17 @@ def _summary(forecast: dict[str, Any] | None) -> dict[str, Any] | None:
             "prices_known": len(prices), "price_eur_per_kwh_next": prices[:4]}
 
 
-def overrides(controller: Controller, now: datetime) -> list[dict[str, Any]]:
-    sup = getattr(controller, "supervisor", None)
-    if sup is None:
-        return []
-    recent = itertools.takewhile(lambda o: o.time == now, reversed(sup.overrides))
-    return [{"rule": o.rule, "pump": o.pump_id, "detail": o.detail} for o in recent]
+def overrides(said: Report, now: datetime) -> list[dict[str, Any]]:
+    """The supervisor's changes to the decision made at ``now``, newest first."""
+    return [{"rule": o.rule, "pump": o.pump_id, "detail": o.detail} for o in reversed(said.overrides) if o.time == now]
 
 
-def _status(controller: Controller) -> str | None:
-    log_ = getattr(controller, "log", None)
-    return f"{log_[-1].source}: {log_[-1].status}" if log_ else None
+def _status(said: Report) -> str | None:
+    return f"{said.source}: {said.status}" if said.source is not None else None
 
 
-def forecast_error(controller: Controller, obs: Observation) -> float | None:
+def forecast_error(said: Report, obs: Observation) -> float | None:
     """The inflow forecast made at the last tick for the interval just ended, minus what came."""
-    log_ = getattr(controller, "log", None)
-    if not log_ or len(log_) < 2 or not log_[-2].inflow_forecast_m3h:
+    if said.previous_forecast_m3h is None:
         return None
-    return float(log_[-2].inflow_forecast_m3h[0]) - obs.telemetry.inflow_m3h
+    return said.previous_forecast_m3h - obs.telemetry.inflow_m3h

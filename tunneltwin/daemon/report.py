@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from controller.base import Controller
-from controller.mpc import MpcController
+from controller.base import Report
 from kernel.contracts import Observation, Setpoints
 
 if TYPE_CHECKING:
     from tunneltwin.daemon.stats import Stats
 
 
-def report(obs: Observation, sp: Setpoints, controller: Controller, stats: Stats) -> dict[str, Any]:
+def report(obs: Observation, sp: Setpoints, name: str, said: Report, stats: Stats) -> dict[str, Any]:
+    """``said``: what the deciding controller reported of this decision."""
     tel = obs.telemetry
     out: dict[str, Any] = {
-        "status": {"state": "running", "time": tel.time.isoformat(), "controller": controller.name,
+        "status": {"state": "running", "time": tel.time.isoformat(), "controller": name,
                    "level_m": round(tel.level_m, 3), "inflow_m3h": round(tel.inflow_m3h, 1),
                    "setpoints": {p.id: {"on": p.on, "freq_hz": round(p.freq_hz, 2),
                                         "stop_below_m": round(p.stop_below_m, 3)} for p in sp.pumps}},
@@ -23,13 +23,11 @@ def report(obs: Observation, sp: Setpoints, controller: Controller, stats: Stats
         "forecast": {"start": tel.time.isoformat(), "step_s": obs.prices.step_s,
                      "price_eur_per_kwh": list(obs.prices.eur_per_kwh)},
     }
-    if isinstance(controller, MpcController):
-        forecast = controller.log[-1].inflow_forecast_m3h if controller.log else ()
-        out["forecast"]["inflow_m3h"] = [round(x, 1) for x in forecast]
-        plan = controller.plan
-        if plan is not None and controller.plan_time is not None:
-            out["plan"] = {"start": controller.plan_time.isoformat(), "step_s": obs.prices.step_s,
-                           "level_m": [round(x, 3) for x in controller.model.levels(plan.volumes_m3)],
-                           "outflow_m3h": [round(float(x), 1) for x in plan.outflow_m3h],
-                           "power_kw": [round(float(x), 1) for x in plan.power_kw], "status": plan.status}
+    if said.inflow_forecast_m3h is not None:
+        out["forecast"]["inflow_m3h"] = [round(x, 1) for x in said.inflow_forecast_m3h]
+    if (plan := said.plan) is not None:
+        out["plan"] = {"start": plan.start.isoformat(), "step_s": obs.prices.step_s,
+                       "level_m": [round(x, 3) for x in plan.level_m],
+                       "outflow_m3h": [round(x, 1) for x in plan.outflow_m3h],
+                       "power_kw": [round(x, 1) for x in plan.power_kw], "status": plan.status}
     return out

@@ -18,14 +18,16 @@ from adapters.client.sim import SimPort
 from adapters.tagmap import TagMap, load_tagmap
 from controller.base import Controller
 from controller.baseline import BaselineController
-from controller.mpc import MpcController, MpcSettings
+from controller.mpc import MpcController
+from controller.settings import MpcSettings
 from kernel.errors import ConfigError
 from kernel.site import Site
 from scenarios.scenario import load_scenario
 from tunneltwin.daemon.audit import AuditLog
 from tunneltwin.daemon.config import DaemonConfig, password
-from tunneltwin.daemon.loop import Service, Surface
+from tunneltwin.daemon.loop import Service
 from tunneltwin.daemon.stats import Stats
+from tunneltwin.daemon.surfaces import Surface
 from twin.lockstep import LockstepPlant
 
 END_GRACE_S = 1.0

@@ -1,0 +1,74 @@
+"""The daily emptying as the MPC's explicit state: which days were emptied (measured), and
+which step each coming day's emptying is booked for (chosen once by a solve, then kept so
+later solves need no binaries for it)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from controller.milp import Plan
+from kernel.contracts import Telemetry
+
+STAMP = timedelta(seconds=1)  # a reading stamped at a step's end belongs to the step's day
+
+
+def day_of(step_end: datetime) -> date:
+    """The day a reading stamped at a step's end belongs to."""
+    return (step_end - STAMP).date()
+
+
+class EmptyingTracker:
+    """Which days have had their level at or below the emptying level (from measurements)."""
+
+    def __init__(self, level_m: float) -> None:
+        self.level_m = level_m
+        self.emptied: set[date] = set()
+        self.inflow_m3: dict[date, float] = {}
+
+    def update(self, tel: Telemetry, step_h: float) -> None:
+        day = day_of(tel.time)
+        self.inflow_m3[day] = self.inflow_m3.get(day, 0.0) + tel.inflow_m3h * step_h
+        if tel.level_m <= self.level_m:
+            self.emptied.add(day)
+        for old in [d for d in self.inflow_m3 if d < day - timedelta(days=7)]:
+            del self.inflow_m3[old]
+        self.emptied = {d for d in self.emptied if d >= day - timedelta(days=7)}
+
+
+class Bookings:
+    """Day -> end of the step its emptying is booked for. Reading is pure; ``forget_stale`` and
+    ``book`` are the only changes, and the loop makes them explicitly."""
+
+    def __init__(self) -> None:
+        self.appointments: dict[date, datetime] = {}
+
+    def steps(self, day: date, candidates: list[int], ends: list[datetime]) -> tuple[int, ...]:
+        """The day's booked step if it is still a candidate, else every candidate (choose again)."""
+        k = self._booked(day, candidates, ends)
+        return tuple(candidates) if k is None else (k,)
+
+    def forget_stale(self, candidates: dict[date, list[int]], ends: list[datetime]) -> None:
+        """Drop the bookings of days whose booked step is no longer a candidate: passed, or no
+        longer landable on the new forecast."""
+        for day, steps in candidates.items():
+            if self._booked(day, steps, ends) is None:
+                self.appointments.pop(day, None)
+
+    def _booked(self, day: date, candidates: list[int], ends: list[datetime]) -> int | None:
+        booked = self.appointments.get(day)
+        return next((k for k in candidates if booked is not None and ends[k] == booked), None)
+
+    def book(self, days: list[tuple[int, ...]], ends: list[datetime], v_empty_m3: float, plan: Plan) -> None:
+        """Keep the emptying step the plan chose for each of ``days`` (step sets not yet booked)."""
+        self.appointments.update(emptied_steps(days, ends, v_empty_m3, plan))
+
+
+def emptied_steps(days: list[tuple[int, ...]], ends: list[datetime], v_empty_m3: float,
+                  plan: Plan) -> dict[date, datetime]:
+    """Day -> end of the first step of that day's candidates where the plan is emptied."""
+    out = {}
+    for day in days:
+        hit = [k for k in day if plan.volumes_m3[k] <= v_empty_m3 + 1.0]
+        if hit:
+            out[day_of(ends[hit[0]])] = ends[hit[0]]
+    return out
