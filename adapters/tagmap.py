@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from kernel.errors import PlantError, TagMapError
-from kernel.site import format_validation, read_toml
+from kernel.settings import read_toml, validated
 
 # unit -> (dimension, factor to the dimension's base: m, m3, m3/h, kW, Hz, s, EUR/kWh)
 UNITS: dict[str, tuple[str, float]] = {
@@ -131,10 +131,7 @@ def _check_tag(transport: str, where: str, tag: Tag, dimension: str) -> list[str
 
 
 def load_tagmap(path: Path) -> TagMap:
-    try:
-        return TagMap.model_validate(read_toml(path))
-    except ValidationError as exc:
-        raise TagMapError(format_validation(path, exc)) from exc
+    return validated(TagMap, read_toml(path), path, TagMapError)
 
 
 def field_factor(table: str, name: str) -> float:

@@ -15,7 +15,7 @@ from controller.milp import Weights
 from controller.settings import MpcSettings
 from controller.supervisor import SupervisorSettings
 from kernel.errors import ConfigError
-from kernel.site import CONFIG_DIR, read_toml
+from kernel.settings import CONFIG_DIR, read_toml
 
 DEFAULT_MPC = CONFIG_DIR / "mpc.toml"
 SECTIONS: dict[str, type[Any]] = {"weights": Weights, "forecast": ForecastSettings,

@@ -8,15 +8,13 @@ silently fall back to a default.
 from __future__ import annotations
 
 import itertools
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kernel.errors import ConfigError
+from kernel.settings import CONFIG_DIR, read_toml, validated
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_SITE = CONFIG_DIR / "site.toml"
 
 
@@ -141,37 +139,8 @@ class Site(_Strict):
         return [p.id for p in self.pumps]
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file, turning every failure into a ConfigError naming the file."""
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): not a TOML file") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-
-
-def format_validation(path: Path, exc: ValidationError) -> str:
-    """One line per bad field: file, dotted field path, offending value and why."""
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        value = err.get("input")
-        shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-        lines.append(f"{path}: {where} = {shown}: {err['msg']}")
-    return "\n".join(lines)
-
-
 def parse_site(data: dict[str, Any], path: Path) -> Site:
-    try:
-        return Site.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation(path, exc)) from exc
+    return validated(Site, data, path)
 
 
 def load_site(path: Path | None = None) -> Site:

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.errors import ConfigError, DataError
 from kernel.physics import PlantPhysics
-from kernel.site import Rules, Site, format_validation, read_toml
+from kernel.settings import read_toml, validated
+from kernel.site import Rules, Site
 from scenarios import synthetic
 from scenarios.commands import initial_running
 from scenarios.loaders import load_recorded
@@ -86,18 +87,11 @@ def load_scenario(ref: str, site: Site, prices: str | None = None, start: dateti
     if not path.exists():
         raise ConfigError(f"{ref}: not a bundled scenario ({', '.join(bundled_names())}) "
                           "and no such file")
-    try:
-        spec = ScenarioFile.model_validate(read_toml(path))
-    except ValidationError as exc:
-        raise ConfigError(format_validation(path, exc)) from exc
-    return from_spec(spec, path, site)
+    return from_spec(validated(ScenarioFile, read_toml(path), path), path, site)
 
 
 def with_rules(site: Site, overrides: dict[str, float], path: Path) -> Site:
-    try:
-        rules = Rules.model_validate(site.rules.model_dump() | overrides)
-    except ValidationError as exc:
-        raise ConfigError(format_validation(path, exc)) from exc
+    rules = validated(Rules, site.rules.model_dump() | overrides, path)
     return site.model_copy(update={"rules": rules})
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.recorded import RecordedData
-from kernel.site import read_toml
+from kernel.settings import read_toml
 
 GENERATOR_FILE = Path(__file__).parent / "data" / "generator.toml"
 

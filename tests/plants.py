@@ -18,7 +18,7 @@ import pytest
 from adapters.client.port import PlantPort
 from adapters.client.sim import SimPort
 from adapters.tagmap import TagMap, load_tagmap
-from kernel.site import CONFIG_DIR
+from kernel.settings import CONFIG_DIR
 from scenarios.replay import ReplaySetup
 from twin.lockstep import LockstepPlant
 

@@ -18,7 +18,8 @@ from controller.baseline import BaselineController
 from controller.mpc import MpcController
 from kernel.contracts import Setpoints
 from kernel.errors import ConfigError
-from kernel.site import CONFIG_DIR, Site
+from kernel.settings import CONFIG_DIR
+from kernel.site import Site
 from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
 from tests.plants import free_port

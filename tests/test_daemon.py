@@ -243,7 +243,7 @@ def test_a_tag_map_without_stop_levels_is_said_and_the_mpc_plans_without_them(tm
 
     from controller.mpc import MpcController
     from controller.settings import MpcSettings
-    from kernel.site import CONFIG_DIR
+    from kernel.settings import CONFIG_DIR
     from tunneltwin.daemon.config import load_daemon
     from tunneltwin.daemon.wiring import build_controller
 

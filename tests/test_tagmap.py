@@ -8,7 +8,7 @@ import pytest
 
 from adapters.tagmap import Binding, Tag, load_tagmap
 from kernel.errors import ConfigError, PlantError, TagMapError
-from kernel.site import CONFIG_DIR
+from kernel.settings import CONFIG_DIR
 from tunneltwin.daemon.config import load_daemon, with_overrides
 
 MINIMAL = """transport = "opcua"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from kernel.errors import ConfigError, TunneltwinError
-from kernel.site import CONFIG_DIR
+from kernel.settings import CONFIG_DIR
 from tunneltwin.settings import Settings
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def _fit_generator(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _scenarios(args: argparse.Namespace, settings: Settings) -> int:
-    from kernel.site import read_toml
+    from kernel.settings import read_toml
     from scenarios.scenario import BUNDLED_DIR, bundled_names
 
     for name in bundled_names():

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controller.config import DEFAULT_MPC
-from kernel.site import CONFIG_DIR, DEFAULT_SITE, Site, load_site
+from kernel.settings import CONFIG_DIR
+from kernel.site import DEFAULT_SITE, Site, load_site
 
 if TYPE_CHECKING:
     from controller.settings import MpcSettings

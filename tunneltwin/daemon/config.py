@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.errors import ConfigError
-from kernel.site import format_validation, read_toml
+from kernel.settings import read_toml, validated
 
 ENV_PASSWORD = {"opcua": "TUNNELTWIN_OPCUA_PASSWORD", "mqtt": "TUNNELTWIN_MQTT_PASSWORD"}
 
@@ -105,11 +105,7 @@ class DaemonConfig(_Strict):
 
 
 def load_daemon(path: Path) -> DaemonConfig:
-    data = read_toml(path)
-    try:
-        cfg = DaemonConfig.model_validate({**data, "source": path})
-    except ValidationError as exc:
-        raise ConfigError(format_validation(path, exc)) from exc
+    cfg = validated(DaemonConfig, {**read_toml(path), "source": path}, path)
     return _resolved(cfg, path.parent)
 
 
@@ -140,7 +136,4 @@ def with_overrides(cfg: DaemonConfig, overrides: dict[str, dict[str, object]]) -
     data = cfg.model_dump()
     for section, values in overrides.items():
         data[section].update({k: v for k, v in values.items() if v is not None})
-    try:
-        return DaemonConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation(Path("command line"), exc)) from exc
+    return validated(DaemonConfig, data, Path("command line"))
