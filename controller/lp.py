@@ -7,6 +7,7 @@ model's set-up in milliseconds, which matters when it is rebuilt every control i
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import itertools
 import os
 import time
@@ -155,12 +156,11 @@ class Model:
         """``partial`` gives some columns, which HiGHS completes into a first incumbent.
         ``heuristics_off`` replaces HEURISTICS_OFF (for bench/heuristics.py)."""
         h = quiet_highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("time_limit", float(time_limit_s))
-        h.setOptionValue("mip_rel_gap", float(mip_gap))
-        h.setOptionValue("threads", 1)
-        for name in HEURISTICS_OFF if heuristics_off is None else heuristics_off:
-            h.setOptionValue(name, False)
+        options: dict[str, bool | float | int] = {"output_flag": False, "time_limit": float(time_limit_s),
+                                                  "mip_rel_gap": float(mip_gap), "threads": 1}
+        options |= dict.fromkeys(HEURISTICS_OFF if heuristics_off is None else heuristics_off, False)
+        for name, value in options.items():
+            set_option(h, name, value)
         h.passModel(self._lp())
         if partial is not None:
             h.setSolution(len(partial[0]), partial[0], partial[1])
@@ -211,6 +211,14 @@ def _csc(rows: list[int], cols: list[int], vals: list[float], n_cols: int
 HEURISTICS_OFF = ("mip_heuristic_run_rins", "mip_heuristic_run_rens", "mip_heuristic_run_feasibility_jump")
 
 _BANNER_DONE = False
+
+
+def set_option(h: highspy.Highs, name: str, value: bool | float | int) -> None:
+    """Set a HiGHS option or fail saying which: an older HiGHS refuses options it does not know
+    (the heuristics switches came in 1.11) and would otherwise run untuned in silence."""
+    if h.setOptionValue(name, value) != highspy.HighsStatus.kOk:
+        raise RuntimeError(f"HiGHS refused option {name} = {value!r}: tunneltwin needs highspy >= 1.11, "
+                           f"this is {importlib.metadata.version('highspy')}")
 
 
 def quiet_highs() -> highspy.Highs:

@@ -5,6 +5,7 @@ MPC's settings are frozen dataclasses read by ``controller.config`` in the same 
 
 from __future__ import annotations
 
+import importlib.util
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,8 +14,23 @@ from pydantic import BaseModel, ValidationError
 
 from kernel.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 M = TypeVar("M", bound=BaseModel)
+
+
+def _config_dir() -> Path:
+    """The default configuration: the package ``kernel.config`` of an installed wheel (the
+    checkout's config/, mapped by pyproject.toml), else config/ beside the sources."""
+    try:
+        spec = importlib.util.find_spec("kernel.config")
+    except ModuleNotFoundError:
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "site.toml").is_file():
+            return Path(location)
+    return Path(__file__).resolve().parent.parent / "config"
+
+
+CONFIG_DIR = _config_dir()
 
 
 def validated(model: type[M], data: dict[str, Any], path: Path, error: type[ConfigError] = ConfigError) -> M:

@@ -11,4 +11,7 @@ fi
 export TUNNELTWIN_REQUIRE_MOSQUITTO=1  # from here a missing broker fails the MQTT tests instead of skipping
 python3 -m ruff check .
 python3 -m mypy .
-python3 -m pytest -q "$@"
+python3 -m pytest -q -rs "$@"  # -rs: each skipped test with its reason
+# the whole run (no pytest arguments) also checks the wheel: installed into a fresh venv
+# outside the tree, it runs the commands
+if [ "$#" -eq 0 ]; then bash scripts/wheel-check.sh; fi

@@ -419,3 +419,14 @@ def test_rows_at_once_are_the_rows_one_by_one() -> None:
                  np.array([1.0, -INF, -2.0]), np.array([INF, 5.0, 2.0]))
     for name in ("rows", "cols", "vals", "row_lo", "row_hi"):
         assert getattr(one, name) == getattr(bulk, name), name
+
+
+def test_an_option_highs_refuses_is_an_error_naming_it() -> None:
+    """An older HiGHS refuses the heuristics switches; it must not then run untuned in silence."""
+    from controller.lp import quiet_highs, set_option
+
+    h = quiet_highs()
+    h.setOptionValue("output_flag", False)
+    set_option(h, "mip_heuristic_run_rins", False)  # known from 1.11 on
+    with pytest.raises(RuntimeError, match=r"refused option mip_heuristic_run_nothing = False: .*highspy >= 1.11"):
+        set_option(h, "mip_heuristic_run_nothing", False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ import structlog
 
 from kernel.errors import ConfigError, TunneltwinError
 from kernel.settings import CONFIG_DIR
+from tunneltwin import __version__
 from tunneltwin.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
+EXTRAS = {"asyncua": "opcua", "cryptography": "opcua", "paho": "mqtt"}  # optional imports -> the extra with them
 CONTROLLERS = ("historical", "baseline", "mpc", "oracle")  # scenarios.runner.CONTROLLERS; a test keeps them equal
 
 
@@ -35,6 +38,7 @@ def _time(text: str) -> datetime:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tunneltwin", description=__doc__)
+    p.add_argument("--version", action="version", version=f"tunneltwin {__version__}")
     p.add_argument("--site", help="site TOML (default: bundled reference plant; env TUNNELTWIN_SITE)")
     p.add_argument("--mpc", help="MPC settings TOML (default: config/mpc.toml; env TUNNELTWIN_MPC)")
     p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
@@ -145,6 +149,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handlers[args.command](args, settings)
     except TunneltwinError as exc:
         print(f"tunneltwin: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (`| head`): stop writing, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(f"tunneltwin: error: {args.command} needs {exc.name}, which comes with the {extra} extra: "
+              f"pip install 'tunneltwin[{extra}]'", file=sys.stderr)
         return 2
 
 

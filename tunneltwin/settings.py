@@ -1,4 +1,6 @@
-"""The one settings object, built in one place: defaults, then environment, then CLI flags."""
+"""The one settings object, built in one place. Each file is looked up in this order: the
+CLI flag, the environment (TUNNELTWIN_SITE, TUNNELTWIN_MPC, TUNNELTWIN_DAEMON), a file of
+the same name in /etc/tunneltwin/, then the default packaged with tunneltwin."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ ENV_SITE = "TUNNELTWIN_SITE"
 ENV_MPC = "TUNNELTWIN_MPC"
 ENV_DAEMON = "TUNNELTWIN_DAEMON"
 DEFAULT_DAEMON = CONFIG_DIR / "daemon.toml"
+ETC_DIR = Path("/etc/tunneltwin")  # a plant's own configuration, where packages put it
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,11 @@ class Settings:
         settings = cls()
         for name, env, flag in (("site_path", ENV_SITE, site_flag), ("mpc_path", ENV_MPC, mpc_flag),
                                 ("daemon_path", ENV_DAEMON, daemon_flag)):
+            etc = ETC_DIR / getattr(settings, name).name
             if value := flag or os.environ.get(env):
                 settings = replace(settings, **{name: Path(value)})
+            elif etc.is_file():
+                settings = replace(settings, **{name: etc})
         return settings
 
     def site(self) -> Site:
