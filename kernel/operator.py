@@ -8,6 +8,7 @@ the operator is pumping that water. Limits may only tighten the site's rules, ne
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,9 +44,16 @@ def parse(body: dict[str, Any], pump_ids: list[str], rules: Rules) -> OperatorCo
     for pump, mode in modes.items():
         if pump not in pump_ids or mode not in MODES:
             raise ConfigError(f"operator command: modes.{pump} = {mode!r}; pumps {pump_ids}, modes {MODES}")
-    limits = {k: float(v) for k, v in dict(body.get("limits", {})).items()}
+    limits = {k: _number(k, v) for k, v in dict(body.get("limits", {})).items()}
     check_limits(limits, rules)
     return OperatorCommands(optimiser in ("on", True), modes, limits)
+
+
+def _number(name: str, value: Any) -> float:
+    """A limit is a finite number: NaN or text once reached the rules and ended the process."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"operator command: limits.{name} = {value!r}; expected a finite number")
+    return float(value)
 
 
 def check_limits(limits: dict[str, float], rules: Rules) -> None:

@@ -260,3 +260,29 @@ def test_a_tag_map_without_stop_levels_is_said_and_the_mpc_plans_without_them(tm
     assert [Path(e["tags"]).name for e in warned] == ["tags-opcua-field.toml"]
     assert warned[0]["log_level"] == "warning"
     assert uses == {"tags-opcua.toml": True, "tags-mqtt.toml": True, "tags-opcua-field.toml": False}
+
+
+@pytest.mark.parametrize("plant", ["opcua", "mqtt"])
+def test_tags_composes_with_every_other_run_flag(tmp_path: Path, plant: str) -> None:
+    """`run --tags` once rebuilt the config from the file with only plant and tags: the endpoint,
+    URL, audit, controller, duration and listen flags were dropped in silence."""
+    from tunneltwin.cli import _parser, daemon_config
+    from tunneltwin.settings import Settings
+
+    tags = tmp_path / "tags.toml"
+    flags = ["run", "--plant", plant, "--tags", str(tags), "--endpoint", "opc.tcp://127.0.0.1:4999/x/",
+             "--url", "mqtt://127.0.0.1:1999", "--audit", str(tmp_path / "a.db"), "--controller", "baseline",
+             "--duration-h", "5", "--listen", "127.0.0.1:9999"]
+    cfg = daemon_config(_parser().parse_args(flags), Settings.build())
+    assert getattr(cfg, plant).tags == tags
+    assert cfg.opcua.endpoint == "opc.tcp://127.0.0.1:4999/x/" and cfg.mqtt.url == "mqtt://127.0.0.1:1999"
+    assert cfg.audit.db == tmp_path / "a.db"
+    assert (cfg.daemon.plant, cfg.daemon.controller, cfg.daemon.duration_h, cfg.daemon.listen) == (
+        plant, "baseline", 5.0, "127.0.0.1:9999")
+    without = daemon_config(_parser().parse_args(flags[:3] + flags[5:]), Settings.build())
+    assert without.model_dump() | {plant: {}} == cfg.model_dump() | {plant: {}}  # --tags changes only the tags
+
+
+def test_tags_on_a_plant_that_takes_none_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--plant", "sim", "--tags", "x.toml", "--duration-h", "1"]) == 2
+    assert "--tags x.toml: plant 'sim' takes no tag map" in capsys.readouterr().err

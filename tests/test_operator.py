@@ -20,6 +20,7 @@ from adapters.mqtt_link import MqttLink
 from adapters.surface.mqtt import MqttSurface
 from controller.baseline import BaselineController
 from controller.mpc import MpcController
+from kernel.contracts import Observation
 from kernel.errors import ConfigError
 from kernel.operator import OperatorDesk, for_controller, ours, parse
 from kernel.site import Site
@@ -171,3 +172,34 @@ async def test_operator_nodes_and_status_over_opcua(day: ReplaySetup) -> None:
     stats = await run
     assert stats.ticks == 24 and [a["kind"] for a in service.alerts][:2] == ["operator_command_refused",
                                                                               "operator_command"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "low", True, None])
+def test_a_limit_that_is_not_a_finite_number_is_refused(site: Site, value: object) -> None:
+    """NaN passed every 'tighter' check, reached the rules and ended the daemon (a ValidationError)."""
+    with pytest.raises(ConfigError, match=r"limits.min_level_m = .*expected a finite number"):
+        parse({"limits": {"min_level_m": value}}, site.pump_ids, site.rules)
+
+
+@pytest.mark.parametrize("how", ["operator", "telemetry"])
+async def test_no_pump_available_commands_all_off_and_alarms_once(day: ReplaySetup, how: str) -> None:
+    """All pumps out of service (or reported unavailable) once ended the process with
+    'min() arg is an empty sequence' in the baseline's choice of pump."""
+    plant = LockstepPlant(day)
+    port = SimPort(plant)
+    if how == "telemetry":
+        real = port.observe
+
+        async def none_available() -> Observation:
+            obs = await real()
+            pumps = tuple(p.model_copy(update={"available": False}) for p in obs.telemetry.pumps)
+            return obs.model_copy(update={"telemetry": obs.telemetry.model_copy(update={"pumps": pumps})})
+
+        port.observe = none_available  # type: ignore[method-assign]
+    service = Service(port, MpcController(day.site), BaselineController(day.site), day.site, max_ticks=4)
+    if how == "operator":
+        service.desk.submit({"modes": dict.fromkeys(day.site.pump_ids, "out_of_service")})
+    stats = await service.run()
+    assert stats.ticks == 4
+    assert [a["kind"] for a in service.alerts].count("no_pump_available") == 1
+    assert not any(any(row) for row in plant.traj.pump_on[1:])  # nothing commanded on after the first step

@@ -21,6 +21,7 @@ from tunneltwin.settings import Settings
 
 if TYPE_CHECKING:
     from controller.settings import MpcSettings
+    from tunneltwin.daemon.config import DaemonConfig
     from twin.lockstep import LockstepPlant
 
 log = structlog.get_logger()
@@ -264,19 +265,30 @@ def _scenarios(args: argparse.Namespace, settings: Settings) -> int:
 
 
 
-def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncio
-
-    from scenarios.kpis import percentiles
-    from tunneltwin.daemon.wiring import run_daemon
+def daemon_config(args: argparse.Namespace, settings: Settings) -> DaemonConfig:
+    """The daemon TOML with every flag laid over it; ``--tags`` goes to the transport the plant
+    uses, after ``--plant`` has chosen it (it once rebuilt the config and lost the other flags)."""
+    from tunneltwin.daemon.config import with_overrides
 
     cfg = settings.daemon(
         daemon={"plant": args.plant, "controller": args.controller, "duration_h": args.duration_h,
                 "listen": args.listen},
         sim={"scenario": args.scenario, "speed": args.speed}, replay={"file": args.recorded},
         opcua={"endpoint": args.endpoint}, mqtt={"url": args.url}, audit={"db": args.audit})
-    if args.tags and cfg.daemon.plant != "sim":
-        cfg = settings.daemon(**{cfg.daemon.plant: {"tags": args.tags}}, daemon={"plant": cfg.daemon.plant})
+    if args.tags is None:
+        return cfg
+    if cfg.daemon.plant not in ("opcua", "mqtt"):
+        raise ConfigError(f"--tags {args.tags}: plant {cfg.daemon.plant!r} takes no tag map (opcua and mqtt do)")
+    return with_overrides(cfg, {cfg.daemon.plant: {"tags": args.tags}})
+
+
+def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from scenarios.kpis import percentiles
+    from tunneltwin.daemon.wiring import run_daemon
+
+    cfg = daemon_config(args, settings)
     run = asyncio.run(run_daemon(cfg, settings.site(), settings.mpc()))
     st = run.stats
     print(f"tunneltwin run: {cfg.daemon.controller} on {cfg.daemon.plant}, {st.ticks} ticks "

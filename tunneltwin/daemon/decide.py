@@ -14,7 +14,7 @@ from controller.base import Controller
 from controller.baseline import BaselineController
 from controller.model import StationModel
 from controller.supervisor import Supervisor
-from kernel.contracts import Observation, Setpoints, Telemetry
+from kernel.contracts import Observation, PumpSetpoint, Setpoints, Telemetry
 from kernel.operator import OperatorCommands
 from kernel.site import Site
 from tunneltwin.daemon.metrics import Metrics
@@ -31,6 +31,7 @@ class Decider:
         self.deadline_s = deadline_s  # the watchdog: a decision still running after this is abandoned
         self.stats, self.metrics, self.alert = stats, metrics, alert
         self._late: asyncio.Future[Setpoints] | None = None  # an abandoned decision, until it ends
+        self._no_pump = False  # the last tick had no pump the daemon may run
 
     def retune(self, site: Site) -> None:
         """Operator limits reach every controller before the tick that follows them."""
@@ -57,7 +58,16 @@ class Decider:
         return self.fallback
 
     async def decide(self, controller: Controller, obs: Observation) -> Setpoints:
-        """The chosen controller's command, off the event loop; substituted ones checked."""
+        """The chosen controller's command, off the event loop; substituted ones checked. With no
+        pump the daemon may run (the operator took them all, or the plant reports none available)
+        there is nothing to decide: every pump is commanded off, and an alarm says so once."""
+        if not any(p.available for p in obs.telemetry.pumps):
+            if not self._no_pump:
+                self.alert("no_pump_available", "no pump is available to the daemon (out of service, manual or "
+                           "unavailable): nothing is pumped by its command")
+            self._no_pump = True
+            return Setpoints(pumps=tuple(PumpSetpoint(id=p.id, on=False) for p in obs.telemetry.pumps))
+        self._no_pump = False
         sp = await self._in_time(controller, obs)
         if controller is not self.controller:  # a decision we substituted: the supervisor checks it too
             sp = self._substituted(obs.telemetry, sp)
