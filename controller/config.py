@@ -44,7 +44,10 @@ def _build(cls: type[Any], table: dict[str, Any], path: Path, where: str) -> Any
             values[key] = _build(SECTIONS[key], value, path, f"mpc.{key}")
             continue
         values[key] = _check(hints[key], value, path, f"{where}.{key}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a bound the settings check themselves
+        raise ConfigError(f"{path}: {where}.{exc}") from exc
 
 
 def _check(hint: Any, value: Any, path: Path, name: str) -> Any:

@@ -9,6 +9,8 @@ from controller.forecast import ForecastSettings
 from controller.milp import Weights
 from controller.supervisor import SupervisorSettings
 
+MAX_HORIZON_H = 168.0  # a week: 672 steps of 15 min per plan
+
 
 @dataclass(frozen=True)
 class MpcSettings:
@@ -47,6 +49,17 @@ class MpcSettings:
     weights: Weights = field(default_factory=Weights)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+
+    def __post_init__(self) -> None:
+        """Bounds that keep a solve finite: a zero horizon or block ran silently, and a horizon
+        of 1e9 h hung the daemon (the problem grows with it)."""
+        bounds = {"horizon_h": (0.25, MAX_HORIZON_H), "block_steps": (1, 96), "fine_steps": (0, 96),
+                  "time_limit_s": (0.0, 600), "choose_time_limit_s": (0.0, 600), "step_budget_s": (0.0, 1800),
+                  "mip_gap": (0.0, 0.5), "relinearise": (0, 10), "flow_margin": (0.1, 1.0)}
+        for name, (lo, hi) in bounds.items():
+            value = getattr(self, name)
+            if not lo <= value <= hi:
+                raise ValueError(f"{name} = {value}: must be between {lo} and {hi}")
 
     def reproducible(self, limit_s: float = 60.0) -> MpcSettings:
         """Solve every interval to the MIP gap, not to the clock: HiGHS is deterministic, so the

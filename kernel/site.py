@@ -33,6 +33,12 @@ class Curve50Hz(_Strict):
     def _same_length(self) -> Curve50Hz:
         if not (len(self.flow_m3h) == len(self.head_m) == len(self.power_kw) >= 3):
             raise ValueError("flow_m3h, head_m and power_kw need the same length (>= 3)")
+        falls = [i for i, (q0, q1) in enumerate(itertools.pairwise(self.flow_m3h), 1) if q1 < q0]
+        if falls or self.flow_m3h[0] < 0 or self.flow_m3h[-1] <= self.flow_m3h[0]:
+            where = f"falls at point {falls[0]}" if falls else f"runs {self.flow_m3h[0]}..{self.flow_m3h[-1]}"
+            raise ValueError(f"flow_m3h must rise from 0 or more; it {where}")
+        if min(self.head_m) <= 0 or min(self.power_kw) <= 0:
+            raise ValueError("head_m and power_kw must be positive (a datasheet curve)")
         return self
 
 
@@ -55,6 +61,12 @@ class PumpType(_Strict):
     power_factor: float = Field(default=1.0, gt=0)
     drive_min_hz: float = Field(default=40.0, gt=0)
     drive_max_hz: float = Field(default=50.0, gt=0)
+
+    @model_validator(mode="after")
+    def _drive_band(self) -> PumpType:
+        if self.drive_min_hz >= self.drive_max_hz:
+            raise ValueError(f"drive_min_hz {self.drive_min_hz} must be below drive_max_hz {self.drive_max_hz}")
+        return self
 
 
 class Pump(_Strict):
@@ -80,28 +92,40 @@ class Tunnel(_Strict):
         for (l0, v0), (l1, v1) in itertools.pairwise(pairs):
             if l1 <= l0 or v1 < v0:
                 raise ValueError(f"table not increasing at level {l1} m (volume {v1} m3)")
+        if len(pairs) < 2 or self.volume_m3[-1] <= self.volume_m3[0]:
+            raise ValueError("the table needs at least two rows and a volume that grows with the level")
         return self
 
 
 class Rules(_Strict):
     """Operating rules (plant-facts.md). Hard unless the name says soft."""
 
-    min_level_m: float = 0.5
-    max_level_m: float = 8.0
-    alarm_level_m: float = 7.2
-    min_on_s: float = 7200.0
-    min_off_s: float = 7200.0
-    min_freq_hz: float = 47.8
-    max_freq_hz: float = 50.0
-    max_outflow_m3h: float = 16000.0
-    min_pumps_on: int = 1
+    min_level_m: float = Field(default=0.5, ge=0)
+    max_level_m: float = Field(default=8.0, gt=0)
+    alarm_level_m: float = Field(default=7.2, gt=0)
+    min_on_s: float = Field(default=7200.0, ge=0)
+    min_off_s: float = Field(default=7200.0, ge=0)
+    min_freq_hz: float = Field(default=47.8, gt=0)
+    max_freq_hz: float = Field(default=50.0, gt=0)
+    max_outflow_m3h: float = Field(default=16000.0, gt=0)
+    min_pumps_on: int = Field(default=1, ge=0)
     emptying_level_m: float = Field(
-        default=0.7,
+        default=0.7, ge=0,
         description="daily emptying counts when the day's lowest level is at or below this",
     )
     dry_day_max_inflow_m3: float = Field(
-        default=110000.0, description="a day with less inflow than this is a dry day"
+        default=110000.0, ge=0, description="a day with less inflow than this is a dry day"
     )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Rules:
+        levels = (self.min_level_m, self.emptying_level_m, self.alarm_level_m, self.max_level_m)
+        if not levels[0] < levels[1] < levels[2] <= levels[3]:
+            raise ValueError(f"levels must be min_level_m < emptying_level_m < alarm_level_m <= max_level_m; "
+                             f"got {' , '.join(map(str, levels))}")
+        if self.min_freq_hz >= self.max_freq_hz:
+            raise ValueError(f"min_freq_hz {self.min_freq_hz} must be below max_freq_hz {self.max_freq_hz}")
+        return self
 
 
 class Timing(_Strict):
@@ -122,6 +146,8 @@ class Site(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Site:
         ids = [p.id for p in self.pumps]
+        if not any(p.available for p in self.pumps):
+            raise ValueError("the site needs at least one pump, and one of them available")
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate pump ids in {ids}")
         for pump in self.pumps:

@@ -24,6 +24,7 @@ from scenarios.replay import ReplaySetup
 from twin.lockstep import Outage, SensorFault
 
 BUNDLED_DIR = Path(__file__).parent / "data"
+MAX_DAYS = 3660.0  # ten years of synthetic days at most
 
 
 class _Strict(BaseModel):
@@ -35,7 +36,7 @@ class Source(_Strict):
     file: str | None = None  # recorded data, relative to the scenario file
     prices: str = "normal"  # recorded price series to use
     start: datetime = datetime(2025, 1, 6)
-    days: float = Field(default=7.0, gt=0)
+    days: float = Field(default=7.0, ge=0.125, le=MAX_DAYS)  # 3 h at least; 1e7 days hung the generator
     seed: int = 1
     rain: bool = False  # random rain events from the fitted rate
 
@@ -115,6 +116,7 @@ def from_spec(spec: ScenarioFile, path: Path, site: Site) -> ReplaySetup:
     for o in spec.outage:
         if o.pump not in site.pump_ids:
             raise ConfigError(f"{path}: outage.pump = {o.pump!r}: no such pump (site has {site.pump_ids})")
+    _check_running(spec.initial.running, site, path)
     if spec.source.kind == "recorded":
         if spec.source.file is None:
             raise ConfigError(f"{path}: source.file is required when source.kind = 'recorded'")
@@ -132,6 +134,19 @@ def from_spec(spec: ScenarioFile, path: Path, site: Site) -> ReplaySetup:
         sensor_faults=tuple(SensorFault(w.start_h * 3600, (w.start_h + w.duration_h) * 3600)
                             for w in spec.sensor_fault),
         physics=PlantPhysics.from_site(site))
+
+
+def _check_running(running: dict[str, float], site: Site, path: Path) -> None:
+    """The pumps running at the start: known, available, and at a speed their drive can run."""
+    available = {p.id for p in site.pumps if p.available}
+    for pid, hz in running.items():
+        if pid not in site.pump_ids:
+            raise ConfigError(f"{path}: initial.running.{pid}: no such pump (site has {site.pump_ids})")
+        if pid not in available:
+            raise ConfigError(f"{path}: initial.running.{pid}: the site has this pump out of service")
+        lo, hi = site.rules.min_freq_hz, site.rules.max_freq_hz
+        if not lo <= hz <= hi:
+            raise ConfigError(f"{path}: initial.running.{pid} = {hz} Hz: outside {lo}..{hi} Hz")
 
 
 def _synthetic(spec: ScenarioFile, site: Site) -> tuple[np.ndarray, np.ndarray, datetime]:

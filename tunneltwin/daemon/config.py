@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kernel.errors import ConfigError
 from kernel.settings import read_toml, validated
@@ -53,8 +54,20 @@ class LinkSection(_Strict):
     password_file: Path | None = None
 
 
+def _url(value: str, schemes: tuple[str, ...]) -> str:
+    """A server address an operator typed: scheme, host and port must all be there."""
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError as exc:  # a port out of range or not a number
+        raise ValueError(f"{value!r}: {exc}") from exc
+    if parts.scheme not in schemes or not parts.hostname or port is None:
+        raise ValueError(f"{value!r} is not a {' or '.join(s + '://HOST:PORT' for s in schemes)} address")
+    return value
+
+
 class OpcuaSection(LinkSection):
-    endpoint: str = "opc.tcp://127.0.0.1:4840/tunneltwin/"
+    endpoint: Annotated[str, AfterValidator(lambda v: _url(v, ("opc.tcp",)))] = "opc.tcp://127.0.0.1:4840/tunneltwin/"
     tags: Path = Path("tags-opcua.toml")
     security: Literal["none", "Basic256Sha256_SignAndEncrypt"] = "none"
     certificate: Path | None = None  # ours (DER or PEM)
@@ -63,7 +76,7 @@ class OpcuaSection(LinkSection):
 
 
 class MqttSection(LinkSection):
-    url: str = "mqtt://127.0.0.1:1883"
+    url: Annotated[str, AfterValidator(lambda v: _url(v, ("mqtt", "mqtts")))] = "mqtt://127.0.0.1:1883"
     tags: Path = Path("tags-mqtt.toml")
     client_id: str = "tunneltwin-daemon"
     ca_file: Path | None = None  # set for TLS (mqtts://)
