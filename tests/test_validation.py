@@ -115,3 +115,55 @@ async def test_a_frozen_sensor_in_the_plant_is_caught_by_the_daemon(site: Site) 
         results[validated] = (len(low), {a["kind"] for a in service.alerts})
     assert results[True][0] == 0 and "telemetry_frozen" in results[True][1]
     assert results[False][0] >= 8  # the same fault, unchecked: 2 h or more under the minimum level
+
+
+def test_a_plant_clock_that_goes_back_gives_fresh_readings_to_the_baseline(site: Site) -> None:
+    """After a simulator restart the plant clock fell back 15 h. The validator handed the baseline
+    its last reading (1.206 m) for 60 ticks while the tunnel rose to 4.7 m: the readings after a
+    jump back are new, and they are what the baseline must decide on."""
+    v = Validator(site)
+    before = _series(site, [1.2, 1.206])
+    for tel in before:
+        v.check(tel)
+    jump = before[-1].time - timedelta(hours=15)
+    after = [t.model_copy(update={"time": jump + k * STEP}) for k, t in enumerate(_series(site, [4.7, 4.72, 4.74]))]
+    first = v.check(after[0])
+    assert first.telemetry.level_m == 4.7 and first.degrade
+    assert [f.kind for f in first.flags] == ["backwards"] and "15:00:00 before" in first.flags[0].detail
+    for tel in after[1:]:
+        checked = v.check(tel)
+        assert checked.telemetry is tel and checked.degrade  # fresh readings; the baseline decides
+        assert "behind" in {f.kind for f in checked.flags}
+    caught_up = after[-1].model_copy(update={"time": before[-1].time + STEP, "level_m": 4.75})
+    done = v.check(caught_up.model_copy(update={"volume_m3": LevelVolume(site.tunnel).volume(4.75)}))
+    assert not done.degrade and "behind" not in {f.kind for f in done.flags}
+
+
+async def test_the_daemon_acts_on_the_plant_after_its_clock_jumped_back(site: Site) -> None:
+    """The embedded twin is replaced after 4 ticks by one whose clock is 15 h behind and whose
+    tunnel stands at 4.7 m (a simulator restarted): the daemon alarms once and decides on the
+    new plant's level, not on the last reading before the jump."""
+    setup = load_scenario("dry-week", site, None, None, None)
+    first = LockstepPlant(dataclasses.replace(setup, inflow_m3h=setup.inflow_m3h[:96]))
+    earlier = setup.start - timedelta(hours=15)
+    second = LockstepPlant(dataclasses.replace(setup, start=earlier, level_m=4.7))
+    port = SimPort(first)
+    real_step = port.step
+    steps = 0
+
+    async def restart_after_four() -> bool:
+        nonlocal steps
+        steps += 1
+        if steps == 4:
+            port.plant = second
+            return True
+        return await real_step()
+
+    port.step = restart_after_four  # type: ignore[method-assign]
+    baseline = BaselineController(site)
+    service = Service(port, baseline, baseline, site, max_ticks=10)
+    stats = await service.run()
+    kinds = [a["kind"] for a in service.alerts]
+    assert kinds.count("telemetry_backwards") == 1 and "telemetry_behind" in kinds
+    assert stats.level_max_m >= 4.6  # the new plant's level reached the decisions
+    assert any(any(row) for row in second.traj.pump_on)  # and it was pumped

@@ -12,6 +12,7 @@ telemetry refuses it where it is read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from kernel.contracts import Telemetry
 from kernel.physics import LevelVolume
@@ -58,12 +59,23 @@ class Validator:
         self.estimated = 0
         self.dead_m3: float | None = None  # while estimating: the volume dead-reckoned from flows
         self.doubt_m3 = 0.0  # ... and how far it may be off by now
+        self.seen_until: datetime | None = None  # after the plant clock went back: the latest time seen before
 
     def check(self, tel: Telemetry) -> Checked:
         flags = [*self._ranges(tel), *self._outflow(tel)]
-        if self.last is not None and tel.time <= self.last.time:
+        if self.last is not None and tel.time == self.last.time:
             flags.append(Flag("time", "stale", f"{tel.time} is not after the last reading {self.last.time}"))
             return Checked(self.last, tuple(flags), degrade=True)
+        if self.last is not None and tel.time < self.last.time:
+            flags.append(Flag("time", "backwards", f"{tel.time} is {self.last.time - tel.time} before the last "
+                                                   f"reading {self.last.time}: the readings are taken as new"))
+            self._start_over(self.last.time)
+        behind = self.seen_until is not None and tel.time <= self.seen_until
+        if behind and not any(f.kind == "backwards" for f in flags):
+            flags.append(Flag("time", "behind", f"{tel.time} is before {self.seen_until}, which the controllers "
+                                                f"have seen: the baseline decides until the plant clock passes it"))
+        if not behind:
+            self.seen_until = None
         level_flag = self._level(tel)
         if level_flag is not None:
             flags.append(level_flag)
@@ -74,7 +86,16 @@ class Validator:
         if self.estimated == 0 or level_flag is None or level_flag.kind == "inconsistent":
             self.dead_m3, self.doubt_m3 = None, 0.0
         self.last = use
-        return Checked(use, tuple(flags), degrade=self.estimated > self.lim.max_estimated)
+        return Checked(use, tuple(flags), degrade=behind or self.estimated > self.lim.max_estimated)
+
+    def _start_over(self, seen: datetime) -> None:
+        """The plant clock went back (a PLC or gateway restart, a clock set). Its readings are new:
+        start over from them, and remember how far the controllers have seen, since their
+        forecasts and day records are kept by plant time. Holding the last reading until the
+        clock caught up once fed the baseline 1.206 m for 60 ticks while the tunnel rose to 4.7 m."""
+        self.seen_until = max(seen, self.seen_until) if self.seen_until else seen
+        self.last, self.raw_level_m, self.dead_m3, self.doubt_m3 = None, None, None, 0.0
+        self.same_level, self.freezing, self.estimated = 0, False, 0
 
     # -- the checks --------------------------------------------------------------------
 
