@@ -11,6 +11,7 @@ import dataclasses
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from kernel.site import Site
 from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
 from tests.plants import Broker, mosquitto
+from tunneltwin.daemon.audit import AuditLog
 from tunneltwin.daemon.loop import Service
 from tunneltwin.settings import Settings
 from twin.lockstep import LockstepPlant
@@ -203,3 +205,31 @@ async def test_no_pump_available_commands_all_off_and_alarms_once(day: ReplaySet
     assert stats.ticks == 4
     assert [a["kind"] for a in service.alerts].count("no_pump_available") == 1
     assert not any(any(row) for row in plant.traj.pump_on[1:])  # nothing commanded on after the first step
+
+
+async def test_a_command_retained_while_the_daemon_was_down_wins_over_its_saved_state(
+        broker: Broker, day: ReplaySetup, tmp_path: Path) -> None:
+    """The surfaces once started before the audit state was restored, so the restored (older)
+    commands overwrote a retained command published while the daemon was down: pumps put out
+    of service were commanded on for 4 ticks while the alert said the command was accepted.
+    Now the state is restored first, then the surfaces start and the retained command applies."""
+    db = tmp_path / "audit.db"
+    baseline = BaselineController(day.site)
+    first = Service(SimPort(LockstepPlant(day)), baseline, baseline, day.site, max_ticks=2,
+                    surfaces=[MqttSurface(MqttLink("127.0.0.1", broker.port, "daemon-a"))], audit=AuditLog(db))
+    first.desk.submit({"modes": {"2.2": "manual"}})
+    await first.run()
+    assert first.audit is not None
+    first.audit.close()
+    async with Scada(broker) as scada:  # while the daemon is down, an operator takes 2.1 out of service
+        await scada.link.publish("tunneltwin/daemon/operator",
+                                 json.dumps({"modes": {"2.1": "out_of_service"}}), retain=True)
+        plant = LockstepPlant(day)
+        audit = AuditLog(db)
+        second = Service(SimPort(plant), baseline, baseline, day.site, max_ticks=4,
+                         surfaces=[MqttSurface(MqttLink("127.0.0.1", broker.port, "daemon-b"))], audit=audit)
+        await second.run()
+        audit.close()
+    assert second.desk.current.modes == {"2.1": "out_of_service"}
+    column = plant.twin.ids.index("2.1")
+    assert not any(row[column] for row in plant.traj.pump_on)  # never commanded on after the restart

@@ -72,9 +72,9 @@ class Service:
         t0 = time.perf_counter()
         if self.probe:
             await self.probe.start()
+        self._restore()  # first: a command retained while we were down is newer and must win over it
         await self.bulletin.start(self.desk)
         try:
-            self._restore()
             await self._connect()
             notify("READY=1")
             while not self.stopping.is_set() and (self.max_ticks is None or self.stats.ticks < self.max_ticks):
