@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from adapters.client.sim import SimPort
 from controller.baseline import BaselineController
@@ -133,3 +134,34 @@ async def test_systemd_hears_ready_and_the_watchdog(day: ReplaySetup, tmp_path: 
             break
     sock.close()
     assert heard == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
+
+
+async def test_readiness_falls_when_the_plant_clock_stops_advancing(day: ReplaySetup) -> None:
+    """A plant clock that stops (the gateway serves the same reading again and again) must not
+    read as ready: the daemon is only repeating its last decision. The age is a metric too."""
+    plant = LockstepPlant(day)
+    port = SimPort(plant)
+    real_observe = port.observe
+    frozen: list[Observation] = []
+
+    async def stuck_after_two() -> Observation:
+        obs = await real_observe()
+        if len(frozen) < 2:
+            frozen.append(obs)
+        await asyncio.sleep(0.05)
+        return frozen[-1]
+
+    port.observe = stuck_after_two  # type: ignore[method-assign]
+    baseline = BaselineController(day.site)
+    service = Service(port, baseline, baseline, day.site, max_ticks=12, stale_after_s=0.3)
+    await service.run()
+    ready, why = service.health.ready()
+    assert service.health.healthy()[0]  # ticks kept coming
+    assert not ready and "plant time has not advanced" in why
+    text = generate_latest(service.metrics.registry).decode()
+
+    def gauge(name: str) -> float:
+        return float(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
+
+    assert gauge("tunneltwin_telemetry_age_seconds") > 0.3
+    assert gauge("tunneltwin_plant_time_seconds") == pytest.approx(frozen[-1].telemetry.time.timestamp())

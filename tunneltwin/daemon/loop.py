@@ -57,6 +57,7 @@ class Service:
         self.alerts = self.bulletin.alerts
         self.decider = Decider(controller, fallback, site, deadline_s, self.stats, self.metrics, self.alert)
         self.health = Health(stale_after_s)
+        self.metrics.telemetry_age.set_function(self.health.telemetry_age_s)
         self.probe = ProbeServer(probe, self.metrics, self.health) if probe else None
         self._flagged: set[tuple[str, str]] = set()
         self._decided: tuple[datetime, Controller, Setpoints] | None = None  # the last decision, by plant time
@@ -160,6 +161,11 @@ class Service:
     def _validated(self, obs: Observation) -> tuple[Observation, bool]:
         """Flags become alarms; a substituted level replaces the reading; True means the baseline decides."""
         checked = self.validator.check(obs.telemetry)
+        clock = {f.kind for f in checked.flags if f.field == "time"}
+        if "stale" not in clock:
+            self.health.last_fresh = time.monotonic()
+        self.health.clock_behind = bool(clock & {"backwards", "behind"})
+        self.metrics.plant_time.set(obs.telemetry.time.timestamp())
         now = {(f.field, f.kind) for f in checked.flags}
         for flag in checked.flags:  # an alarm when a flag appears; while it stays, the log has it
             if (flag.field, flag.kind) not in self._flagged:

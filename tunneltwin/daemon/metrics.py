@@ -44,17 +44,26 @@ class Metrics:
         self.forecast_error = Gauge("tunneltwin_inflow_forecast_error_m3h",
                                     "last one-step inflow forecast minus the measured inflow", registry=r)
         self.ticks = Counter("tunneltwin_ticks_total", "ticks completed", registry=r)
+        self.plant_time = Gauge("tunneltwin_plant_time_seconds",
+                                "the plant time of the last reading, as seconds since the epoch", registry=r)
+        self.telemetry_age = Gauge("tunneltwin_telemetry_age_seconds",
+                                   "wall seconds since the plant time last advanced", registry=r)
 
 
 @dataclass
 class Health:
     """What the probes answer: alive while ticks keep coming, ready once connected and ticking."""
 
-    stale_after_s: float  # no completed tick for this long (wall time) means not healthy
+    stale_after_s: float  # no completed tick, or no new plant time, for this long (wall time)
     started: float = field(default_factory=time.monotonic)
     last_tick: float | None = None
+    last_fresh: float | None = None  # when a reading last brought a plant time after the one before
+    clock_behind: bool = False  # the plant clock went back; the baseline decides until it catches up
     connected: bool = False
     stopping: bool = False
+
+    def telemetry_age_s(self) -> float:
+        return time.monotonic() - (self.last_fresh or self.started)
 
     def healthy(self) -> tuple[bool, str]:
         if self.stopping:
@@ -68,6 +77,10 @@ class Health:
             return False, "not connected to the plant"
         if self.last_tick is None:
             return False, "no tick yet"
+        if self.clock_behind:
+            return False, "the plant clock went back: the baseline decides until it passes the last time seen"
+        if (age := self.telemetry_age_s()) > self.stale_after_s:
+            return False, f"the plant time has not advanced for {age:.1f} s (limit {self.stale_after_s:.0f} s)"
         return ok, why
 
 
