@@ -196,7 +196,7 @@ async def main(days: float, every_h: float, controller: str, rain: bool, keep: P
             soak = Soak(plant, url, broker, proxy, audit, ctl)
             await soak.start_server()
             port = OpcuaPort(f"opc.tcp://127.0.0.1:{proxy.port}/tunneltwin/", OPCUA_TAGS, site, timeout_s=5)
-            surface = MqttSurface(MqttLink("127.0.0.1", broker.port, "soak-daemon"))
+            surface = MqttSurface(MqttLink("127.0.0.1", broker.port, "soak-daemon"), commands=True)
             service = Service(port, inner, BaselineController(site), site, reconnect_max_s=2.0, surfaces=[surface],
                               audit=audit, deadline_s=DEADLINE_S, stale_after_s=60)
             rss0, t0 = rss_mb(), time.perf_counter()

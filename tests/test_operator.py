@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import shutil
 import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,8 @@ from adapters.surface.mqtt import MqttSurface
 from controller.baseline import BaselineController
 from controller.mpc import MpcController
 from kernel.contracts import Observation
-from kernel.errors import ConfigError
-from kernel.operator import OperatorDesk, for_controller, ours, parse
+from kernel.errors import ConfigError, PlantError, WriteRejected
+from kernel.operator import OperatorCommands, OperatorDesk, for_controller, ours, parse
 from kernel.site import Site
 from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
@@ -89,7 +92,7 @@ def test_a_manual_pump_is_the_operators(site: Site, day: ReplaySetup) -> None:
 
 async def test_operator_commands_and_status_over_mqtt(broker: Broker, day: ReplaySetup) -> None:
     plant = LockstepPlant(day)
-    surface = MqttSurface(MqttLink("127.0.0.1", broker.port, "daemon-status"))
+    surface = MqttSurface(MqttLink("127.0.0.1", broker.port, "daemon-status"), commands=True)
     mpc = MpcController(day.site, Settings().mpc())
     service = Service(SimPort(plant, speed=900 * 8), mpc, BaselineController(day.site), day.site,
                       max_ticks=40, surfaces=[surface])
@@ -136,17 +139,20 @@ async def test_last_will_says_offline_when_the_link_dies(broker: Broker, site: S
         await link.close()
 
 
-async def test_operator_nodes_and_status_over_opcua(day: ReplaySetup) -> None:
+async def test_an_anonymous_opcua_client_reads_but_cannot_command(day: ReplaySetup) -> None:
+    """The daemon's OPC UA server accepted anonymous writes: any client on the network was an
+    operator. Without security configured every session is anonymous and read-only; the write
+    is refused by the server and alarmed. (A logged-in operator: tests/test_security.py.)"""
     from asyncua import Client, ua
 
     from adapters.surface.opcua import OpcuaSurface
     from tests.plants import free_port
 
     url = f"opc.tcp://127.0.0.1:{free_port()}/tunneltwin-daemon/"
-    plant = LockstepPlant(day)
     surface = OpcuaSurface(url, day.site.pump_ids)
-    service = Service(SimPort(plant, speed=900 * 4), MpcController(day.site, Settings().mpc()),
-                      BaselineController(day.site), day.site, max_ticks=24, surfaces=[surface])
+    baseline = BaselineController(day.site)
+    service = Service(SimPort(LockstepPlant(day), speed=900 * 4), baseline, baseline, day.site, max_ticks=8,
+                      surfaces=[surface])
     run = asyncio.ensure_future(service.run())
     while service.stats.ticks < 2:
         await asyncio.sleep(0.02)
@@ -158,22 +164,18 @@ async def test_operator_nodes_and_status_over_opcua(day: ReplaySetup) -> None:
         async def node(path: str) -> Any:
             return await client.nodes.objects.get_child([f"{ns}:{p}" for p in ["Daemon", *path.split("/")]])
 
-        assert await (await node("Status/Controller")).read_value() == "mpc"
-        limit = await node("Operator/Limits/max_outflow_m3h")
-        await limit.write_value(ua.Variant(20000.0, ua.VariantType.Double))
-        assert await limit.read_value() == 0.0  # refused, put back
-        await (await node("Operator/OptimiserOn")).write_value(False)
-        after = service.stats.ticks + 1
-        while service.stats.ticks < after + 1:
-            await asyncio.sleep(0.02)
         assert await (await node("Status/Controller")).read_value() == "baseline"
-        last_alert = json.loads(await (await node("Alerts/Last")).read_value())
-        assert last_alert["kind"] in ("operator_command", "limits")
+        for path, value in (("Operator/OptimiserOn", ua.Variant(False, ua.VariantType.Boolean)),
+                            ("Operator/Pumps/2.1/Mode", ua.Variant("out_of_service", ua.VariantType.String))):
+            with pytest.raises(ua.uaerrors.BadUserAccessDenied):
+                await (await node(path)).write_value(value)
+        assert await (await node("Operator/OptimiserOn")).read_value() is True
     finally:
         await client.disconnect()
-    stats = await run
-    assert stats.ticks == 24 and [a["kind"] for a in service.alerts][:2] == ["operator_command_refused",
-                                                                              "operator_command"]
+    await run
+    assert service.desk.current == OperatorCommands()
+    refused = [a["message"] for a in service.alerts if a["kind"] == "operator_write_refused"]
+    assert len(refused) == 2 and "anonymous may not write" in refused[0]
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), "low", True, None])
@@ -215,8 +217,9 @@ async def test_a_command_retained_while_the_daemon_was_down_wins_over_its_saved_
     Now the state is restored first, then the surfaces start and the retained command applies."""
     db = tmp_path / "audit.db"
     baseline = BaselineController(day.site)
-    first = Service(SimPort(LockstepPlant(day)), baseline, baseline, day.site, max_ticks=2,
-                    surfaces=[MqttSurface(MqttLink("127.0.0.1", broker.port, "daemon-a"))], audit=AuditLog(db))
+    surface = MqttSurface(MqttLink("127.0.0.1", broker.port, "daemon-a"), commands=True)
+    first = Service(SimPort(LockstepPlant(day)), baseline, baseline, day.site, max_ticks=2, surfaces=[surface],
+                    audit=AuditLog(db))
     first.desk.submit({"modes": {"2.2": "manual"}})
     await first.run()
     assert first.audit is not None
@@ -226,10 +229,62 @@ async def test_a_command_retained_while_the_daemon_was_down_wins_over_its_saved_
                                  json.dumps({"modes": {"2.1": "out_of_service"}}), retain=True)
         plant = LockstepPlant(day)
         audit = AuditLog(db)
-        second = Service(SimPort(plant), baseline, baseline, day.site, max_ticks=4,
-                         surfaces=[MqttSurface(MqttLink("127.0.0.1", broker.port, "daemon-b"))], audit=audit)
+        surface = MqttSurface(MqttLink("127.0.0.1", broker.port, "daemon-b"), commands=True)
+        second = Service(SimPort(plant), baseline, baseline, day.site, max_ticks=4, surfaces=[surface], audit=audit)
         await second.run()
         audit.close()
     assert second.desk.current.modes == {"2.1": "out_of_service"}
     column = plant.twin.ids.index("2.1")
     assert not any(row[column] for row in plant.traj.pump_on)  # never commanded on after the restart
+
+
+def _passwords(users: dict[str, str]) -> str:
+    """A mosquitto password file for these logins, made by mosquitto_passwd."""
+    exe = shutil.which("mosquitto_passwd")
+    if exe is None:
+        pytest.skip("mosquitto_passwd is not installed (it comes with mosquitto)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "passwd"
+        for k, (user, password) in enumerate(users.items()):
+            subprocess.run([exe, "-b", *(["-c"] if k == 0 else []), str(path), user, password], check=True,
+                           capture_output=True)
+        return path.read_text()
+
+
+async def test_only_the_operator_login_commands_the_daemon_over_mqtt(day: ReplaySetup) -> None:
+    """With the shipped broker config (deploy/mosquitto/: no anonymous clients, an ACL on the
+    operator topic) an unauthenticated publisher cannot even connect, a read-only login's
+    command never reaches the daemon, and the operator login's command does."""
+    deploy = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
+    logins = {"tunneltwin": "daemon-pw", "operator": "operator-pw", "viewer": "viewer-pw"}
+    config = "allow_anonymous false\npassword_file {dir}/passwd\nacl_file {dir}/tunneltwin.acl\n"
+    files = {"passwd": _passwords(logins), "tunneltwin.acl": (deploy / "tunneltwin.acl").read_text()}
+    with mosquitto(config, files) as b:
+        surface = MqttSurface(MqttLink("127.0.0.1", b.port, "daemon", "tunneltwin", logins["tunneltwin"]),
+                              commands=True)
+        baseline = BaselineController(day.site)
+        service = Service(SimPort(LockstepPlant(day), speed=900 * 8), baseline, baseline, day.site, max_ticks=24,
+                          surfaces=[surface])
+        run = asyncio.ensure_future(service.run())
+        while service.stats.ticks < 2:
+            await asyncio.sleep(0.02)
+        with pytest.raises(PlantError, match=r"[Nn]ot authori[sz]ed|refused"):
+            await MqttLink("127.0.0.1", b.port, "anonymous").connect()
+        command = json.dumps({"modes": {"2.1": "out_of_service"}})
+        viewer = MqttLink("127.0.0.1", b.port, "viewer", "viewer", logins["viewer"])
+        await viewer.connect()
+        with pytest.raises(WriteRejected, match="Not authorized"):  # MQTT 5: the broker says no, and drops it
+            await viewer.publish("tunneltwin/daemon/operator", command, retain=True)
+        await viewer.close()
+        await asyncio.sleep(0.3)
+        assert service.desk.current.modes == {}
+        operator = MqttLink("127.0.0.1", b.port, "operator", "operator", logins["operator"])
+        await operator.connect()
+        await operator.publish("tunneltwin/daemon/operator", command, retain=True)
+        while not service.desk.current.modes:
+            await asyncio.sleep(0.02)
+        await operator.publish("tunneltwin/daemon/operator", "", retain=True)
+        await operator.close()
+        await run
+    assert service.desk.current.modes == {"2.1": "out_of_service"}
+    assert [a["kind"] for a in service.alerts].count("operator_command") == 1

@@ -3,11 +3,13 @@ MQTT with TLS and passwords. Each wrong way in is refused by a real server or br
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +159,56 @@ async def test_mqtt_refuses(who: str, expected: str, tls_broker: tuple[int, Path
     with pytest.raises(PlantError, match=expected) as err:
         await link.connect(timeout_s=3)
     assert PASSWORD not in str(err.value)
+
+
+async def test_a_logged_in_operator_commands_the_daemon_over_secure_opcua(pki: Pki, setup: ReplaySetup) -> None:
+    """On the daemon's own server, with security on, an operator logs in with a trusted
+    certificate and a password: a limit that loosens the site is refused and put back, turning
+    the optimiser off is accepted from the next tick, and the alerts name who sent each."""
+    from asyncua import Client, ua
+    from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+
+    from adapters.client.sim import SimPort
+    from adapters.surface.opcua import OpcuaSurface
+    from controller.baseline import BaselineController
+    from controller.mpc import MpcController
+    from tunneltwin.daemon.loop import Service
+
+    url = f"opc.tcp://127.0.0.1:{free_port()}/tunneltwin-daemon/"
+    security = ServerSecurity(pki.server[0], pki.server[1], pki.trusted, {"operator": PASSWORD})
+    surface = OpcuaSurface(url, setup.site.pump_ids, security)
+    day = dataclasses.replace(setup, inflow_m3h=setup.inflow_m3h[:96], price_eur_per_kwh=setup.price_eur_per_kwh[:96])
+    service = Service(SimPort(LockstepPlant(day), speed=900 * 4), MpcController(day.site),
+                      BaselineController(day.site), day.site, max_ticks=24, surfaces=[surface])
+    run = asyncio.ensure_future(service.run())
+    while service.stats.ticks < 2:
+        await asyncio.sleep(0.02)
+    client = Client(url)
+    client.application_uri = DAEMON_URI
+    await client.set_security(SecurityPolicyBasic256Sha256, str(pki.daemon[0]), str(pki.daemon[1]),
+                              server_certificate=str(pki.server[0]), mode=ua.MessageSecurityMode.SignAndEncrypt)
+    client.set_user("operator")
+    client.set_password(PASSWORD)
+    await client.connect()
+    try:
+        ns = await client.get_namespace_index("urn:tunneltwin:daemon")
+
+        async def node(path: str) -> Any:
+            return await client.nodes.objects.get_child([f"{ns}:{p}" for p in ["Daemon", *path.split("/")]])
+
+        assert await (await node("Status/Controller")).read_value() == "mpc"
+        limit = await node("Operator/Limits/max_outflow_m3h")
+        await limit.write_value(ua.Variant(20000.0, ua.VariantType.Double))
+        assert await limit.read_value() == 0.0  # refused, put back
+        await (await node("Operator/OptimiserOn")).write_value(False)
+        after = service.stats.ticks + 1
+        while service.stats.ticks < after + 1:
+            await asyncio.sleep(0.02)
+        assert await (await node("Status/Controller")).read_value() == "baseline"
+    finally:
+        await client.disconnect()
+    stats = await run
+    assert stats.ticks == 24
+    said = [(a["kind"], a["message"]) for a in service.alerts if a["kind"].startswith("operator_command")]
+    assert [k for k, _ in said[:2]] == ["operator_command_refused", "operator_command"]
+    assert all("from operator" in m for _, m in said)

@@ -4,6 +4,10 @@ KPIs and alerts out; operator commands in.
 Topics under ``prefix`` (default tunneltwin/daemon): status, plan, forecast, kpis (all
 retained, so a SCADA client that connects late sees the latest), alerts (one message per
 alert), and operator (retained JSON commands, read at the next tick; see README).
+
+Commands are taken only with ``commands`` on, which the daemon allows only where the broker
+decides who may publish on the operator topic (an ACL; deploy/mosquitto/): MQTT itself does
+not say who sent a message, so without one anybody who may publish there would be an operator.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ OFFLINE = json.dumps({"state": "offline"})  # the Last Will: the broker says it 
 
 
 class MqttSurface:
-    def __init__(self, link: MqttLink, prefix: str = "tunneltwin/daemon") -> None:
-        self.link, self.prefix = link, prefix.rstrip("/")
+    def __init__(self, link: MqttLink, prefix: str = "tunneltwin/daemon", commands: bool = False) -> None:
+        self.link, self.prefix, self.commands = link, prefix.rstrip("/"), commands
         self.desk: OperatorDesk | None = None
         self._alert: Callable[[str, str], None] = lambda kind, message: None
         link.handlers.append(self._on_message)
@@ -35,7 +39,8 @@ class MqttSurface:
     async def start(self, desk: OperatorDesk, alert: Callable[[str, str], None]) -> None:
         self.desk, self._alert = desk, alert
         await self.link.connect(will=(self.topic("status"), OFFLINE))
-        await self.link.subscribe({self.topic("operator")})
+        if self.commands:
+            await self.link.subscribe({self.topic("operator")})
         await self.link.publish(self.topic("status"), json.dumps({"state": "starting"}), retain=True)
 
     async def publish(self, report: dict[str, Any]) -> None:
@@ -58,7 +63,8 @@ class MqttSurface:
         try:
             cmd = self.desk.submit(json.loads(payload))
         except (ValueError, ConfigError) as exc:  # JSONDecodeError is a ValueError
-            self._alert("operator_command_refused", str(exc))
+            self._alert("operator_command_refused", f"MQTT, from a publisher the broker allows: {exc}")
             return
-        self._alert("operator_command", f"optimiser {'on' if cmd.optimiser_on else 'off'}, "
-                    f"modes {cmd.modes or 'all auto'}, limits {cmd.limits or 'site rules'}")
+        self._alert("operator_command", f"MQTT, from a publisher the broker allows: optimiser "
+                    f"{'on' if cmd.optimiser_on else 'off'}, modes {cmd.modes or 'all auto'}, "
+                    f"limits {cmd.limits or 'site rules'}")

@@ -17,7 +17,7 @@ from typing import Any
 from asyncua import Node, Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 
-from adapters.opcua_common import ServerSecurity, secure_server, users
+from adapters.opcua_common import OperatorRules, ServerSecurity, operators, secure_server
 from kernel.errors import ConfigError
 from kernel.operator import LIMITS, OperatorCommands, OperatorDesk
 
@@ -31,7 +31,7 @@ REPORT = {"Status/State": ("status", "state"), "Status/Controller": ("status", "
 class OpcuaSurface:
     def __init__(self, endpoint: str, pump_ids: list[str], security: ServerSecurity | None = None) -> None:
         self.endpoint, self.pump_ids, self.security = endpoint, pump_ids, security
-        self.server = Server(user_manager=users(security))
+        self.server = Server(user_manager=operators(security))
         self.nodes: dict[str, Node] = {}
         self.desk: OperatorDesk | None = None
         self._alert: Callable[[str, str], None] = lambda kind, message: None
@@ -41,7 +41,7 @@ class OpcuaSurface:
         await self.server.init()
         self.server.set_endpoint(self.endpoint)
         self.server.set_server_name("tunneltwin daemon")
-        await secure_server(self.server, self.security, DAEMON_NS)
+        await secure_server(self.server, self.security, DAEMON_NS, OperatorRules(self._refused))
         ns = await self.server.register_namespace(DAEMON_NS)
         root = await self.server.nodes.objects.add_object(ua.NodeId("Daemon", ns), ua.QualifiedName("Daemon", ns))
         for path in [*REPORT, "Alerts/Last"]:
@@ -90,18 +90,22 @@ class OpcuaSurface:
             ua.VariantType.Double if path.endswith("LevelM") else ua.VariantType.String)
         await self.server.write_attribute_value(self.nodes[path].nodeid, ua.DataValue(variant))
 
+    def _refused(self, who: str) -> None:
+        self._alert("operator_write_refused", f"OPC UA: {who} may not write (only a logged-in operator may)")
+
     async def _on_write(self, event: ServerItemCallback, _dispatcher: Any) -> None:
         ours = {self.nodes[p].nodeid for p in self._operator_values(OperatorCommands())}
         if self.desk is None or not any(item.NodeId in ours for item in event.request_params.NodesToWrite):
             return
         body = await self._read_command()
+        who = event.user.name if event.user is not None and event.user.name else "unknown"
         try:
             cmd = self.desk.submit(body)
         except ConfigError as exc:
-            self._alert("operator_command_refused", str(exc))
+            self._alert("operator_command_refused", f"OPC UA, from {who}: {exc}")
             cmd = self.desk.current
         else:
-            self._alert("operator_command", f"optimiser {'on' if cmd.optimiser_on else 'off'}, "
+            self._alert("operator_command", f"OPC UA, from {who}: optimiser {'on' if cmd.optimiser_on else 'off'}, "
                         f"modes {cmd.modes or 'all auto'}, limits {cmd.limits or 'site rules'}")
         for path, value in self._operator_values(cmd).items():
             await self._write(path, value)

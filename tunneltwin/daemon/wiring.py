@@ -119,8 +119,11 @@ def build_surfaces(cfg: DaemonConfig, site: Site) -> list[Surface]:
         from adapters.mqtt_link import MqttLink
         from adapters.surface.mqtt import MqttSurface
 
+        if p.mqtt_commands == "acl" and not p.username:
+            raise ConfigError(f"{cfg.source}: [publish] mqtt_commands = 'acl' needs username: operator commands "
+                              "are taken only from a broker that knows who publishes (deploy/mosquitto/)")
         link = MqttLink.from_url(p.mqtt_url, p.client_id, p.username, password(p, "mqtt"), p.ca_file)
-        surfaces.append(MqttSurface(link, p.prefix))
+        surfaces.append(MqttSurface(link, p.prefix, commands=p.mqtt_commands == "acl"))
     if p.opcua_endpoint:
         from adapters.surface.opcua import OpcuaSurface
 
