@@ -39,8 +39,10 @@ def problem_to_json(p: Problem) -> dict[str, Any]:
             value = [[g.name, list(g.members)] for g in value]
         elif f.name == "weights":
             value = dataclasses.asdict(value)
-        elif f.name in ("emptying_days", "guard_steps"):
-            value = [list(x) for x in value] if f.name == "emptying_days" else list(value)
+        elif f.name == "emptying_days":
+            value = [list(day) for day in value]
+        elif f.name == "guard_steps":
+            value = list(value)
         out[f.name] = value
     return out
 
@@ -71,6 +73,11 @@ class Binding:
     activity: float
     bound: float
     side: str  # "lower" or "upper"
+
+    @property
+    def family(self) -> str:
+        """The constraint family of the row (``floor_12`` -> ``floor``)."""
+        return self.row.rpartition("_")[0]
 
 
 @dataclass(frozen=True)
@@ -142,4 +149,4 @@ def binding(m: Model, r: Result, tol: float = 1e-6) -> list[Binding]:
             if abs(bound) < INF and abs(a - bound) <= tol * max(1.0, abs(bound)):
                 out.append(Binding(names[i], float(a), float(bound), side))
     rank = {family: k for k, family in enumerate(FIRST)}
-    return sorted(out, key=lambda b: rank.get(b.row.rpartition("_")[0], len(FIRST)))
+    return sorted(out, key=lambda b: rank.get(b.family, len(FIRST)))

@@ -111,9 +111,6 @@ class Model:
             seen[family] += end - first
         return names
 
-    def row_family(self) -> list[str]:
-        return [name.rpartition("_")[0] for name in self.row_names()]
-
     def highs(self, named: bool = False) -> highspy.HighsLp:
         """The model as HiGHS takes it; ``named`` adds the column and row names (for files)."""
         lp = self._lp()

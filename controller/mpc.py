@@ -16,7 +16,7 @@ import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 import structlog
@@ -87,8 +87,9 @@ class MpcController:
         inflow = self.forecaster.forecast(tel.time, self.steps)
         prices, _ = self.prices.horizon(tel.time, self.steps, self.step_s)
         ends = self.builder.step_ends(tel.time)
-        self.bookings.forget_stale(self.builder.emptying_candidates(tel, inflow, self.days), ends)
-        problem = self.last_problem = self.problem(tel, inflow, prices)
+        candidates = self.builder.emptying_candidates(tel, inflow, self.days)
+        self.bookings.forget_stale(candidates, ends)
+        problem = self.last_problem = self.problem(tel, inflow, prices, candidates)
         plan, solved = relinearised(self.builder, self.cfg, problem, self._start_counts(tel.time, problem))
         self.solved = solved if plan is not None else None
         if plan is None:
@@ -111,15 +112,20 @@ class MpcController:
         self.days.update(tel, self.builder.step_h)
         self.fallback.observe(tel)
 
-    def problem(self, tel: Telemetry, inflow: Array, prices: Array) -> Problem:
-        """This interval's MILP input: a pure function of the state (changes nothing)."""
-        return self.builder.problem(tel, inflow, prices, self.emptying_days(tel, inflow), self.level_guess(tel))
+    def problem(self, tel: Telemetry, inflow: Array, prices: Array,
+                candidates: dict[date, list[int]] | None = None) -> Problem:
+        """This interval's MILP input: a pure function of the state (changes nothing).
+        ``candidates``: the days' emptying candidates, if the caller has them already."""
+        return self.builder.problem(tel, inflow, prices, self.emptying_days(tel, inflow, candidates),
+                                    self.level_guess(tel))
 
-    def emptying_days(self, tel: Telemetry, inflow: Array) -> tuple[tuple[int, ...], ...]:
+    def emptying_days(self, tel: Telemetry, inflow: Array,
+                      candidates: dict[date, list[int]] | None = None) -> tuple[tuple[int, ...], ...]:
         """Step sets of the days that still need their emptying inside the horizon: a booked
         day's booked step, or every step it may land on."""
         ends = self.builder.step_ends(tel.time)
-        candidates = self.builder.emptying_candidates(tel, inflow, self.days)
+        if candidates is None:
+            candidates = self.builder.emptying_candidates(tel, inflow, self.days)
         return tuple(self.bookings.steps(day, steps, ends) for day, steps in candidates.items())
 
     def level_guess(self, tel: Telemetry) -> Array:

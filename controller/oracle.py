@@ -17,7 +17,7 @@ against 262.64 and none). The loop takes 1-2 min per 10-day run.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
@@ -57,8 +57,9 @@ class OracleController(MpcController):
         self.forecaster.external = ExternalInflow(times, inflow)
         self.prices.observe(PriceCurve(start=start, step_s=self.step_s, eur_per_kwh=tuple(map(float, prices))))
 
-    def problem(self, tel: Telemetry, inflow: Array, prices: Array) -> Problem:
-        p = super().problem(tel, inflow, prices)
+    def problem(self, tel: Telemetry, inflow: Array, prices: Array,
+                candidates: dict[date, list[int]] | None = None) -> Problem:
+        p = super().problem(tel, inflow, prices, candidates)
         left = self.length - round((tel.time - self.start).total_seconds() / self.step_s)
         if self.end_volume_max_m3 is None or not 0 < left <= p.horizon:
             return p

@@ -404,7 +404,7 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
         for k in range(min(8, problem.horizon)):
             counts = "/".join(str(int(c)) for c in plan.counts[:, k])
             print(f"  step {k:2d}  {plan.volumes_m3[k]:9.0f}  {plan.outflow_m3h[k]:8.0f}  {counts}")
-    families = Counter(b.row.rpartition("_")[0] for b in ex.binding)
+    families = Counter(b.family for b in ex.binding)
     print(f"binding constraints: {len(ex.binding)} ("
           + ", ".join(f"{f} {n}" for f, n in families.most_common()) + ")")
     for b in ex.binding[:args.show]:
