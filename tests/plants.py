@@ -10,8 +10,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,3 +176,16 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             await writer.drain()
     finally:
         writer.close()
+
+
+def daemon_nodes(client: Any) -> Callable[[str], Awaitable[Any]]:
+    """The daemon's own OPC UA nodes by path under Objects/Daemon (``"Status/Controller"``)."""
+    found: dict[str, int] = {}  # the namespace index, asked for once
+
+    async def node(path: str) -> Any:
+        if not found:
+            found["ns"] = await client.get_namespace_index("urn:tunneltwin:daemon")
+        ns = found["ns"]
+        return await client.nodes.objects.get_child([f"{ns}:{p}" for p in ["Daemon", *path.split("/")]])
+
+    return node

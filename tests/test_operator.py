@@ -15,7 +15,6 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,7 +29,7 @@ from kernel.operator import OperatorCommands, OperatorDesk, for_controller, ours
 from kernel.site import Site
 from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
-from tests.plants import Broker, mosquitto
+from tests.plants import Broker, daemon_nodes, mosquitto
 from tunneltwin.daemon.audit import AuditLog
 from tunneltwin.daemon.loop import Service
 from tunneltwin.settings import Settings
@@ -159,10 +158,7 @@ async def test_an_anonymous_opcua_client_reads_but_cannot_command(day: ReplaySet
     client = Client(url)
     await client.connect()
     try:
-        ns = await client.get_namespace_index("urn:tunneltwin:daemon")
-
-        async def node(path: str) -> Any:
-            return await client.nodes.objects.get_child([f"{ns}:{p}" for p in ["Daemon", *path.split("/")]])
+        node = daemon_nodes(client)
 
         assert await (await node("Status/Controller")).read_value() == "baseline"
         for path, value in (("Operator/OptimiserOn", ua.Variant(False, ua.VariantType.Boolean)),

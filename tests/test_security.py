@@ -9,7 +9,6 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,7 +20,7 @@ from kernel.errors import PlantError
 from kernel.site import Site
 from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
-from tests.plants import OPCUA_TAGS, free_port
+from tests.plants import OPCUA_TAGS, daemon_nodes, free_port
 from twin.lockstep import LockstepPlant
 
 PASSWORD = "s3cret-pump"
@@ -191,10 +190,7 @@ async def test_a_logged_in_operator_commands_the_daemon_over_secure_opcua(pki: P
     client.set_password(PASSWORD)
     await client.connect()
     try:
-        ns = await client.get_namespace_index("urn:tunneltwin:daemon")
-
-        async def node(path: str) -> Any:
-            return await client.nodes.objects.get_child([f"{ns}:{p}" for p in ["Daemon", *path.split("/")]])
+        node = daemon_nodes(client)
 
         assert await (await node("Status/Controller")).read_value() == "mpc"
         limit = await node("Operator/Limits/max_outflow_m3h")
