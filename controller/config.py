@@ -7,6 +7,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,18 @@ SECTIONS: dict[str, type[Any]] = {"weights": Weights, "forecast": ForecastSettin
                                   "supervisor": SupervisorSettings}
 
 
-def load_mpc(path: Path) -> MpcSettings:
+def load_mpc(path: Path, overrides: Mapping[str, Any] | None = None) -> MpcSettings:
+    """``overrides``: dotted keys under [mpc] (``weights.switch_eur``) and their values, checked
+    like the file's own (a sweep varies settings this way)."""
     data = read_toml(path)
+    for key, value in (overrides or {}).items():
+        table = data.setdefault("mpc", {})
+        *parents, leaf = key.split(".")
+        for name in parents:
+            table = table.setdefault(name, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: override {key}: mpc.{name} is not a table")
+        table[leaf] = value
     unknown = set(data) - {"mpc"}
     if unknown:
         raise ConfigError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}; expected [mpc]")

@@ -39,6 +39,7 @@ class Source(_Strict):
     days: float = Field(default=7.0, ge=0.125, le=MAX_DAYS)  # 3 h at least; 1e7 days hung the generator
     seed: int = 1
     rain: bool = False  # random rain events from the fitted rate
+    rain_per_week: float | None = Field(default=None, ge=0, le=50)  # ... or this many a week
 
 
 class Initial(_Strict):
@@ -154,6 +155,8 @@ def _synthetic(spec: ScenarioFile, site: Site) -> tuple[np.ndarray, np.ndarray, 
     step_s = site.timing.control_interval_s
     steps = round(spec.source.days * 86400 / step_s)
     start = spec.source.start
+    if spec.source.rain_per_week is not None:
+        params = params.model_copy(update={"rain_events_per_week": spec.source.rain_per_week})
     inflow, prices = synthetic.generate(params, start, steps, step_s, spec.source.seed, spec.source.rain)
     return inflow, prices, start
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 
-EXTRAS = {"asyncua": "opcua", "cryptography": "opcua", "paho": "mqtt"}  # optional imports -> the extra with them
+# optional imports -> the extra with them
+EXTRAS = {"asyncua": "opcua", "cryptography": "opcua", "paho": "mqtt", "distributed": "dask"}
 CONTROLLERS = ("historical", "baseline", "mpc", "oracle")  # scenarios.runner.CONTROLLERS; a test keeps them equal
 
 
@@ -65,7 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("fit-generator", help="fit the synthetic generator to recorded data")
     g.add_argument("datafile", type=Path)
     g.add_argument("--out", type=Path, required=True)
-    sub.add_parser("scenarios", help="list bundled scenarios")
+    sub.add_parser("scenarios", help="list bundled scenarios and ensembles")
+    w = sub.add_parser("sweep", help="scenarios x controllers x settings in parallel: one table, one report")
+    w.add_argument("scenarios", nargs="+", help="bundled ensembles or scenarios, or their TOML files")
+    w.add_argument("--out", type=Path, required=True, help="output directory (sweep.csv, sweep.json, report.html)")
+    w.add_argument("--controllers", default="baseline,mpc", help="comma-separated (default: baseline,mpc)")
+    w.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
+                   help="an [mpc] setting (dotted: weights.switch_eur) and its values; repeat for a grid")
+    w.add_argument("--workers", type=int, help="local processes (default: every core)")
+    w.add_argument("--dask", metavar="ADDRESS", help="run on a Dask distributed scheduler (tcp://host:8786)")
+    w.add_argument("--reproducible", action="store_true", help="solve to the MIP gap, not the clock (see replay)")
     _daemon_parsers(sub)
     return p
 
@@ -141,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.build(args.site, args.mpc, getattr(args, "config", None))
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "replay": _replay, "compare": _compare, "calibrate": _calibrate, "fidelity": _fidelity,
-        "fit-generator": _fit_generator, "scenarios": _scenarios,
+        "fit-generator": _fit_generator, "scenarios": _scenarios, "sweep": _sweep,
         "run": _run_daemon, "simulate": _simulate, "certs": _certs, "audit": _audit, "explain": _explain}
     try:
         with warnings.catch_warnings():
@@ -257,11 +268,77 @@ def _fit_generator(args: argparse.Namespace, settings: Settings) -> int:
 
 def _scenarios(args: argparse.Namespace, settings: Settings) -> int:
     from kernel.settings import read_toml
+    from scenarios.ensemble import ENSEMBLE_DIR, bundled_ensembles
     from scenarios.scenario import BUNDLED_DIR, bundled_names
 
     for name in bundled_names():
-        print(f"{name:14s} {read_toml(BUNDLED_DIR / f'{name}.toml').get('description', '')}")
+        print(f"{name:16s} {read_toml(BUNDLED_DIR / f'{name}.toml').get('description', '')}")
+    for name in bundled_ensembles():
+        data = read_toml(ENSEMBLE_DIR / f"{name}.toml")
+        count = len(data.get("scenario", [])) + len(data.get("include", []))
+        print(f"{name:16s} ensemble of {count} scenarios: {data.get('description', '')}")
     return 0
+
+
+def _sweep(args: argparse.Namespace, settings: Settings) -> int:
+    from scenarios import sweep
+    from scenarios.ensemble import members
+    from scenarios.sweep_report import write_sweep
+
+    controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
+    unknown = [c for c in controllers if c not in CONTROLLERS]
+    if unknown or not controllers:
+        raise ConfigError(f"--controllers: unknown {', '.join(unknown) or '(none given)'}; "
+                          f"known: {', '.join(CONTROLLERS)}")
+    grid = dict(_vary(v) for v in args.vary)
+    batch = sweep.jobs(members(args.scenarios), controllers, grid, settings.site_path, settings.mpc_path,
+                       args.reproducible)
+    settings.mpc()  # a bad settings file fails here, once, not in every run
+    for key, values in grid.items():
+        from controller.config import load_mpc
+        for value in values:
+            load_mpc(settings.mpc_path, {key: value})
+    executor = sweep.dask(args.dask) if args.dask else sweep.local(args.workers)
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int, row: dict[str, object]) -> None:
+        what = f"cost {row['cost_eur']:.0f} EUR, peak {row['level_max_m']} m" if row["status"] == "ok" \
+            else str(row["error"])
+        print(f"[{done}/{total} {time.perf_counter() - t0:6.0f} s] {row['scenario']} {row['controller']} "
+              f"{row['settings']}: {row['status']}, {what}", file=sys.stderr, flush=True)
+
+    rows = sweep.sweep(batch, executor, progress)
+    rules = settings.site().rules
+    summary = write_sweep(rows, args.out, rules.alarm_level_m, rules.max_outflow_m3h,
+                          wall_s=time.perf_counter() - t0)
+    failed = sum(r["status"] != "ok" for r in rows)
+    print(f"{len(rows)} runs ({failed} failed) in {summary['wall_s']:.0f} s -> {args.out}")
+    for name, t in summary["totals"].items():
+        print(f"  {name:40s} cost {t['cost_eur']:12.2f} EUR  m3h above alarm {t['m3h_above_alarm']:12.1f}  "
+              f"hard breaches {t['hard_violations']:5d}")
+    bad = [v for v in summary["storm_safety"] if not v["ok"]]
+    if summary["storm_safety"]:
+        print(f"  storm safety vs baseline: {len(summary['storm_safety']) - len(bad)} of "
+              f"{len(summary['storm_safety'])} runs pass"
+              + "".join(f"\n    {v['scenario']} {v['settings']}: fails "
+                        f"{', '.join(k for k, ok in v.items() if ok is False)}" for v in bad))
+    return 1 if failed else 0
+
+
+def _vary(text: str) -> tuple[str, list[object]]:
+    """``KEY=V1,V2``: each value read as a TOML value (0.5, true, "none")."""
+    import tomllib
+
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        raise ConfigError(f"--vary {text!r}: expected KEY=V1,V2,...")
+    out: list[object] = []
+    for v in values.split(","):
+        try:
+            out.append(tomllib.loads(f"x = {v.strip()}")["x"])
+        except tomllib.TOMLDecodeError:
+            out.append(v.strip())
+    return key.strip(), out
 
 
 

@@ -1,0 +1,74 @@
+"""A sweep's output: sweep.csv (one row per run), sweep.json (totals, storm safety, versions)
+and a self-contained report.html."""
+
+from __future__ import annotations
+
+import html
+import importlib.metadata
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scenarios.sweep import COLUMNS, storm_safety, totals, verdicts_table, write_csv
+
+VERSIONED = ("tunneltwin", "highspy", "numpy", "scipy", "simpy")
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def write_sweep(rows: Sequence[dict[str, Any]], out: Path, alarm_level_m: float, f2_limit_m3h: float,
+                wall_s: float) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "sweep.csv")
+    summary = {"runs": len(rows), "failed": sum(r["status"] != "ok" for r in rows), "wall_s": round(wall_s, 1),
+               "run_s_sum": round(sum(r["wall_s"] for r in rows), 1), "versions": versions(),
+               "totals": totals(rows),
+               "storm_safety": verdicts_table(storm_safety(rows, alarm_level_m, f2_limit_m3h))}
+    _atomic(out / "sweep.json", json.dumps(summary, indent=2) + "\n")
+    _atomic(out / "report.html", _page(rows, summary))
+    return summary
+
+
+def _atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        f"<tr class='{'bad' if r.get('status') == 'failed' or r.get('ok') is False else ''}'>"
+        + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<div class='wrap'><table><tr>{head}</tr>{body}</table></div>"
+
+
+def _page(rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
+    shown = [c for c in COLUMNS if not c.startswith("breaches_") or any(r.get(c) for r in rows)]
+    total_rows = [{"run": name, **t} for name, t in summary["totals"].items()]
+    safety = summary["storm_safety"]
+    parts = [
+        "<h1>Sweep</h1>",
+        f"<p>{summary['runs']} runs, {summary['failed']} failed, {summary['wall_s']} s wall time "
+        f"({summary['run_s_sum']} s of runs). Versions: "
+        + html.escape(", ".join(f"{k} {v}" for k, v in summary["versions"].items())) + "</p>",
+        "<h2>Totals</h2>", _table(total_rows, list(total_rows[0]) if total_rows else ["run"]),
+        "<h2>Storm safety against the baseline</h2>",
+        _table(safety, list(safety[0]) if safety else ["scenario"]),
+        "<h2>Runs</h2>", _table(rows, shown)]
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Sweep</title><style>"
+            "body{font-family:sans-serif;margin:1em}.wrap{overflow-x:auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}"
+            "tr.bad td{background:#fdd}</style></head><body>" + "\n".join(parts) + "</body></html>\n")

@@ -1,0 +1,142 @@
+"""The sweep runner: the same runs on a local process pool and on a Dask cluster give the same
+rows; a failing run is a row, not the end; the ensemble file spans what it promises."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.config import DEFAULT_MPC, load_mpc
+from kernel.errors import ConfigError
+from kernel.site import DEFAULT_SITE
+from scenarios import sweep
+from scenarios.ensemble import Member, members
+from scenarios.sweep_report import write_sweep
+from tunneltwin.cli import main
+
+TINY = """
+name = "tiny"
+[[scenario]]
+name = "calm"
+source = {{ kind = "synthetic", days = 0.25, seed = 3 }}
+[[scenario]]
+name = "wet"
+source = {{ kind = "synthetic", days = 0.25, seed = 4, rain = true, rain_per_week = 20 }}
+initial = {{ level_m = 5.0 }}
+storm = [{{ start_h = 1, duration_h = 2, multiplier = 3.0 }}]
+{extra}
+"""
+
+
+def _ensemble(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(extra=extra))
+    return path
+
+
+def _jobs(path: Path) -> list[sweep.Job]:
+    return sweep.jobs(members([str(path)]), ["baseline", "mpc"], {"weights.switch_eur": [0.5, 2.0]},
+                      DEFAULT_SITE, DEFAULT_MPC)
+
+
+def _key(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    return [(r["scenario"], r["controller"], r["settings"], r["status"], r["cost_eur"], r["level_max_m"])
+            for r in rows]
+
+
+def test_jobs_cross_members_controllers_and_settings(tmp_path: Path) -> None:
+    batch = _jobs(_ensemble(tmp_path))
+    # the baseline reads no MPC setting: once per scenario; the MPC once per value
+    assert [(j.member.name, j.controller, j.label) for j in batch] == [
+        ("calm", "baseline", "default"), ("calm", "mpc", "weights.switch_eur=0.5"),
+        ("calm", "mpc", "weights.switch_eur=2.0"), ("wet", "baseline", "default"),
+        ("wet", "mpc", "weights.switch_eur=0.5"), ("wet", "mpc", "weights.switch_eur=2.0")]
+
+
+def test_local_pool_and_dask_give_the_same_rows(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    batch = [j for j in _jobs(_ensemble(tmp_path)) if j.label != "weights.switch_eur=2.0"]
+    batch = [sweep.Job(j.member, j.controller, j.settings, j.site_path, j.mpc_path, reproducible=True)
+             for j in batch]
+    seen: list[int] = []
+    pooled = sweep.sweep(batch, sweep.local(workers=2), lambda done, total, row: seen.append(done))
+    assert seen == [1, 2, 3, 4] and all(r["status"] == "ok" for r in pooled)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        clustered = sweep.sweep(batch, sweep.dask(cluster), lambda *_: None)
+    assert _key(clustered) == _key(pooled)
+    wet, calm = (next(r for r in pooled if r["scenario"] == s and r["controller"] == "baseline")
+                 for s in ("wet", "calm"))
+    assert wet["level_max_m"] > calm["level_max_m"] + 2 and wet["f2_max_m3h"] > calm["f2_max_m3h"]
+
+
+def test_a_failing_run_is_a_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[scenario]]\nname = "broken"\nsource = { kind = "recorded", file = "none.csv" }\n'
+                   '[[scenario]]\nname = "fine"\nsource = { days = 0.25 }\n')
+    batch = sweep.jobs(members([str(bad)]), ["baseline"], {}, DEFAULT_SITE, DEFAULT_MPC)
+    rows = sweep.sweep(batch, sweep.local(workers=1), lambda *_: None)
+    assert [r["status"] for r in rows] == ["failed", "ok"]
+    assert "none.csv" in rows[0]["error"]
+    summary = write_sweep(rows, tmp_path / "out", 7.2, 16000.0, wall_s=1.0)
+    assert summary["failed"] == 1
+    with (tmp_path / "out" / "sweep.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert [r["status"] for r in table] == ["failed", "ok"] and table[1]["cost_eur"] != ""
+    assert json.loads((tmp_path / "out" / "sweep.json").read_text())["versions"]["numpy"]
+
+
+def test_storm_safety_compares_each_run_with_the_baseline() -> None:
+    def row(controller: str, peak: float, above: float, f2: float = 15000.0, breaches: int = 0) -> dict[str, object]:
+        return {"scenario": "s", "controller": controller, "settings": "default", "status": "ok",
+                "level_max_m": peak, "m3h_above_max_level": 0.0, "m3h_above_alarm": above,
+                "f2_max_m3h": f2, "hard_violations": breaches}
+
+    base_under = row("baseline", 6.0, 0.0)
+    assert sweep.storm_safety([base_under, row("mpc", 7.1, 0.0)], 7.2, 16000.0)[0].ok
+    failed = sweep.storm_safety([base_under, row("mpc", 7.3, 10.0)], 7.2, 16000.0)[0]
+    assert not failed.checks["highest_level"] and not failed.checks["m3h_above_alarm"]
+    base_over = row("baseline", 8.0, 500.0, breaches=3)
+    assert sweep.storm_safety([base_over, row("mpc", 8.1, 400.0, breaches=5)], 7.2, 16000.0)[0].ok
+    assert not sweep.storm_safety([base_over, row("mpc", 8.11, 400.0)], 7.2, 16000.0)[0].checks["highest_level"]
+    assert not sweep.storm_safety([base_over, row("mpc", 8.0, 400.0, f2=16100.0)], 7.2, 16000.0)[0].ok
+
+
+def test_bundled_ensemble_spans_what_it_promises() -> None:
+    from kernel.site import load_site
+    from scenarios.scenario import ScenarioFile
+
+    found = members(["storm-ensemble"])
+    inline = [ScenarioFile.model_validate(m.inline) for m in found if m.inline is not None]
+    assert {"dry-week", "storm", "pump-outage"} <= {m.name for m in found}
+    assert len(inline) >= 24
+    storms = [s for sc in inline for s in sc.storm]
+    assert min(s.multiplier for s in storms) == 1.5 and max(s.multiplier for s in storms) == 4.0
+    assert min(s.duration_h for s in storms) == 4 and max(s.duration_h for s in storms) == 16
+    assert len({s.start_h % 24 for s in storms}) >= 4
+    assert len({sc.source.start.weekday() for sc in inline}) >= 5
+    assert {len(sc.outage) for sc in inline} == {0, 1, 2, 3}
+    assert {sc.initial.level_m for sc in inline} >= {1.0, 6.0}
+    assert len({sc.source.rain_per_week for sc in inline}) >= 3
+    site = load_site()
+    large = {p.id for p in site.pumps if p.type == "large"}
+    assert all(o.pump in large for sc in inline for o in sc.outage)
+    Member(inline[0].name, inline=found[-1].inline, source=found[-1].source).load(site)
+
+
+def test_overrides_are_checked_like_the_file() -> None:
+    assert load_mpc(DEFAULT_MPC, {"weights.switch_eur": 2.0}).weights.switch_eur == 2.0
+    with pytest.raises(ConfigError, match="switch_eur"):
+        load_mpc(DEFAULT_MPC, {"weights.switch_eur": -1.0})
+    with pytest.raises(ConfigError, match="no_such_key"):
+        load_mpc(DEFAULT_MPC, {"no_such_key": 1})
+
+
+def test_cli_refuses_a_bad_vary_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", str(_ensemble(tmp_path)), "--out", str(tmp_path / "o"), "--vary", "horizon_h=0"]) == 2
+    assert "horizon_h" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert main(["sweep", str(_ensemble(tmp_path)), "--out", str(tmp_path / "o"), "--vary", "nothing"]) == 2
