@@ -22,11 +22,12 @@ INTS = ("n_now", "locked_on", "locked_off")
 TERMS = {"n": "energy (pumps on)", "q": "energy (flow)", "s": "starts", "d": "stops", "v": "water left stored",
          "lo": "under the floor", "hi": "over the ceiling", "dq": "F2 changes", "miss": "emptying missed",
          "short": "booked emptying short", "first_slack": "first step under its floor",
-         "guard_slack": "guard broken", "landing_slack": "landing guard broken"}
+         "guard_slack": "guard broken", "landing_slack": "landing guard broken",
+         "reserve": "storm reserve not kept"}
 
 # the hard rules and the emptying first when listing binding rows; the modelling rows after
-FIRST = ("floor", "first_floor", "emptying_booked", "emptying_step", "emptying_day", "end_cap", "max_outflow",
-         "min_pumps", "guard", "landing_guard", "timers")
+FIRST = ("floor", "first_floor", "storm_reserve", "emptying_booked", "emptying_step", "emptying_day", "end_cap",
+         "max_outflow", "min_pumps", "guard", "landing_guard", "timers")
 
 
 def problem_to_json(p: Problem) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from kernel.contracts import PriceCurve
 from kernel.errors import DataError
 
 Array = NDArray[np.float64]
+WET_RATIO = 1.2  # inflow this far over its dry-weather profile is wet weather (dry noise: a few %)
+RISING_FACTOR = 1.1  # ... and rising when the last interval is this far over the two hours before
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class InflowForecaster:
         self.by_slot: list[deque[float]] = [deque(maxlen=self.cfg.history_days) for _ in range(self.slots)]
         self.medians: list[float | None] = [None] * self.slots  # of by_slot, kept as it changes
         self.recent: deque[tuple[int, float]] = deque(maxlen=max(1, round(self.cfg.recent_h * 3600 / step_s)))
+        self.window: deque[tuple[int, float]] = deque(maxlen=max(2, round(2 * 3600 / step_s) + 1))  # weather
         self.external: ExternalInflow | None = None
 
     def slot(self, time: datetime) -> int:
@@ -57,6 +60,7 @@ class InflowForecaster:
         self.by_slot[s].append(inflow_m3h)
         self.medians[s] = float(np.median(self.by_slot[s]))
         self.recent.append((s, inflow_m3h))
+        self.window.append((s, inflow_m3h))
 
     def forecast(self, now: datetime, steps: int) -> Array:
         """Mean inflow for each step (now + k dt, now + (k+1) dt]."""
@@ -74,6 +78,28 @@ class InflowForecaster:
         ratio = self._ratio(recent_mean)
         lead_h = (np.arange(steps) + 1) * self.step_s / 3600
         return np.asarray(base * (1 + (ratio - 1) * np.exp(-lead_h / self.cfg.decay_h)))
+
+    def weather(self, now: datetime) -> str:
+        """The weather the inflow shows: "rising" when the last interval runs clearly over its
+        diurnal profile and over the two hours before it, "wet" when the last interval or the
+        last two hours run clearly over the profile, else "dry". Clearly: WET_RATIO."""
+        if not self.recent:
+            return "dry"
+        level = self._prior_level(float(np.mean([v for _, v in self.recent])))
+        now_slot, last = self.recent[-1]
+        ratio_now = last / max(self._expected(now_slot, last, level), 1e-9)
+        window = list(self.window)[:-1]
+        if window:
+            expected = float(np.mean([self._expected(s, v, level) for s, v in window]))
+            ratio_before = float(np.mean([v for _, v in window])) / max(expected, 1e-9)
+        else:
+            ratio_before = ratio_now
+        if ratio_now >= WET_RATIO and ratio_now >= RISING_FACTOR * ratio_before:
+            return "rising"
+        return "wet" if max(ratio_now, ratio_before) >= WET_RATIO else "dry"
+
+    def _expected(self, slot: int, value: float, level: float | None) -> float:
+        return self._profile(slot, value if level is None else level * self._prior(slot))
 
     def _prior(self, slot: int) -> float:
         return self.cfg.prior_hourly[int(slot * self.step_s // 3600) % len(self.cfg.prior_hourly)]

@@ -41,6 +41,7 @@ class Weights:
     emptying_eur: float = 5000.0  # per required daily emptying the plan cannot reach
     terminal_eur_per_m3: float = 0.0  # value of each m3 left stored at the horizon's end (a cost)
     run_hour_eur: float = 0.02  # per run hour, when dispatch picks which pump of a group runs (wear balance)
+    reserve_eur_per_m3: float = 100.0  # per m3 of storm reserve the plan leaves unkept (a risk, not a breach)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class Problem:
     block_steps: int = 1  # beyond fine_steps, pump counts change only every this many steps
     fine_steps: int = 0  # the first steps, where counts may change at every step
     block_flows: bool = False  # ... and so do the group flows (else flows change every step)
+    reserve_m3: Array | None = None  # (H,) storm reserve: room to keep free under v_alarm_m3 after each step
+    v_alarm_m3: float = 0.0  # the alarm volume the reserve is kept under
 
     @property
     def horizon(self) -> int:
@@ -177,6 +180,7 @@ class _Vars:
     miss: Block | None
     flow_of: Ints  # (H,) each step's flow column (Problem.flow_index, derived once per build)
     short: Block | None = None  # shortfall (m3) of booked emptying steps
+    reserve: Block | None = None  # storm reserve not kept (m3), per reserved step
 
 
 def build(p: Problem, coef: Coefficients, empty_floor: bool = True) -> tuple[Model, _Vars]:
@@ -190,6 +194,7 @@ def build(p: Problem, coef: Coefficients, empty_floor: bool = True) -> tuple[Mod
     _smoothness(m, p, v)
     _emptying(m, p, v)
     _self_regulating(m, p, v)
+    _storm_reserve(m, p, v)
     return m, v
 
 
@@ -326,6 +331,23 @@ def _smoothness(m: Model, p: Problem, v: _Vars) -> None:
     m.family("smooth")
     m.rows_of(np.stack([cols, cols], 1).reshape(2 * F, -1), np.stack([up, down], 1).reshape(2 * F, -1),
               np.column_stack([-const, const]).ravel())
+
+
+def _storm_reserve(m: Model, p: Problem, v: _Vars) -> None:
+    """V_k + R_k <= V_alarm at every step with a reserve: the water stored, plus the inflow the
+    station cannot remove within its F2 limit over the coming hours on the high quantile, stays
+    under the alarm volume. Soft (``reserve``, priced per m3): a storm beyond the station's
+    capacity leaves a shortfall, which the plan then makes as small as it can."""
+    if p.reserve_m3 is None:
+        return
+    steps = np.flatnonzero(p.reserve_m3 > 0)
+    if steps.size == 0:
+        return
+    v.reserve = m.block("reserve", (steps.size,), 0.0, INF, p.weights.reserve_eur_per_m3)
+    cols = np.column_stack([v.v.index()[steps], v.reserve.index()])
+    coefs = np.tile([1.0, -1.0], (steps.size, 1))
+    m.family("storm_reserve")
+    m.rows_of(cols, coefs, hi=p.v_alarm_m3 - p.reserve_m3[steps])
 
 
 def _emptying(m: Model, p: Problem, v: _Vars) -> None:

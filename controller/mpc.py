@@ -33,11 +33,13 @@ from controller.problem import ProblemBuilder
 from controller.settings import MpcSettings
 from controller.solve import choosing, relinearised
 from controller.supervisor import Supervisor
+from controller.uncertainty import ForecastSpread, Spread
 from kernel.contracts import Observation, Setpoints, Telemetry
 from kernel.site import Site
 
 log = structlog.get_logger("tunneltwin.mpc")
 Array = NDArray[np.float64]
+REPORTED = (0.1, 0.5, 0.9, 0.99)  # the inflow quantiles each decision logs (calibration, reports)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class StepLog:
     solve_s: float
     objective: float
     inflow_forecast_m3h: tuple[float, ...]
+    weather: str = "dry"  # the weather state the forecast's spread was taken for
+    inflow_quantiles_m3h: dict[float, tuple[float, ...]] | None = None  # P10/P50/P90/P99 per step
 
 
 class MpcController:
@@ -60,6 +64,7 @@ class MpcController:
         self.model = model or StationModel(site)
         self.step_s = site.timing.control_interval_s
         self.forecaster = forecaster or InflowForecaster(self.step_s, self.cfg.forecast)
+        self.spread = ForecastSpread(self.step_s, self.builder_steps(site, self.cfg))
         self.prices = PriceBook()
         self.fallback = BaselineController(site, model=self.model)
         self.supervisor = Supervisor(site, self.model, self.cfg.supervisor)
@@ -85,11 +90,12 @@ class MpcController:
         tel = obs.telemetry
         self.observe(obs)
         inflow = self.forecaster.forecast(tel.time, self.steps)
+        spread = self.spread_of(tel, inflow)
         prices, _ = self.prices.horizon(tel.time, self.steps, self.step_s)
         ends = self.builder.step_ends(tel.time)
         candidates = self.builder.emptying_candidates(tel, inflow, self.days)
         self.bookings.forget_stale(candidates, ends)
-        problem = self.last_problem = self.problem(tel, inflow, prices, candidates)
+        problem = self.last_problem = self.problem(tel, inflow, prices, candidates, spread)
         plan, solved = relinearised(self.builder, self.cfg, problem, self._start_counts(tel.time, problem))
         self.solved = solved if plan is not None else None
         if plan is None:
@@ -102,22 +108,35 @@ class MpcController:
                                       float(plan.volumes_m3[0]), float(problem.inflow_m3h[0]), problem.v_empty_m3,
                                       self.dispatcher.preference(problem, plan))
             source, status = "mpc", plan.status
-        self._remember(tel, plan, source, status, inflow)
+        self._remember(tel, plan, source, status, inflow, spread)
         return self.supervisor.check(tel, sp, hold=source == "baseline")
+
+    def spread_of(self, tel: Telemetry, inflow: Array) -> Spread:
+        """How far this forecast may be off: learnt quantiles for the weather now. The forecast
+        is filed with its weather, so its errors are learnt as its steps are measured."""
+        state = self.forecaster.weather(tel.time)
+        self.spread.issued(tel.time, state, inflow)
+        return self.spread.spread(state, inflow)
+
+    @staticmethod
+    def builder_steps(site: Site, cfg: MpcSettings) -> int:
+        return max(1, round(cfg.horizon_h * 3600 / site.timing.control_interval_s))
 
     def observe(self, obs: Observation) -> None:
         tel = obs.telemetry
+        self.spread.observe(tel.time, tel.inflow_m3h)
         self.forecaster.observe(tel.time, tel.inflow_m3h)
         self.prices.observe(obs.prices)
         self.days.update(tel, self.builder.step_h)
         self.fallback.observe(tel)
 
     def problem(self, tel: Telemetry, inflow: Array, prices: Array,
-                candidates: dict[date, list[int]] | None = None) -> Problem:
+                candidates: dict[date, list[int]] | None = None, spread: Spread | None = None) -> Problem:
         """This interval's MILP input: a pure function of the state (changes nothing).
-        ``candidates``: the days' emptying candidates, if the caller has them already."""
+        ``candidates``: the days' emptying candidates, if the caller has them already;
+        ``spread``: the forecast's quantiles (None: no storm reserve)."""
         return self.builder.problem(tel, inflow, prices, self.emptying_days(tel, inflow, candidates),
-                                    self.level_guess(tel))
+                                    self.level_guess(tel), spread)
 
     def emptying_days(self, tel: Telemetry, inflow: Array,
                       candidates: dict[date, list[int]] | None = None) -> tuple[tuple[int, ...], ...]:
@@ -165,11 +184,14 @@ class MpcController:
         pad = np.repeat(old[:, -1:], problem.horizon - old.shape[1], axis=1)
         return np.concatenate([old, pad], axis=1)[:, :problem.horizon]
 
-    def _remember(self, tel: Telemetry, plan: Plan | None, source: str, status: str, inflow: Array) -> None:
+    def _remember(self, tel: Telemetry, plan: Plan | None, source: str, status: str, inflow: Array,
+                  spread: Spread) -> None:
         self.plan, self.plan_time = plan, tel.time
         seconds = plan.seconds if plan else 0.0
         objective = plan.objective if plan else math.nan
-        self.log.append(StepLog(tel.time, source, status, seconds, objective, tuple(map(float, inflow))))
+        quantiles = {p: tuple(map(float, spread.at(p))) for p in REPORTED}
+        self.log.append(StepLog(tel.time, source, status, seconds, objective, tuple(map(float, inflow)),
+                                spread.state, quantiles))
         if source != "mpc":
             log.warning("fallback", time=tel.time.isoformat(), reason=status)
 

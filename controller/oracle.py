@@ -26,6 +26,7 @@ from controller.forecast import ExternalInflow
 from controller.milp import Problem
 from controller.mpc import MpcController
 from controller.settings import MpcSettings
+from controller.uncertainty import QUANTILES, Spread
 from kernel.contracts import PriceCurve, Telemetry
 from kernel.site import Site
 
@@ -57,9 +58,13 @@ class OracleController(MpcController):
         self.forecaster.external = ExternalInflow(times, inflow)
         self.prices.observe(PriceCurve(start=start, step_s=self.step_s, eur_per_kwh=tuple(map(float, prices))))
 
+    def spread_of(self, tel: Telemetry, inflow: Array) -> Spread:
+        """It is told the inflow: the same model with no spread (every quantile the truth)."""
+        return Spread("known", {p: np.asarray(inflow, dtype=float) for p in QUANTILES})
+
     def problem(self, tel: Telemetry, inflow: Array, prices: Array,
-                candidates: dict[date, list[int]] | None = None) -> Problem:
-        p = super().problem(tel, inflow, prices, candidates)
+                candidates: dict[date, list[int]] | None = None, spread: Spread | None = None) -> Problem:
+        p = super().problem(tel, inflow, prices, candidates, spread)
         left = self.length - round((tel.time - self.start).total_seconds() / self.step_s)
         if self.end_volume_max_m3 is None or not 0 < left <= p.horizon:
             return p

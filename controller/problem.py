@@ -18,6 +18,7 @@ from controller.milp import Group, Problem, Weights
 from controller.model import StationModel
 from controller.settings import MpcSettings
 from controller.supervisor import Supervisor
+from controller.uncertainty import Spread
 from kernel.contracts import Telemetry
 from kernel.site import Site
 
@@ -32,7 +33,7 @@ class ProblemBuilder:
         self.steps = max(1, round(cfg.horizon_h * 3600 / self.step_s))
 
     def problem(self, tel: Telemetry, inflow: Array, prices: Array, emptying_days: tuple[tuple[int, ...], ...],
-                guess: Array) -> Problem:
+                guess: Array, spread: Spread | None = None) -> Problem:
         rules, cfg = self.site.rules, self.cfg
         groups = self.groups(tel)
         locked_on, locked_off = self.locks(tel, groups)
@@ -60,7 +61,30 @@ class ProblemBuilder:
             min_off_steps=math.ceil(rules.min_off_s / self.step_s - 1e-9),
             max_outflow_m3h=cfg.flow_margin * rules.max_outflow_m3h, min_pumps_on=rules.min_pumps_on,
             weights=self.weights(prices), integer_steps=integer_steps, block_steps=cfg.block_steps,
-            fine_steps=self.fine_steps(tel.time), block_flows=cfg.block_flows)
+            fine_steps=self.fine_steps(tel.time), block_flows=cfg.block_flows,
+            reserve_m3=None if spread is None else self.storm_reserve(tel, groups, spread, cfg.flow_margin
+                                                                        * rules.max_outflow_m3h),
+            v_alarm_m3=self.model.volume(rules.alarm_level_m))
+
+    def storm_reserve(self, tel: Telemetry, groups: tuple[Group, ...], spread: Spread, f2_max_m3h: float) -> Array:
+        """Per step k, the room to keep free under the alarm: the most inflow, on the high
+        quantile (1 - storm_risk), that the pumps available now cannot remove within the F2
+        limit over any stretch of the next ``storm_window_h`` hours:
+        R_k = max(0, max_m sum_(j=k+1..k+m) e_j), e_j the excess volume of step j. Zero in dry
+        weather (the high quantile stays far under the capacity); it grows with wet weather, a
+        forecast that sees rain, and with pumps out of service (a lower capacity)."""
+        n = len(spread.at(0.5))
+        if self.cfg.storm_risk <= 0:
+            return np.zeros(n)
+        level = np.array([self.site.rules.alarm_level_m])
+        capacity = sum(float(self.model.band(i, level)[1][0]) for g in groups for i in g.members)
+        excess = (spread.at(1 - self.cfg.storm_risk) - min(capacity, f2_max_m3h)) * self.step_h
+        window = max(1, round(self.cfg.storm_window_h / self.step_h))
+        total = np.r_[0.0, np.cumsum(excess)]  # total[j] = excess of steps 0..j-1
+        reserve = np.zeros(n)
+        for k in range(n - 1):
+            reserve[k] = max(0.0, float(np.max(total[k + 2:min(k + 1 + window, n) + 1])) - total[k + 1])
+        return reserve
 
     def step_end(self, now: datetime, k: int) -> datetime:
         """End of plan step k; its reading belongs to the day of ``step_end - STAMP``."""

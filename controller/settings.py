@@ -46,6 +46,8 @@ class MpcSettings:
     warm_start: bool = False  # start HiGHS from the previous plan's pump counts, shifted (off: no faster)
     flow_margin: float = 0.97  # plan F2 up to this share of its limit
     terminal_factor: float = 1.0  # stored water at the end costs this x horizon mean price x kWh/m3
+    storm_risk: float = 0.01  # the storm reserve holds unless the inflow beats its (1 - this) quantile; 0: none
+    storm_window_h: float = 12.0  # ... over any stretch of this many hours ahead
     weights: Weights = field(default_factory=Weights)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
@@ -55,7 +57,8 @@ class MpcSettings:
         of 1e9 h hung the daemon (the problem grows with it)."""
         bounds = {"horizon_h": (0.25, MAX_HORIZON_H), "block_steps": (1, 96), "fine_steps": (0, 96),
                   "time_limit_s": (0.0, 600), "choose_time_limit_s": (0.0, 600), "step_budget_s": (0.0, 1800),
-                  "mip_gap": (0.0, 0.5), "relinearise": (0, 10), "flow_margin": (0.1, 1.0)}
+                  "mip_gap": (0.0, 0.5), "relinearise": (0, 10), "flow_margin": (0.1, 1.0),
+                  "storm_risk": (0.0, 0.5), "storm_window_h": (0.25, MAX_HORIZON_H)}
         for name, (lo, hi) in bounds.items():
             value = getattr(self, name)
             if not lo <= value <= hi:

@@ -70,3 +70,21 @@ def forecast_error(traj: Trajectory, forecasts: list[tuple[float, ...]]) -> dict
                               "mape_pct": round(float(np.mean(np.abs(err) / np.maximum(act, 1.0)) * 100), 2),
                               "n": len(pairs)}
     return out
+
+
+def forecast_coverage(traj: Trajectory, quantiles: list[dict[float, tuple[float, ...]] | None]
+                      ) -> dict[str, dict[str, float]]:
+    """Calibration of the quantile forecasts: per lead time, the share of measured inflows at
+    or under each quantile (a calibrated P90 covers 90 %). Forecast k's step j is row k + j."""
+    actual = traj.col("inflow_m3h")
+    out: dict[str, dict[str, float]] = {}
+    for lead_h in FORECAST_LEADS_H:
+        j = round(lead_h * 3600 / traj.step_s) - 1
+        rows = [(q, actual[k + j]) for k, q in enumerate(quantiles)
+                if q is not None and k + j < len(actual) and all(j < len(v) for v in q.values())]
+        if not rows:
+            continue
+        cover = {f"p{round(p * 100):02d}": round(float(np.mean([a <= q[p][j] for q, a in rows])), 4)
+                 for p in sorted(rows[0][0])}
+        out[f"{lead_h:g}"] = {**cover, "n": len(rows)}
+    return out

@@ -20,7 +20,7 @@ from controller.oracle import OracleController
 from controller.settings import MpcSettings
 from kernel.errors import ConfigError
 from kernel.site import Site
-from scenarios.kpis import forecast_error, percentiles, summary
+from scenarios.kpis import forecast_coverage, forecast_error, percentiles, summary
 from scenarios.replay import ReplaySetup, run_controller, run_historical
 from scenarios.report import write_html, write_summary, write_trajectory
 from scenarios.rules import check
@@ -64,6 +64,7 @@ def _loop(setup: ReplaySetup, mpc: MpcController) -> Run:
     traj = run_controller(setup, mpc)
     solves = [s.solve_s for s in mpc.log]
     extra = {"forecast_error_by_lead_h": forecast_error(traj, [s.inflow_forecast_m3h for s in mpc.log]),
+             "forecast_coverage_by_lead_h": forecast_coverage(traj, [s.inflow_quantiles_m3h for s in mpc.log]),
              "solver_s": solves, "fallbacks": sum(s.source != "mpc" for s in mpc.log),
              "supervisor_overrides": dict(mpc.supervisor.counts)}
     return traj, extra

@@ -131,7 +131,7 @@ def storm_shape(steps: int, step_s: float, start_h: float, duration_h: float, mu
     """Multiplier over time: a 1 h rise, a plateau, then exponential decay back to 1."""
     t_h = (np.arange(steps) + 0.5) * step_s / 3600 - start_h
     rise = np.clip(t_h, 0, 1)
-    plateau = np.where(t_h <= duration_h, 1.0, np.exp(-(t_h - duration_h) / decay_h))
+    plateau = np.where(t_h <= duration_h, 1.0, np.exp(-np.maximum(t_h - duration_h, 0.0) / decay_h))
     return np.asarray(1 + (multiplier - 1) * rise * plateau * (t_h >= 0))
 
 

@@ -298,6 +298,8 @@ def _sweep(args: argparse.Namespace, settings: Settings) -> int:
         from controller.config import load_mpc
         for value in values:
             load_mpc(settings.mpc_path, {key: value})
+    if args.log_level == "warning":  # each run's overrides are counted in its row; stderr shows progress
+        _configure_logging("error", args.log_format)
     executor = sweep.dask(args.dask) if args.dask else sweep.local(args.workers)
     t0 = time.perf_counter()
 

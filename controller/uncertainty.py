@@ -1,0 +1,126 @@
+"""How wrong the inflow forecast can be: quantiles per lead time and weather state, learnt from
+the controller's own record of forecast errors.
+
+Every forecast issued is kept until its steps have been measured. Each measurement then gives
+one error per pending forecast, ``log(measured / forecast)``, filed under the weather at the
+time the forecast was made (dry, wet, rising) and its lead time. Quantiles of those errors
+scale the point forecast into P10, P50, P90 and P99 forecasts. Until a bucket holds enough
+errors, the prior below (fitted on the synthetic generator's wet and dry year, see
+``scripts/fit-spread-prior.py``) is blended in, weighted as ``PRIOR_WEIGHT`` errors.
+
+Causal by construction: an error enters only once its interval has been measured.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+
+STATES = ("dry", "wet", "rising")
+LEAD_EDGES_H = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # bucket upper edges; longer leads share the last bucket
+QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99)  # what is learnt; others interpolate between them
+KEEP = 4000  # errors kept per weather state and lead bucket (the most recent)
+PRIOR_WEIGHT = 200  # the prior counts as this many errors
+
+# Prior log-ratio quantiles (rows: QUANTILES) per state and lead bucket (columns: LEAD_EDGES_H
+# and beyond): `python scripts/fit-spread-prior.py 1460 7`, 4 years of the synthetic generator
+# (fitted to the recorded data, rain on), the forecaster run causally with its default settings.
+PRIOR: dict[str, tuple[tuple[float, ...], ...]] = {
+    "dry": ((-0.423, -0.428, -0.442, -0.459, -0.476, -0.492, -0.499),
+            (-0.113, -0.131, -0.149, -0.170, -0.189, -0.202, -0.207),
+            (-0.005, -0.007, -0.009, -0.012, -0.018, -0.021, -0.022),
+            (0.100, 0.113, 0.124, 0.136, 0.147, 0.164, 0.201),
+            (0.330, 0.354, 0.400, 0.480, 0.579, 0.656, 0.700)),
+    "wet": ((-0.350, -0.326, -0.317, -0.328, -0.325, -0.324, -0.331),
+            (-0.075, -0.080, -0.081, -0.077, -0.065, -0.060, -0.077),
+            (0.029, 0.043, 0.062, 0.095, 0.136, 0.159, 0.136),
+            (0.145, 0.178, 0.218, 0.282, 0.366, 0.438, 0.466),
+            (0.377, 0.420, 0.491, 0.623, 0.803, 0.927, 0.900)),
+    "rising": ((-0.369, -0.432, -0.388, -0.384, -0.394, -0.386, -0.400),
+               (-0.148, -0.149, -0.150, -0.154, -0.151, -0.141, -0.141),
+               (0.034, 0.035, 0.039, 0.058, 0.080, 0.097, 0.086),
+               (0.236, 0.265, 0.300, 0.368, 0.458, 0.507, 0.477),
+               (0.537, 0.645, 0.674, 0.727, 0.819, 0.911, 0.990)),
+}
+
+
+def bucket_of(lead_h: float) -> int:
+    for b, edge in enumerate(LEAD_EDGES_H):
+        if lead_h <= edge + 1e-9:
+            return b
+    return len(LEAD_EDGES_H)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Quantile forecasts of one decision: ``quantiles[p][k]`` is the inflow (m3/h) that step
+    k's mean stays under with probability p."""
+
+    state: str
+    quantiles: dict[float, Array]
+
+    def at(self, p: float) -> Array:
+        """The p-quantile, interpolated in log space between the learnt ones."""
+        if p in self.quantiles:
+            return self.quantiles[p]
+        ps = sorted(self.quantiles)
+        p = min(max(p, ps[0]), ps[-1])
+        hi = next(x for x in ps if x >= p)
+        lo = max(x for x in ps if x <= p)
+        if hi == lo:
+            return self.quantiles[hi]
+        w = (p - lo) / (hi - lo)
+        return np.asarray(np.exp((1 - w) * np.log(self.quantiles[lo]) + w * np.log(self.quantiles[hi])))
+
+
+class ForecastSpread:
+    """The learner: forecasts issued, their errors as measured, and the quantiles they imply."""
+
+    def __init__(self, step_s: float, horizon_steps: int, keep: int | None = KEEP) -> None:
+        self.step_s = step_s
+        self.pending: deque[tuple[datetime, str, Array]] = deque(maxlen=horizon_steps + 1)
+        self.errors: dict[tuple[str, int], deque[float]] = {
+            (s, b): deque(maxlen=keep) for s in STATES for b in range(len(LEAD_EDGES_H) + 1)}
+        self._cache: dict[tuple[str, int], Array] = {}
+        self.lead_bucket = np.array([bucket_of((k + 1) * step_s / 3600) for k in range(horizon_steps)])
+
+    def issued(self, time: datetime, state: str, forecast_m3h: Array) -> None:
+        self.pending.append((time, state, np.asarray(forecast_m3h, dtype=float)))
+
+    def observe(self, time: datetime, measured_m3h: float) -> None:
+        """``measured_m3h``: the mean inflow over the interval ending at ``time``."""
+        if not math.isfinite(measured_m3h) or measured_m3h <= 0:
+            return
+        for issued, state, forecast in self.pending:
+            k = round((time - issued).total_seconds() / self.step_s) - 1
+            if 0 <= k < len(forecast) and forecast[k] > 0:
+                key = (state, bucket_of((k + 1) * self.step_s / 3600))
+                self.errors[key].append(math.log(measured_m3h / forecast[k]))
+                self._cache.pop(key, None)
+
+    def log_quantiles(self, state: str, bucket: int) -> Array:
+        """QUANTILES of log(measured / forecast) for this state and lead bucket: the learnt ones
+        blended with the prior by their counts."""
+        key = (state, bucket)
+        if key not in self._cache:
+            prior = np.array([row[bucket] for row in PRIOR[state]])
+            seen = self.errors[key]
+            if seen:
+                learnt = np.quantile(np.fromiter(seen, float, len(seen)), QUANTILES)
+                prior = (len(seen) * learnt + PRIOR_WEIGHT * prior) / (len(seen) + PRIOR_WEIGHT)
+            self._cache[key] = np.maximum.accumulate(prior)
+        return self._cache[key]
+
+    def spread(self, state: str, forecast_m3h: Array) -> Spread:
+        n = len(forecast_m3h)
+        table = np.array([self.log_quantiles(state, b) for b in range(len(LEAD_EDGES_H) + 1)])  # (B, Q)
+        per_step = table[self.lead_bucket[:n]]  # (n, Q)
+        base = np.asarray(forecast_m3h, dtype=float)
+        return Spread(state, {p: base * np.exp(per_step[:, i]) for i, p in enumerate(QUANTILES)})

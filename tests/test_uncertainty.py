@@ -1,0 +1,126 @@
+"""The forecast's spread and the storm reserve: quantiles learnt from the controller's own
+errors, the reserve on hand-solvable cases, and the supervisor's F2 limit over the alarm."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from controller.milp import Group
+from controller.mpc import MpcController
+from controller.settings import MpcSettings
+from controller.supervisor import Supervisor
+from controller.uncertainty import PRIOR, QUANTILES, ForecastSpread, Spread, bucket_of
+from kernel.contracts import PumpSetpoint, Setpoints
+from kernel.site import Site
+from tests.helpers import T0, station, telemetry
+from tests.test_milp import KW_PER_M3H, NO_SOFT, coef, plan_of, problem
+
+STEP_S = 900.0
+
+
+def test_quantiles_learnt_on_a_series_with_a_known_spread() -> None:
+    """Measured = forecast x exp(N(0, 0.2)), independent per step: after enough errors each
+    learnt quantile is the normal's, whatever the prior said, and coverage matches."""
+    rng = np.random.default_rng(5)
+    learner = ForecastSpread(STEP_S, horizon_steps=8)
+    forecast = np.full(8, 3000.0)
+    sigma = 0.2
+    truth = {p: sigma * z for p, z in zip(QUANTILES, (-2.326, -1.2816, 0.0, 1.2816, 2.326), strict=True)}
+    t = T0
+    for _ in range(6000):
+        t += timedelta(seconds=STEP_S)
+        learner.observe(t, float(3000.0 * np.exp(rng.normal(0, sigma))))
+        learner.issued(t, "dry", forecast)
+    learnt = learner.log_quantiles("dry", bucket_of(1.0))
+    assert learnt == pytest.approx([truth[p] for p in QUANTILES], abs=0.03 + 0.06 * 200 / 4000 * 4)
+    # coverage on fresh draws: P10 and P90 within 3 points of 10 % and 90 %
+    spread = learner.spread("dry", forecast)
+    fresh = 3000.0 * np.exp(rng.normal(0, sigma, 20000))
+    assert np.mean(fresh <= spread.at(0.1)[3]) == pytest.approx(0.1, abs=0.03)
+    assert np.mean(fresh <= spread.at(0.9)[3]) == pytest.approx(0.9, abs=0.03)
+
+
+def test_no_errors_yet_gives_the_prior_and_errors_are_filed_by_weather_and_lead() -> None:
+    learner = ForecastSpread(STEP_S, horizon_steps=96)
+    spread = learner.spread("wet", np.full(96, 1000.0))
+    assert spread.at(0.99)[0] == pytest.approx(1000.0 * np.exp(PRIOR["wet"][-1][0]))
+    learner.issued(T0, "rising", np.full(96, 1000.0))
+    learner.observe(T0 + timedelta(hours=3), 2000.0)  # step 11 of that forecast: lead 3 h
+    assert list(learner.errors[("rising", bucket_of(3.0))]) == [pytest.approx(np.log(2.0))]
+    assert sum(len(e) for e in learner.errors.values()) == 1
+    with pytest.raises(StopIteration):  # quantiles keep their order even from a few errors
+        next(i for i, d in enumerate(np.diff(learner.log_quantiles("rising", bucket_of(3.0)))) if d < 0)
+
+
+def _spread(forecast: np.ndarray, factor_high: float) -> Spread:
+    return Spread("test", {0.1: forecast * 0.9, 0.5: forecast, 0.9: forecast * 1.1, 0.99: forecast * factor_high})
+
+
+def test_reserve_forces_pumping_before_a_forecast_storm() -> None:
+    """Hand case (1 h steps, one pump of 1,000-2,000 m3/h, price 0.1 then 0.0 from hour 4).
+    Alone, the cheapest plan waits for the free hours at minimum speed. The high quantile sees
+    3,500 m3/h in hours 4-7: 1,500 over the pump's 2,000, so after hour 3 the tunnel needs
+    4 x 1,500 = 6,000 m3 free under the alarm (8,000 m3), and the plan must be at 2,000 m3
+    by then, not 6,000: full speed before the storm, 4,000 m3 more at the dear price."""
+    H = 8
+    inflow = np.full(H, 1500.0)
+    prices = np.r_[np.full(4, 0.1), np.zeros(4)]
+    base = problem(volume0_m3=4000.0, inflow_m3h=inflow, price_eur_per_kwh=prices, v_alarm_m3=8000.0)
+    free = plan_of(base)
+    assert np.allclose(free.flows_m3h[0, :4], 1000.0)  # waits for the free hours
+    high = np.r_[np.full(4, 1500.0), np.full(4, 3500.0)]
+    reserve = np.zeros(H)
+    for k in range(H - 2, -1, -1):
+        reserve[k] = max(0.0, (high[k + 1] - 2000.0) + reserve[k + 1])
+    assert reserve[3] == 6000.0 and reserve[-1] == 0.0
+    safe = plan_of(problem(volume0_m3=4000.0, inflow_m3h=inflow, price_eur_per_kwh=prices, v_alarm_m3=8000.0,
+                           reserve_m3=reserve))
+    assert free.volumes_m3[3] == pytest.approx(6000.0)
+    assert safe.volumes_m3[3] == pytest.approx(2000.0) and np.allclose(safe.flows_m3h[0, :4], 2000.0)
+    # the reserve's cost: 4,000 m3 more pumped at 0.1 EUR/kWh x 0.1 kWh per m3
+    assert safe.objective - free.objective == pytest.approx(4000.0 * 0.1 * KW_PER_M3H, rel=1e-6)
+    assert coef().q_max[0, 0] == 2000.0 and NO_SOFT.switch_eur == 0.0
+
+
+def test_builder_reserve_is_zero_in_dry_weather_and_grows_with_wet_weather_and_pumps_out(site: Site) -> None:
+    mpc = MpcController(site, MpcSettings())
+    tel = telemetry(site, level_m=3.0, inflow_m3h=4000.0)
+    groups = mpc.builder.groups(tel)
+    f2 = 0.97 * site.rules.max_outflow_m3h
+    dry = np.full(96, 4000.0)
+    learner = ForecastSpread(STEP_S, 96)
+    assert not mpc.builder.storm_reserve(tel, groups, learner.spread("dry", dry), f2).any()
+    wet = np.full(96, 9000.0)
+    r_wet = mpc.builder.storm_reserve(tel, groups, learner.spread("wet", wet), f2)
+    assert r_wet[0] > 0 and r_wet[-1] == 0.0
+    # by hand: the excess of steps 1..48 (12 h), on the high quantile over the capacity
+    level = np.array([site.rules.alarm_level_m])
+    capacity = min(sum(float(mpc.model.band(i, level)[1][0]) for g in groups for i in g.members), f2)
+    high = learner.spread("wet", wet).at(0.99)
+    assert r_wet[0] == pytest.approx(max(0.0, max(np.cumsum((high[1:49] - capacity) * 0.25))))
+    out = telemetry(site, level_m=3.0, inflow_m3h=9000.0, unavailable=("2.3", "2.4", "1.2"))
+    fewer = mpc.builder.groups(out)
+    assert sum(len(g.members) for g in fewer) < sum(len(g.members) for g in groups)
+    assert mpc.builder.storm_reserve(out, fewer, learner.spread("wet", wet), f2)[0] > r_wet[0]
+    # risk 0 turns it off
+    off = MpcController(site, MpcSettings(storm_risk=0.0))
+    assert not off.builder.storm_reserve(tel, groups, learner.spread("wet", wet), f2).any()
+    assert all(isinstance(g, Group) for g in groups)
+
+
+def test_supervisor_keeps_f2_over_the_alarm_and_names_the_overflow_risk(site: Site) -> None:
+    """Over the alarm with a storm's inflow: every available pump runs, F2 stays within its limit
+    at the level the interval can reach, and the alarm says the tunnel may overflow."""
+    sup = Supervisor(site, station(site))
+    tel = telemetry(site, level_m=7.6, inflow_m3h=20000.0, on={"1.2": 49.0})
+    out = sup.check(tel, Setpoints(pumps=(PumpSetpoint(id="1.2", on=True, freq_hz=49.0),)))
+    model = station(site)
+    running = {site.pump_ids.index(p.id): p.freq_hz for p in out.pumps if p.on}
+    for level in (7.6, sup._level_reached(tel), site.rules.max_level_m):
+        assert model.flow_of(running, level) <= site.rules.max_outflow_m3h + 1.0
+    assert model.flow_of(running, 7.6) >= 0.9 * site.rules.max_outflow_m3h
+    assert sup.counts["overflow_risk"] == 1
+    assert "overflows" in next(o.detail for o in sup.overrides if o.rule == "overflow_risk")
