@@ -32,6 +32,7 @@ class ForecastSettings:
     history_days: int = 7  # days kept for the diurnal profile
     recent_h: float = 1.0  # measured window the correction ratio is taken over
     decay_h: float = 6.0  # how fast the correction fades back to the profile
+    wet_decay_h: float = 24.0  # ... in wet weather: the rain's recession (generator.toml rain_decay_h)
     ratio_min: float = 0.5
     ratio_max: float = 4.0
     prior_hourly: tuple[float, ...] = ()  # diurnal shape (24 factors) for slots without history yet
@@ -77,7 +78,8 @@ class InflowForecaster:
                          for s in slots])
         ratio = self._ratio(recent_mean)
         lead_h = (np.arange(steps) + 1) * self.step_s / 3600
-        return np.asarray(base * (1 + (ratio - 1) * np.exp(-lead_h / self.cfg.decay_h)))
+        decay_h = self.cfg.decay_h if self.weather(now) == "dry" else self.cfg.wet_decay_h
+        return np.asarray(base * (1 + (ratio - 1) * np.exp(-lead_h / decay_h)))
 
     def weather(self, now: datetime) -> str:
         """The weather the inflow shows: "rising" when the last interval runs clearly over its
@@ -125,11 +127,15 @@ class InflowForecaster:
 
 
 class ExternalInflow:
-    """An inflow forecast supplied from outside (CSV: ``time,inflow_m3h``), used where it covers
-    the whole horizon."""
+    """An inflow forecast supplied from outside (a rain radar's or a weather service's), used
+    where it covers the whole horizon. CSV: ``time,inflow_m3h``, and optionally quantile
+    columns ``inflow_p10_m3h``, ``inflow_p90_m3h``, ... (any of QUANTILE_COLUMNS): then its
+    spread is used too, in place of the learnt one."""
 
-    def __init__(self, times: list[datetime], inflow_m3h: Array) -> None:
+    def __init__(self, times: list[datetime], inflow_m3h: Array,
+                 quantiles: dict[float, Array] | None = None) -> None:
         self.times, self.values = times, inflow_m3h
+        self.quantiles = quantiles or {}
 
     @classmethod
     def from_csv(cls, path: Path) -> ExternalInflow:
@@ -138,24 +144,51 @@ class ExternalInflow:
         try:
             with path.open(newline="") as f:
                 reader = csv.DictReader(f)
-                missing = {"time", "inflow_m3h"} - set(reader.fieldnames or [])
+                fields = reader.fieldnames or []
+                missing = {"time", "inflow_m3h"} - set(fields)
                 if missing:
                     raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+                extra = {p: name for p, name in QUANTILE_COLUMNS.items() if name in fields}
+                quantiles: dict[float, list[float]] = {p: [] for p in extra}
                 for row_no, row in enumerate(reader, start=2):
                     times.append(_parse_time(path, row_no, row["time"]))
-                    values.append(_parse_flow(path, row_no, row["inflow_m3h"]))
+                    values.append(_parse_flow(path, row_no, row["inflow_m3h"], "inflow_m3h"))
+                    for p, name in extra.items():
+                        quantiles[p].append(_parse_flow(path, row_no, row[name], name))
         except OSError as exc:
             raise DataError(f"{path}: cannot read external forecast: {exc.strerror}") from exc
         if any(b <= a for a, b in itertools.pairwise(times)):
             raise DataError(f"{path}: column time must increase strictly")
-        return cls(times, np.asarray(values))
+        ordered = sorted(quantiles)
+        for lo, hi in itertools.pairwise(ordered):
+            bad = np.flatnonzero(np.asarray(quantiles[lo]) > np.asarray(quantiles[hi]))
+            if bad.size:
+                raise DataError(f"{path}: row {int(bad[0]) + 2}: {QUANTILE_COLUMNS[lo]} = {quantiles[lo][bad[0]]} is "
+                                f"over {QUANTILE_COLUMNS[hi]} = {quantiles[hi][bad[0]]}")
+        return cls(times, np.asarray(values), {p: np.asarray(v) for p, v in quantiles.items()})
+
+    def covers(self, now: datetime, steps: int, step_s: float) -> bool:
+        first, last = now + timedelta(seconds=step_s), now + timedelta(seconds=steps * step_s)
+        return bool(self.times) and self.times[0] <= first and last <= self.times[-1]
 
     def window(self, now: datetime, steps: int, step_s: float) -> Array | None:
-        wanted = [now + timedelta(seconds=(k + 1) * step_s) for k in range(steps)]
-        if not self.times or wanted[0] < self.times[0] or wanted[-1] > self.times[-1]:
+        return self._at(self.values, now, steps, step_s)
+
+    def window_quantiles(self, now: datetime, steps: int, step_s: float) -> dict[float, Array] | None:
+        if not self.quantiles or not self.covers(now, steps, step_s):
             return None
+        return {p: self._at(v, now, steps, step_s) for p, v in self.quantiles.items()}  # type: ignore[misc]
+
+    def _at(self, values: Array, now: datetime, steps: int, step_s: float) -> Array | None:
+        if not self.covers(now, steps, step_s):
+            return None
+        wanted = [now + timedelta(seconds=(k + 1) * step_s) for k in range(steps)]
         t = np.array([x.timestamp() for x in self.times])
-        return np.interp([w.timestamp() for w in wanted], t, self.values)
+        return np.interp([w.timestamp() for w in wanted], t, values)
+
+
+QUANTILE_COLUMNS = {0.01: "inflow_p01_m3h", 0.1: "inflow_p10_m3h", 0.5: "inflow_p50_m3h", 0.9: "inflow_p90_m3h",
+                    0.99: "inflow_p99_m3h"}
 
 
 def _parse_time(path: Path, row: int, text: str) -> datetime:
@@ -165,13 +198,13 @@ def _parse_time(path: Path, row: int, text: str) -> datetime:
         raise DataError(f"{path}: row {row}, column time: {text!r} is not an ISO time") from None
 
 
-def _parse_flow(path: Path, row: int, text: str) -> float:
+def _parse_flow(path: Path, row: int, text: str | None, column: str) -> float:
     try:
-        value = float(text)
+        value = float(text or "")
     except ValueError:
-        raise DataError(f"{path}: row {row}, column inflow_m3h: {text!r} is not a number") from None
+        raise DataError(f"{path}: row {row}, column {column}: {text!r} is not a number") from None
     if not math.isfinite(value) or value < 0:
-        raise DataError(f"{path}: row {row}, column inflow_m3h: {value} must be a finite flow >= 0")
+        raise DataError(f"{path}: row {row}, column {column}: {value} must be a finite flow >= 0")
     return value
 
 

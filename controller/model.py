@@ -66,6 +66,13 @@ class StationModel:
     def levels(self, volumes_m3: Array) -> Array:
         return self.physics.geometry.levels_of(volumes_m3)
 
+    def level_reached(self, level_m: float, volume_m3: float, net_inflow_m3h: float, hours: float) -> float:
+        """The level after ``hours`` of ``net_inflow_m3h`` (never below the level now, never over
+        the tunnel's top): where an F2 limit is checked, since a pump lifts more as the level
+        rises (less head) and a set just within the limit now goes over it in a storm."""
+        top = float(self.physics.geometry.levels[-1])
+        return max(level_m, min(self.level(volume_m3 + max(net_inflow_m3h, 0.0) * hours), top))
+
     def flow_of(self, freqs_hz: dict[int, float], level_m: float) -> float:
         """Station outflow with each listed pump at its own frequency."""
         return sum(self.pump_flow_power(i, f, level_m)[0] for i, f in freqs_hz.items())

@@ -65,6 +65,8 @@ class MpcController:
         self.step_s = site.timing.control_interval_s
         self.forecaster = forecaster or InflowForecaster(self.step_s, self.cfg.forecast)
         self.spread = ForecastSpread(self.step_s, self.builder_steps(site, self.cfg))
+        self.external_misses = 0  # intervals an attached external forecast did not cover (internal used)
+        self.external_used = False
         self.prices = PriceBook()
         self.fallback = BaselineController(site, model=self.model)
         self.supervisor = Supervisor(site, self.model, self.cfg.supervisor)
@@ -116,7 +118,23 @@ class MpcController:
         is filed with its weather, so its errors are learnt as its steps are measured."""
         state = self.forecaster.weather(tel.time)
         self.spread.issued(tel.time, state, inflow)
-        return self.spread.spread(state, inflow)
+        learnt = self.spread.spread(state, inflow)
+        external = self.forecaster.external
+        if external is None:
+            return learnt
+        if not external.covers(tel.time, self.steps, self.step_s):
+            self.external_misses += 1
+            if self.external_misses == 1 or self.external_used:
+                log.warning("external_forecast_stale", time=tel.time.isoformat(),
+                            detail="the external inflow forecast does not cover the horizon: internal forecast used")
+            self.external_used = False
+            return learnt
+        self.external_used = True
+        given = external.window_quantiles(tel.time, self.steps, self.step_s) or {}
+        merged = {**learnt.quantiles, **given}  # its quantiles where it gives them, the learnt ones elsewhere
+        ps = sorted(merged)
+        ordered = np.maximum.accumulate(np.array([merged[p] for p in ps]), axis=0)
+        return Spread("external", {p: ordered[i] for i, p in enumerate(ps)})
 
     @staticmethod
     def builder_steps(site: Site, cfg: MpcSettings) -> int:

@@ -190,9 +190,8 @@ class Supervisor:
 
     def _level_reached(self, tel: Telemetry) -> float:
         """The level at the interval's end if the surge inflow meets the pumping now."""
-        hours = self.site.timing.control_interval_s / 3600
-        gain = max(0.0, self.cfg.surge_inflow * tel.inflow_m3h - tel.outflow_m3h) * hours
-        return max(tel.level_m, min(self.model.level(tel.volume_m3 + gain), self.site.rules.max_level_m))
+        return self.model.level_reached(tel.level_m, tel.volume_m3, self.cfg.surge_inflow * tel.inflow_m3h
+                                        - tel.outflow_m3h, self.site.timing.control_interval_s / 3600)
 
     def _floor(self, tel: Telemetry, want: dict[int, float], hold: bool,
                stops: Mapping[int, tuple[float, float]]) -> dict[int, float]:

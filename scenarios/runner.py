@@ -8,9 +8,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from controller.baseline import BaselineController
 from controller.config import DEFAULT_MPC, load_mpc
@@ -18,6 +20,7 @@ from controller.forecast import ExternalInflow
 from controller.mpc import MpcController
 from controller.oracle import OracleController
 from controller.settings import MpcSettings
+from controller.uncertainty import QUANTILES
 from kernel.errors import ConfigError
 from kernel.site import Site
 from scenarios.kpis import forecast_coverage, forecast_error, percentiles, summary
@@ -66,6 +69,7 @@ def _loop(setup: ReplaySetup, mpc: MpcController) -> Run:
     extra = {"forecast_error_by_lead_h": forecast_error(traj, [s.inflow_forecast_m3h for s in mpc.log]),
              "forecast_coverage_by_lead_h": forecast_coverage(traj, [s.inflow_quantiles_m3h for s in mpc.log]),
              "solver_s": solves, "fallbacks": sum(s.source != "mpc" for s in mpc.log),
+             "external_forecast_fallbacks": mpc.external_misses if mpc.forecaster.external is not None else None,
              "supervisor_overrides": dict(mpc.supervisor.counts)}
     return traj, extra
 
@@ -98,10 +102,22 @@ def evaluate(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = None
 
 
 def with_forecast(setup: ReplaySetup, inflow_forecast: Path | None) -> ReplaySetup:
-    """Attach an external inflow forecast (CSV ``time,inflow_m3h``) for the MPC to use."""
+    """Attach an external inflow forecast (CSV ``time,inflow_m3h``, optional quantile columns
+    such as ``inflow_p90_m3h``) for the MPC to use."""
     if inflow_forecast is None:
         return setup
     return dataclasses.replace(setup, inflow_forecast=ExternalInflow.from_csv(inflow_forecast))
+
+
+def with_perfect_forecast(setup: ReplaySetup) -> ReplaySetup:
+    """The scenario's own inflow as an external forecast with no spread (every quantile the
+    truth), its last day repeated past the end so the horizon is covered to the last step:
+    what a perfect rain radar would give, to measure what forecast quality is worth."""
+    inflow = np.asarray(setup.inflow_m3h, dtype=float)
+    day = round(86400 / setup.step_s)
+    padded = np.concatenate([inflow, np.resize(inflow[-day:], 7 * day)])
+    times = [setup.start + timedelta(seconds=(k + 1) * setup.step_s) for k in range(len(padded))]
+    return dataclasses.replace(setup, inflow_forecast=ExternalInflow(times, padded, dict.fromkeys(QUANTILES, padded)))
 
 
 def replay_to_dir(scenario: str, controller: str, out: Path, site: Site, prices: str | None = None,

@@ -26,7 +26,7 @@ from kernel.physics import LevelVolume
 from kernel.site import load_site
 from scenarios.ensemble import Member
 from scenarios.rules import HARD_RULES
-from scenarios.runner import evaluate
+from scenarios.runner import evaluate, with_perfect_forecast
 from twin.trajectory import Trajectory
 
 
@@ -38,14 +38,17 @@ class Job:
     site_path: str
     mpc_path: str
     reproducible: bool = False
+    forecast: str = "internal"  # or "perfect": the scenario's inflow as an external forecast, no spread
 
     @property
     def label(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in self.settings) or "default"
+        text = ",".join(f"{k}={v}" for k, v in self.settings) or "default"
+        return text if self.forecast == "internal" else f"{text},forecast={self.forecast}"
 
 
 def jobs(members: Sequence[Member], controllers: Sequence[str], grid: dict[str, list[Any]],
-         site_path: Path, mpc_path: Path, reproducible: bool = False) -> list[Job]:
+         site_path: Path, mpc_path: Path, reproducible: bool = False, forecasts: Sequence[str] = ("internal",)
+         ) -> list[Job]:
     """Every member x controller x combination of the grid's values. Controllers that read no
     MPC settings (baseline, historical) run once per member, not once per setting."""
     combos = [tuple(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] or [()]
@@ -53,7 +56,8 @@ def jobs(members: Sequence[Member], controllers: Sequence[str], grid: dict[str, 
     for m in members:
         for c in controllers:
             for combo in combos if c in ("mpc", "oracle") else [()]:
-                out.append(Job(m, c, combo, str(site_path), str(mpc_path), reproducible))
+                for f in forecasts if c == "mpc" else ("internal",):
+                    out.append(Job(m, c, combo, str(site_path), str(mpc_path), reproducible, f))
     return out
 
 
@@ -70,6 +74,8 @@ def run_job(job: Job) -> dict[str, Any]:
     try:
         site = load_site(Path(job.site_path))
         setup = job.member.load(site)
+        if job.forecast == "perfect":
+            setup = with_perfect_forecast(setup)
         mpc = load_mpc(Path(job.mpc_path), dict(job.settings))
         if job.reproducible:
             mpc = mpc.reproducible()

@@ -3,17 +3,20 @@ errors, the reserve on hand-solvable cases, and the supervisor's F2 limit over t
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from controller.forecast import ExternalInflow
 from controller.milp import Group
 from controller.mpc import MpcController
 from controller.settings import MpcSettings
 from controller.supervisor import Supervisor
 from controller.uncertainty import PRIOR, QUANTILES, ForecastSpread, Spread, bucket_of
 from kernel.contracts import PumpSetpoint, Setpoints
+from kernel.errors import DataError
 from kernel.site import Site
 from tests.helpers import T0, station, telemetry
 from tests.test_milp import KW_PER_M3H, NO_SOFT, coef, plan_of, problem
@@ -124,3 +127,51 @@ def test_supervisor_keeps_f2_over_the_alarm_and_names_the_overflow_risk(site: Si
     assert model.flow_of(running, 7.6) >= 0.9 * site.rules.max_outflow_m3h
     assert sup.counts["overflow_risk"] == 1
     assert "overflows" in next(o.detail for o in sup.overrides if o.rule == "overflow_risk")
+
+
+def _forecast_csv(path: Path, steps: int, p99: float | None = 3.0, start: datetime = T0) -> Path:
+    head = "time,inflow_m3h,inflow_p10_m3h,inflow_p90_m3h" + (",inflow_p99_m3h" if p99 else "")
+    rows = [f"{(start + timedelta(seconds=k * STEP_S)).isoformat()},4000,3600,4400" + (f",{4000 * p99}" if p99 else "")
+            for k in range(steps)]
+    path.write_text(head + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_an_external_forecast_with_quantiles_sets_the_spread(site: Site, tmp_path: Path) -> None:
+    """A rain radar's P99 of 3 x the point: the MPC's spread is the external one (P90 and P99 as
+    given), so the reserve sees the rain the internal forecast cannot."""
+    mpc = MpcController(site, MpcSettings())
+    mpc.forecaster.external = ExternalInflow.from_csv(_forecast_csv(tmp_path / "f.csv", 200))
+    tel = telemetry(site, level_m=3.0, inflow_m3h=4000.0)
+    mpc.forecaster.observe(tel.time, 4000.0)
+    inflow = mpc.forecaster.forecast(tel.time, mpc.steps)
+    spread = mpc.spread_of(tel, inflow)
+    assert spread.state == "external"
+    assert np.allclose(spread.at(0.99), 12000.0) and np.allclose(spread.at(0.9), 4400.0)
+    groups = mpc.builder.groups(tel)
+    f2 = 0.97 * site.rules.max_outflow_m3h
+    assert mpc.builder.storm_reserve(tel, groups, spread, f2)[0] == pytest.approx(0.0)  # 12,000 < capacity
+    wetter = ExternalInflow.from_csv(_forecast_csv(tmp_path / "g.csv", 200, p99=5.0))
+    mpc.forecaster.external = wetter
+    assert mpc.builder.storm_reserve(tel, groups, mpc.spread_of(tel, inflow), f2)[0] > 0  # 20,000 m3/h
+    assert mpc.external_misses == 0
+
+
+def test_a_stale_external_forecast_falls_back_to_the_learnt_spread_and_is_counted(site: Site, tmp_path: Path) -> None:
+    mpc = MpcController(site, MpcSettings())
+    mpc.forecaster.external = ExternalInflow.from_csv(_forecast_csv(tmp_path / "f.csv", 20))  # 5 h: too short
+    tel = telemetry(site)
+    mpc.forecaster.observe(tel.time, 4000.0)
+    inflow = mpc.forecaster.forecast(tel.time, mpc.steps)
+    assert mpc.spread_of(tel, inflow).state in ("dry", "wet", "rising")
+    assert mpc.spread_of(tel, inflow).state != "external"
+    assert mpc.external_misses == 2
+
+
+def test_external_quantiles_out_of_order_are_refused_naming_row_and_columns(tmp_path: Path) -> None:
+    path = _forecast_csv(tmp_path / "f.csv", 4, p99=1.05)  # P99 4,200 under P90 4,400
+    with pytest.raises(DataError, match=r"f.csv: row 2: inflow_p90_m3h = 4400.0 is over inflow_p99_m3h = 4200.0"):
+        ExternalInflow.from_csv(path)
+    path.write_text("time,inflow_m3h,inflow_p90_m3h\n2025-01-06T00:15:00,4000,\n")
+    with pytest.raises(DataError, match=r"row 2, column inflow_p90_m3h: '' is not a number"):
+        ExternalInflow.from_csv(path)

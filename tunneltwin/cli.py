@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=int, help="local processes (default: every core)")
     w.add_argument("--dask", metavar="ADDRESS", help="run on a Dask distributed scheduler (tcp://host:8786)")
     w.add_argument("--reproducible", action="store_true", help="solve to the MIP gap, not the clock (see replay)")
+    w.add_argument("--forecast", default="internal",
+                   help="the MPC's inflow forecast, comma-separated: internal (learnt), perfect (the scenario's "
+                        "own inflow as an external forecast with no spread); default internal")
     _daemon_parsers(sub)
     return p
 
@@ -135,7 +138,8 @@ def _data_window(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", type=_time, help="first timestamp of a recorded data file to use")
     p.add_argument("--end", type=_time, help="last timestamp of a recorded data file to use")
     p.add_argument("--inflow-forecast", type=Path,
-                   help="external inflow forecast for the MPC (CSV: time,inflow_m3h), used where it covers the horizon")
+                   help="external inflow forecast for the MPC (CSV: time,inflow_m3h, optionally inflow_p10_m3h, "
+                        "inflow_p90_m3h, inflow_p99_m3h...), used where it covers the horizon")
     p.add_argument("--reproducible", action="store_true",
                    help="solve each interval to the MIP gap instead of the clock (60 s backstop): the same "
                         "input gives the same result on any machine load; decision times are not the daemon's")
@@ -291,8 +295,11 @@ def _sweep(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"--controllers: unknown {', '.join(unknown) or '(none given)'}; "
                           f"known: {', '.join(CONTROLLERS)}")
     grid = dict(_vary(v) for v in args.vary)
+    forecasts = [f.strip() for f in args.forecast.split(",") if f.strip()]
+    if not forecasts or set(forecasts) - {"internal", "perfect"}:
+        raise ConfigError(f"--forecast {args.forecast!r}: expected internal, perfect or both")
     batch = sweep.jobs(members(args.scenarios), controllers, grid, settings.site_path, settings.mpc_path,
-                       args.reproducible)
+                       args.reproducible, forecasts)
     settings.mpc()  # a bad settings file fails here, once, not in every run
     for key, values in grid.items():
         from controller.config import load_mpc
