@@ -17,6 +17,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
+from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,17 +68,25 @@ class Spread:
     quantiles: dict[float, Array]
 
     def at(self, p: float) -> Array:
-        """The p-quantile, interpolated in log space between the learnt ones."""
+        """The p-quantile: between the known ones, interpolated on the normal scale in log
+        space; beyond them (a risk of 0.001 when P99 is the last learnt), extrapolated along the
+        last two, as a log-normal tail would be. A spread of zero stays zero."""
         if p in self.quantiles:
             return self.quantiles[p]
         ps = sorted(self.quantiles)
-        p = min(max(p, ps[0]), ps[-1])
-        hi = next(x for x in ps if x >= p)
-        lo = max(x for x in ps if x <= p)
-        if hi == lo:
-            return self.quantiles[hi]
-        w = (p - lo) / (hi - lo)
-        return np.asarray(np.exp((1 - w) * np.log(self.quantiles[lo]) + w * np.log(self.quantiles[hi])))
+        if len(ps) == 1:
+            return self.quantiles[ps[0]]
+        if p > ps[-1]:
+            lo, hi = ps[-2], ps[-1]
+        elif p < ps[0]:
+            lo, hi = ps[0], ps[1]
+        else:
+            hi = next(x for x in ps if x >= p)
+            lo = max(x for x in ps if x <= p)
+        z = NormalDist().inv_cdf
+        w = (z(p) - z(lo)) / (z(hi) - z(lo))
+        low, high = (np.log(np.maximum(self.quantiles[x], 1e-9)) for x in (lo, hi))
+        return np.asarray(np.exp(low + w * (high - low)))
 
 
 class ForecastSpread:

@@ -47,11 +47,15 @@ class Job:
 
 
 def jobs(members: Sequence[Member], controllers: Sequence[str], grid: dict[str, list[Any]],
-         site_path: Path, mpc_path: Path, reproducible: bool = False, forecasts: Sequence[str] = ("internal",)
-         ) -> list[Job]:
-    """Every member x controller x combination of the grid's values. Controllers that read no
-    MPC settings (baseline, historical) run once per member, not once per setting."""
-    combos = [tuple(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] or [()]
+         site_path: Path, mpc_path: Path, reproducible: bool = False, forecasts: Sequence[str] = ("internal",),
+         each: bool = False) -> list[Job]:
+    """Every member x controller x combination of the grid's values (``each``: one key at a time,
+    the others at their defaults, as an ablation wants). Controllers that read no MPC settings
+    (baseline, historical) run once per member, not once per setting."""
+    if each:
+        combos: list[tuple[tuple[str, Any], ...]] = [((k, v),) for k, values in grid.items() for v in values] or [()]
+    else:
+        combos = [tuple(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] or [()]
     out = []
     for m in members:
         for c in controllers:

@@ -140,3 +140,9 @@ def test_cli_refuses_a_bad_vary_before_running(tmp_path: Path, capsys: pytest.Ca
     assert "horizon_h" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     assert main(["sweep", str(_ensemble(tmp_path)), "--out", str(tmp_path / "o"), "--vary", "nothing"]) == 2
+
+
+def test_each_varies_one_key_at_a_time(tmp_path: Path) -> None:
+    batch = sweep.jobs(members([str(_ensemble(tmp_path))])[:1], ["mpc"], {"a": [1, 2], "b": [True]},
+                       DEFAULT_SITE, DEFAULT_MPC, each=True)
+    assert [j.label for j in batch] == ["a=1", "a=2", "b=True"]

@@ -175,3 +175,16 @@ def test_external_quantiles_out_of_order_are_refused_naming_row_and_columns(tmp_
     path.write_text("time,inflow_m3h,inflow_p90_m3h\n2025-01-06T00:15:00,4000,\n")
     with pytest.raises(DataError, match=r"row 2, column inflow_p90_m3h: '' is not a number"):
         ExternalInflow.from_csv(path)
+
+
+def test_quantiles_between_and_beyond_the_learnt_ones_follow_a_lognormal() -> None:
+    """Quantiles of exp(N(0, 0.2)) given at P10/P50/P90/P99: P95 and P99.9 come out as the
+    log-normal's own, within the rounding of the z-scores."""
+    sigma = 0.2
+    z = {0.1: -1.2816, 0.5: 0.0, 0.9: 1.2816, 0.99: 2.3263}
+    spread = Spread("test", {p: np.array([1000.0 * np.exp(sigma * v)]) for p, v in z.items()})
+    assert spread.at(0.95)[0] == pytest.approx(1000.0 * np.exp(sigma * 1.6449), rel=1e-3)
+    assert spread.at(0.999)[0] == pytest.approx(1000.0 * np.exp(sigma * 3.0902), rel=1e-3)
+    assert spread.at(0.01)[0] == pytest.approx(1000.0 * np.exp(-sigma * 2.3263), rel=1e-3)
+    known = Spread("known", dict.fromkeys(QUANTILES, np.array([500.0])))
+    assert known.at(0.999)[0] == pytest.approx(500.0)

@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--controllers", default="baseline,mpc", help="comma-separated (default: baseline,mpc)")
     w.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                    help="an [mpc] setting (dotted: weights.switch_eur) and its values; repeat for a grid")
+    w.add_argument("--each", action="store_true",
+                   help="vary one --vary key at a time, the others at their defaults (an ablation), not the grid")
     w.add_argument("--workers", type=int, help="local processes (default: every core)")
     w.add_argument("--dask", metavar="ADDRESS", help="run on a Dask distributed scheduler (tcp://host:8786)")
     w.add_argument("--reproducible", action="store_true", help="solve to the MIP gap, not the clock (see replay)")
@@ -299,7 +301,7 @@ def _sweep(args: argparse.Namespace, settings: Settings) -> int:
     if not forecasts or set(forecasts) - {"internal", "perfect"}:
         raise ConfigError(f"--forecast {args.forecast!r}: expected internal, perfect or both")
     batch = sweep.jobs(members(args.scenarios), controllers, grid, settings.site_path, settings.mpc_path,
-                       args.reproducible, forecasts)
+                       args.reproducible, forecasts, args.each)
     settings.mpc()  # a bad settings file fails here, once, not in every run
     for key, values in grid.items():
         from controller.config import load_mpc
