@@ -64,15 +64,15 @@ class MpcController:
         self.model = model or StationModel(site)
         self.step_s = site.timing.control_interval_s
         self.forecaster = forecaster or InflowForecaster(self.step_s, self.cfg.forecast)
-        self.spread = ForecastSpread(self.step_s, self.builder_steps(site, self.cfg))
-        self.external_misses = 0  # intervals an attached external forecast did not cover (internal used)
-        self.external_used = False
         self.prices = PriceBook()
         self.fallback = BaselineController(site, model=self.model)
         self.supervisor = Supervisor(site, self.model, self.cfg.supervisor)
         self.builder = ProblemBuilder(site, self.cfg, self.model, self.supervisor)
         self.dispatcher = Dispatcher(site, self.cfg, self.model, self.supervisor)
         self.steps = self.builder.steps
+        self.spread = ForecastSpread(self.step_s, self.steps)
+        self.external_misses = 0  # intervals an attached external forecast did not cover (internal used)
+        self.external_used = False
         self.days = EmptyingTracker(site.rules.emptying_level_m)
         self.bookings = Bookings()
         self.plan: Plan | None = None
@@ -130,15 +130,7 @@ class MpcController:
             self.external_used = False
             return learnt
         self.external_used = True
-        given = external.window_quantiles(tel.time, self.steps, self.step_s) or {}
-        merged = {**learnt.quantiles, **given}  # its quantiles where it gives them, the learnt ones elsewhere
-        ps = sorted(merged)
-        ordered = np.maximum.accumulate(np.array([merged[p] for p in ps]), axis=0)
-        return Spread("external", {p: ordered[i] for i, p in enumerate(ps)})
-
-    @staticmethod
-    def builder_steps(site: Site, cfg: MpcSettings) -> int:
-        return max(1, round(cfg.horizon_h * 3600 / site.timing.control_interval_s))
+        return learnt.given(external.window_quantiles(tel.time, self.steps, self.step_s) or {})
 
     def observe(self, obs: Observation) -> None:
         tel = obs.telemetry

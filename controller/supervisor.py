@@ -18,7 +18,7 @@ from controller.base import Override
 from controller.floor import Floor
 from controller.model import StationModel
 from kernel.contracts import PumpSetpoint, Setpoints, Telemetry
-from kernel.site import Site
+from kernel.site import Rules, Site
 
 log = structlog.get_logger("tunneltwin.supervisor")
 
@@ -182,16 +182,8 @@ class Supervisor:
                           f"stopped to keep outflow under {cap_m3h:.0f} m3/h")
 
     def _max_outflow(self, tel: Telemetry, want: dict[int, float]) -> dict[int, float]:
-        """F2 is checked at the highest level the interval may reach: a pump lifts more as the
-        level rises (less head), so a set just within the limit at the level now goes over it
-        in a storm by the interval's end."""
-        rising = tel.model_copy(update={"level_m": self._level_reached(tel)})
-        return self._limit(rising, want, self.site.rules.max_outflow_m3h, "max_outflow")
-
-    def _level_reached(self, tel: Telemetry) -> float:
-        """The level at the interval's end if the surge inflow meets the pumping now."""
-        return self.model.level_reached(tel.level_m, tel.volume_m3, self.cfg.surge_inflow * tel.inflow_m3h
-                                        - tel.outflow_m3h, self.site.timing.control_interval_s / 3600)
+        """F2 is checked at the highest level the interval may reach (``rising``)."""
+        return self._limit(rising(self, tel), want, self.site.rules.max_outflow_m3h, "max_outflow")
 
     def _floor(self, tel: Telemetry, want: dict[int, float], hold: bool,
                stops: Mapping[int, tuple[float, float]]) -> dict[int, float]:
@@ -225,15 +217,12 @@ class Supervisor:
         need = self.cfg.surge_inflow * tel.inflow_m3h - (top - tel.volume_m3) / hours
         limit = rules.max_outflow_m3h
         if tel.level_m > rules.alarm_level_m:
-            self._note(tel, "overflow_risk", None,
-                       f"level {tel.level_m:.2f} m over the alarm {rules.alarm_level_m:.2f} m, inflow "
-                       f"{tel.inflow_m3h:.0f} m3/h: every available pump up to F2 {limit:.0f} m3/h; "
-                       f"the tunnel overflows at {rules.max_level_m:.2f} m")
+            self._note(tel, "overflow_risk", None, overflow_risk(tel, rules))
         if self._flow(tel, want) >= min(need, limit):
             return want
         want = {i: rules.max_freq_hz for i in want}
         self._note(tel, "max_level", None, f"level {tel.level_m:.2f} m rising: full speed")
-        high = tel.model_copy(update={"level_m": self._level_reached(tel)})  # F2 where the level may get to
+        high = rising(self, tel)  # F2 where the level may get to
         while self._flow(tel, want) < need:
             pick = self._next_start(tel, want, ignore_timer=False)
             if pick is None or self._flow(high, {**want, pick: rules.min_freq_hz}) > limit:
@@ -241,3 +230,18 @@ class Supervisor:
             want[pick] = rules.max_freq_hz
             self._note(tel, "max_level", pick, "started against a rising level")
         return self._slow_to(high, want, limit) if self._flow(high, want) > limit else want
+
+
+def rising(sup: Supervisor, tel: Telemetry) -> Telemetry:
+    """The telemetry at the level the interval may reach if the surge inflow meets the pumping
+    now: where an F2 limit is checked, since a pump lifts more as the level rises (less head)
+    and a set just within the limit at the level now goes over it in a storm."""
+    level = sup.model.level_reached(tel.level_m, tel.volume_m3, sup.cfg.surge_inflow * tel.inflow_m3h
+                                    - tel.outflow_m3h, sup.site.timing.control_interval_s / 3600)
+    return tel.model_copy(update={"level_m": level})
+
+
+def overflow_risk(tel: Telemetry, rules: Rules) -> str:
+    return (f"level {tel.level_m:.2f} m over the alarm {rules.alarm_level_m:.2f} m, inflow {tel.inflow_m3h:.0f} "
+            f"m3/h: every available pump up to F2 {rules.max_outflow_m3h:.0f} m3/h; the tunnel overflows at "
+            f"{rules.max_level_m:.2f} m")

@@ -67,6 +67,13 @@ class Spread:
     state: str
     quantiles: dict[float, Array]
 
+    def given(self, quantiles: dict[float, Array]) -> Spread:
+        """An external forecast's quantiles where it gives them, these elsewhere, kept in order."""
+        merged = {**self.quantiles, **quantiles}
+        ps = sorted(merged)
+        ordered = np.maximum.accumulate(np.array([merged[p] for p in ps]), axis=0)
+        return Spread("external", {p: ordered[i] for i, p in enumerate(ps)})
+
     def at(self, p: float) -> Array:
         """The p-quantile: between the known ones, interpolated on the normal scale in log
         space; beyond them (a risk of 0.001 when P99 is the last learnt), extrapolated along the

@@ -6,6 +6,7 @@ prices, initial state, disturbances and rule overrides. See README, "Scenario fi
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -123,6 +124,10 @@ def from_spec(spec: ScenarioFile, path: Path, site: Site) -> ReplaySetup:
             raise ConfigError(f"{path}: source.file is required when source.kind = 'recorded'")
         base = from_recorded(path.parent / spec.source.file, site, spec.source.prices, None, None)
         inflow, prices, start = base.inflow_m3h, base.price_eur_per_kwh, base.start
+        if not (spec.storm or spec.outage or spec.sensor_fault or "initial" in spec.model_fields_set):
+            # the recorded days as they were, from their own first state: the operation recorded
+            # on them is a run to compare with ("historical")
+            return dataclasses.replace(base, name=spec.name)
     else:
         inflow, prices, start = _synthetic(spec, site)
     step_s = site.timing.control_interval_s

@@ -146,3 +146,25 @@ def test_each_varies_one_key_at_a_time(tmp_path: Path) -> None:
     batch = sweep.jobs(members([str(_ensemble(tmp_path))])[:1], ["mpc"], {"a": [1, 2], "b": [True]},
                        DEFAULT_SITE, DEFAULT_MPC, each=True)
     assert [j.label for j in batch] == ["a=1", "a=2", "b=True"]
+
+
+@pytest.mark.filterwarnings("ignore::kernel.recorded.DataRepairWarning")
+def test_a_recorded_scenario_file_keeps_the_recorded_operation(tmp_path: Path) -> None:
+    """A scenario of recorded days, with nothing added, starts from their first state and can
+    be compared with the operation recorded on them ('historical' in a sweep)."""
+    from tests.conftest import EXCERPT
+
+    path = tmp_path / "rec.toml"
+    path.write_text(f'name = "rec"\n[source]\nkind = "recorded"\nfile = "{EXCERPT}"\nprices = "high"\n')
+    rows = sweep.sweep(sweep.jobs(members([str(path)]), ["historical"], {}, DEFAULT_SITE, DEFAULT_MPC),
+                       sweep.local(workers=1), lambda *_: None)
+    assert rows[0]["status"] == "ok", rows[0]["error"]
+    from kernel.site import load_site
+    from scenarios.scenario import load_scenario
+
+    setup = load_scenario(str(path), load_site())
+    assert setup.recorded is not None and setup.price_key == "high"
+    assert setup.level_m == pytest.approx(float(setup.recorded.level_m[0]))
+    storm = tmp_path / "rec-storm.toml"
+    storm.write_text(path.read_text() + "[[storm]]\nstart_h = 1\nduration_h = 2\nmultiplier = 2.0\n")
+    assert load_scenario(str(storm), load_site()).recorded is None  # changed days: no recorded run to compare

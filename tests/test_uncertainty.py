@@ -13,7 +13,7 @@ from controller.forecast import ExternalInflow
 from controller.milp import Group
 from controller.mpc import MpcController
 from controller.settings import MpcSettings
-from controller.supervisor import Supervisor
+from controller.supervisor import Supervisor, rising
 from controller.uncertainty import PRIOR, QUANTILES, ForecastSpread, Spread, bucket_of
 from kernel.contracts import PumpSetpoint, Setpoints
 from kernel.errors import DataError
@@ -122,7 +122,7 @@ def test_supervisor_keeps_f2_over_the_alarm_and_names_the_overflow_risk(site: Si
     out = sup.check(tel, Setpoints(pumps=(PumpSetpoint(id="1.2", on=True, freq_hz=49.0),)))
     model = station(site)
     running = {site.pump_ids.index(p.id): p.freq_hz for p in out.pumps if p.on}
-    for level in (7.6, sup._level_reached(tel), site.rules.max_level_m):
+    for level in (7.6, rising(sup, tel).level_m, site.rules.max_level_m):
         assert model.flow_of(running, level) <= site.rules.max_outflow_m3h + 1.0
     assert model.flow_of(running, 7.6) >= 0.9 * site.rules.max_outflow_m3h
     assert sup.counts["overflow_risk"] == 1
