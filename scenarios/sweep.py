@@ -65,10 +65,13 @@ def jobs(members: Sequence[Member], controllers: Sequence[str], grid: dict[str, 
     return out
 
 
+COVER_LEADS = ("1", "12")  # lead times (h) whose quantile coverage a row carries
+
 COLUMNS = ("scenario", "controller", "settings", "status", "error", "cost_eur", "hard_violations",
            *(f"breaches_{r}" for r in HARD_RULES), "level_max_m", "m3h_above_max_level", "m3h_above_alarm",
            "f2_max_m3h", "f2_mean_abs_step_change_m3h", "f2_std_m3h", "pump_starts", "decision_p95_s",
-           "decision_max_s", "wall_s")
+           "decision_max_s", *(f"cover_{q}_{lead}h" for lead in COVER_LEADS for q in ("p10", "p90", "p99")),
+           "cover_n", "wall_s")
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -113,7 +116,18 @@ def kpis(traj: Trajectory, result: dict[str, Any], max_level_m: float, alarm_lev
         "f2_max_m3h": round(float(outflow.max()), 1),
         "f2_mean_abs_step_change_m3h": result["f2_mean_abs_step_change_m3h"], "f2_std_m3h": result["f2_std_m3h"],
         "pump_starts": result["pump_starts"], "decision_p95_s": decision["p95"], "decision_max_s": decision["max"],
+        **coverage(result.get("forecast_coverage_by_lead_h") or {}),
     }
+
+
+def coverage(by_lead: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The share of measured inflow under P10, P90 and P99 at 1 h and 12 h lead, and the count
+    at 1 h (blank for a controller that does not forecast)."""
+    out = {f"cover_{q}_{lead}h": by_lead[lead][q] for lead in COVER_LEADS if lead in by_lead
+           for q in ("p10", "p90", "p99") if q in by_lead[lead]}
+    if "1" in by_lead:
+        out["cover_n"] = by_lead["1"]["n"]
+    return out
 
 
 Executor = Callable[[Sequence[Job]], Iterator[dict[str, Any]]]
@@ -223,6 +237,11 @@ def totals(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
         t["m3h_above_alarm"] = round(t["m3h_above_alarm"] + r["m3h_above_alarm"], 1)
         t["hard_violations"] += r["hard_violations"]
         t["decision_max_s"] = max(t["decision_max_s"], r["decision_max_s"])
+        if r.get("cover_n"):
+            n = t.get("cover_n", 0) + r["cover_n"]
+            for key in (k for k in COLUMNS if k.startswith("cover_p") and r.get(k) not in (None, "")):
+                t[key] = round((t.get(key, 0.0) * t.get("cover_n", 0) + r[key] * r["cover_n"]) / n, 4)
+            t["cover_n"] = n
     return out
 
 

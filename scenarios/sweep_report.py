@@ -50,6 +50,13 @@ def markdown(rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     lines += [f"| {name} | {t['runs']} | {t['cost_eur']:,.0f} | {t['m3h_above_alarm']:,.0f} | {t['hard_violations']} "
               f"| {t['decision_max_s']:.2f} |" for name, t in summary["totals"].items()]
+    covered = {name: t for name, t in summary["totals"].items() if t.get("cover_n")}
+    if covered:
+        lines += ["", "Forecast calibration, share of measured inflow at or under each quantile (all runs):", "",
+                  "| controller and settings | P10 at 1 h | P90 at 1 h | P99 at 1 h | P10 at 12 h | P90 at 12 h "
+                  "| P99 at 12 h |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {name} | " + " | ".join(f"{t.get(f'cover_{q}_{lead}h', 0.0):.3f}" for lead in ("1", "12")
+                                               for q in ("p10", "p90", "p99")) + " |" for name, t in covered.items()]
     safety = summary["storm_safety"]
     if safety:
         failed = [v for v in safety if not v["ok"]]

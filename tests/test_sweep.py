@@ -71,6 +71,9 @@ def test_local_pool_and_dask_give_the_same_rows(tmp_path: Path) -> None:
     wet, calm = (next(r for r in pooled if r["scenario"] == s and r["controller"] == "baseline")
                  for s in ("wet", "calm"))
     assert wet["level_max_m"] > calm["level_max_m"] + 2 and wet["f2_max_m3h"] > calm["f2_max_m3h"]
+    planned = next(r for r in pooled if r["controller"] == "mpc")
+    assert 0.0 <= planned["cover_p10_1h"] <= planned["cover_p90_1h"] <= 1.0 and planned["cover_n"] > 0
+    assert "cover_n" not in wet  # the baseline forecasts nothing
 
 
 def test_a_failing_run_is_a_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
