@@ -176,7 +176,17 @@ def test_forecast_learns_the_daily_cycle_and_reacts_to_rain() -> None:
         f.observe(t, 2 * float(shape(t)))
     rain = f.forecast(now + timedelta(hours=1), 96)
     assert rain[0] > 1.8 * shape(now + timedelta(hours=1, minutes=15))
-    assert rain[-1] < 1.05 * shape(now + timedelta(days=1, hours=1))  # the correction fades
+    # wet weather: the correction fades like the rain's recession (wet_decay_h, 24 h): at 24 h
+    # ahead 1 + e^-1 of the profile is left; in dry weather it fades in decay_h (6 h)
+    assert f.weather(now + timedelta(hours=1)) == "rising"
+    assert rain[-1] == pytest.approx((1 + np.exp(-1.0)) * shape(now + timedelta(days=1, hours=1)), rel=0.02)
+    dry = InflowForecaster(STEP)
+    for k in range(3 * 96 + 4):  # the same days, the last hour 10 % over: dry noise
+        t = T0 + timedelta(seconds=(k + 1) * STEP)
+        dry.observe(t, float(shape(t)) * (1.1 if k >= 3 * 96 else 1.0))
+    assert dry.weather(now + timedelta(hours=1)) == "dry"
+    bump = dry.forecast(now + timedelta(hours=1), 96)
+    assert bump[-1] == pytest.approx((1 + 0.1 * np.exp(-4.0)) * shape(now + timedelta(days=1, hours=1)), rel=0.01)
 
 
 def test_prices_beyond_publication_repeat_the_day_before() -> None:
