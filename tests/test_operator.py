@@ -138,6 +138,34 @@ async def test_last_will_says_offline_when_the_link_dies(broker: Broker, site: S
         await link.close()
 
 
+async def test_a_daemon_that_crashes_leaves_status_offline_with_the_reason(broker: Broker, day: ReplaySetup) -> None:
+    """After a crash the retained status said "stopped", as after a clean stop: SCADA could not
+    tell a daemon that was told to stop from one that died. Now it is "offline" with the error.
+    (A controller's exception is not a crash: the baseline decides that interval. An error
+    outside the plant's own, from the port, ends the daemon.)"""
+
+    class Breaking(SimPort):
+        reads = 0
+
+        async def observe(self) -> Observation:
+            self.reads += 1
+            if self.reads == 3:
+                raise RuntimeError("driver bug")
+            return await super().observe()
+
+    surface = MqttSurface(MqttLink("127.0.0.1", broker.port, "daemon-crash"))
+    service = Service(Breaking(LockstepPlant(day), speed=900 * 8), BaselineController(day.site),
+                      BaselineController(day.site), day.site, max_ticks=10, surfaces=[surface])
+    async with Scada(broker) as scada:
+        with pytest.raises(RuntimeError, match="driver bug"):
+            await service.run()
+        for _ in range(100):
+            if scada.seen.get("tunneltwin/daemon/status", [{}])[-1].get("state") == "offline":
+                break
+            await asyncio.sleep(0.02)
+    assert scada.seen["tunneltwin/daemon/status"][-1] == {"state": "offline", "reason": "RuntimeError: driver bug"}
+
+
 async def test_an_anonymous_opcua_client_reads_but_cannot_command(day: ReplaySetup) -> None:
     """The daemon's OPC UA server accepted anonymous writes: any client on the network was an
     operator. Without security configured every session is anonymous and read-only; the write

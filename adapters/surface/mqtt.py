@@ -51,9 +51,10 @@ class MqttSurface:
     async def alert(self, alert: dict[str, Any]) -> None:
         await self.link.publish(self.topic("alerts"), json.dumps(alert))
 
-    async def stop(self) -> None:
+    async def stop(self, failure: str | None = None) -> None:
+        state = {"state": "stopped"} if failure is None else {"state": "offline", "reason": failure}
         try:
-            await self.link.publish(self.topic("status"), json.dumps({"state": "stopped"}), retain=True)
+            await self.link.publish(self.topic("status"), json.dumps(state), retain=True)
         finally:
             await self.link.close()
 

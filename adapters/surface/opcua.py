@@ -80,8 +80,8 @@ class OpcuaSurface:
     async def alert(self, alert: dict[str, Any]) -> None:
         await self._write("Alerts/Last", json.dumps(alert))
 
-    async def stop(self) -> None:
-        await self._write("Status/State", "stopped")
+    async def stop(self, failure: str | None = None) -> None:
+        await self._write("Status/State", "stopped" if failure is None else f"offline: {failure}")
         await self.server.stop()
 
     async def _write(self, path: str, value: Any) -> None:

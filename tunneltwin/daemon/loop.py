@@ -75,17 +75,21 @@ class Service:
             await self.probe.start()
         self._restore()  # first: a command retained while we were down is newer and must win over it
         await self.bulletin.start(self.desk)
+        failure: str | None = None  # a crash leaves the surfaces saying "offline" and why, not "stopped"
         try:
             await self._connect()
             notify("READY=1")
             while not self.stopping.is_set() and (self.max_ticks is None or self.stats.ticks < self.max_ticks):
                 if not await self._cycle():
                     break
+        except Exception as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             await self.port.close()
             if self.audit:
                 await asyncio.to_thread(self.audit.flush)
-            await self.bulletin.stop()
+            await self.bulletin.stop(failure)
             if self.probe:
                 await self.probe.stop()
             self.stats.wall_s = time.perf_counter() - t0

@@ -27,7 +27,9 @@ class Surface(Protocol):
 
     async def alert(self, alert: dict[str, Any]) -> None: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self, failure: str | None = None) -> None:
+        """Say "stopped", or "offline" with ``failure`` when the daemon ends on an error."""
+        ...
 
 
 class Bulletin:
@@ -50,10 +52,10 @@ class Bulletin:
                 self.surfaces.remove(surface)
                 self.alert("report_unavailable", f"{type(surface).__name__}: {exc}")
 
-    async def stop(self) -> None:
+    async def stop(self, failure: str | None = None) -> None:
         for surface in self.surfaces:
             with contextlib.suppress(PlantError):  # the report link may be down; control is over
-                await surface.stop()
+                await surface.stop(failure)
 
     def alert(self, kind: str, message: str) -> None:
         entry = {"time": str(self.stats.last), "kind": kind, "message": message}
