@@ -32,7 +32,8 @@ class OperatorCommands:
         return {p for p, m in self.modes.items() if m != "auto"}
 
 
-def parse(body: dict[str, Any], pump_ids: list[str], rules: Rules) -> OperatorCommands:
+def parse(body: dict[str, Any], pump_ids: list[str], rules: Rules,
+          min_outflow_m3h: float | None = None) -> OperatorCommands:
     """An operator command (JSON object or tag values); a bad entry is a ConfigError naming it."""
     unknown = set(body) - {"optimiser", "modes", "limits"}
     if unknown:
@@ -45,7 +46,7 @@ def parse(body: dict[str, Any], pump_ids: list[str], rules: Rules) -> OperatorCo
         if pump not in pump_ids or mode not in MODES:
             raise ConfigError(f"operator command: modes.{pump} = {mode!r}; pumps {pump_ids}, modes {MODES}")
     limits = {k: _number(k, v) for k, v in dict(body.get("limits", {})).items()}
-    check_limits(limits, rules)
+    check_limits(limits, rules, min_outflow_m3h)
     return OperatorCommands(optimiser in ("on", True), modes, limits)
 
 
@@ -56,7 +57,11 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
-def check_limits(limits: dict[str, float], rules: Rules) -> None:
+def check_limits(limits: dict[str, float], rules: Rules, min_outflow_m3h: float | None = None) -> None:
+    """Only tightenings, and only ones the plant can keep: an F2 limit under what one pump
+    gives at minimum speed (one must always run) and a minimum level at or over the emptying
+    level (the daily emptying must stay possible) were accepted and made the daemon fill the
+    tunnel. ``min_outflow_m3h``: the least F2 the station can run at (None: not checked)."""
     for name in limits:
         if name not in LIMITS:
             raise ConfigError(f"operator command: limits.{name} is not adjustable; adjustable: {LIMITS}")
@@ -67,6 +72,13 @@ def check_limits(limits: dict[str, float], rules: Rules) -> None:
         problems.append(f"the band {tight.min_level_m}..{tight.alarm_level_m} m is under {MIN_BAND_M} m")
     if tight.max_outflow_m3h <= 0:
         problems.append(f"limits.max_outflow_m3h = {tight.max_outflow_m3h} must be positive")
+    elif min_outflow_m3h is not None and tight.max_outflow_m3h < min_outflow_m3h:
+        problems.append(f"limits.max_outflow_m3h = {tight.max_outflow_m3h} is under {min_outflow_m3h:.0f} m3/h, "
+                        "what the smallest available pump gives at minimum speed at the alarm level (one pump "
+                        "must always run)")
+    if "min_level_m" in limits and tight.min_level_m >= rules.emptying_level_m:
+        problems.append(f"limits.min_level_m = {tight.min_level_m} is at or over the emptying level "
+                        f"{rules.emptying_level_m} m: the daily emptying would be impossible")
     if problems:
         raise ConfigError("operator command refused: " + "; ".join(problems))
 
@@ -109,12 +121,12 @@ class OperatorDesk:
     A refused command changes nothing and is reported as an alert by the caller.
     """
 
-    def __init__(self, pump_ids: list[str], rules: Rules) -> None:
-        self.pump_ids, self.rules = pump_ids, rules
+    def __init__(self, pump_ids: list[str], rules: Rules, min_outflow_m3h: float | None = None) -> None:
+        self.pump_ids, self.rules, self.min_outflow_m3h = pump_ids, rules, min_outflow_m3h
         self.current = OperatorCommands()
 
     def submit(self, body: Any) -> OperatorCommands:
         if not isinstance(body, dict):
             raise ConfigError(f"operator command: expected a JSON object, got {type(body).__name__}")
-        self.current = parse(body, self.pump_ids, self.rules)
+        self.current = parse(body, self.pump_ids, self.rules, self.min_outflow_m3h)
         return self.current

@@ -31,7 +31,7 @@ from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
 from tests.plants import Broker, daemon_nodes, mosquitto
 from tunneltwin.daemon.audit import AuditLog
-from tunneltwin.daemon.loop import Service
+from tunneltwin.daemon.loop import Service, least_outflow
 from tunneltwin.settings import Settings
 from twin.lockstep import LockstepPlant
 
@@ -73,6 +73,23 @@ def test_limits_may_only_tighten(site: Site) -> None:
         parse({"limits": {"min_level_m": 5.0, "alarm_level_m": 5.5}}, site.pump_ids, site.rules)
     with pytest.raises(ConfigError, match=r"modes.9.9 = 'auto'"):
         parse({"modes": {"9.9": "auto"}}, site.pump_ids, site.rules)
+
+
+def test_tightenings_the_plant_cannot_keep_are_refused(site: Site) -> None:
+    """max_outflow_m3h = 1 and min_level_m = 6.2 were accepted as tightenings and made the
+    daemon fill the tunnel: one pump must always run (the smallest gives 1,819 m3/h at minimum
+    speed at the alarm level), and a minimum over the emptying level makes the daily emptying
+    impossible. Feasible tightenings still pass."""
+    least = least_outflow(BaselineController(site), site)
+    assert 1500 < least < 2500
+    desk = OperatorDesk(site.pump_ids, site.rules, least)
+    with pytest.raises(ConfigError, match=r"max_outflow_m3h = 1.0 is under 18\d\d m3/h"):
+        desk.submit({"limits": {"max_outflow_m3h": 1}})
+    with pytest.raises(ConfigError, match=r"min_level_m = 6.2 is at or over the emptying level 0.7 m"):
+        desk.submit({"limits": {"min_level_m": 6.2}})
+    assert desk.current.limits == {}  # nothing refused was taken
+    assert desk.submit({"limits": {"max_outflow_m3h": 9000, "min_level_m": 0.6}}).limits == {
+        "max_outflow_m3h": 9000.0, "min_level_m": 0.6}
 
 
 def test_a_manual_pump_is_the_operators(site: Site, day: ReplaySetup) -> None:

@@ -48,7 +48,7 @@ class Service:
         self.reconnect_max_s = reconnect_max_s
         self.stats = Stats(site.timing.control_interval_s / 3600)
         self.stopping = asyncio.Event()
-        self.desk = OperatorDesk(site.pump_ids, site.rules)
+        self.desk = OperatorDesk(site.pump_ids, site.rules, least_outflow(fallback, site))
         self._limits: dict[str, float] = {}
         self.audit = audit
         self.validator = Validator(site)
@@ -248,3 +248,11 @@ async def unless_stopped(stopping: asyncio.Event, work: Coroutine[Any, Any, T]) 
         return None
     return task.result()
 
+
+
+def least_outflow(baseline: BaselineController, site: Site) -> float:
+    """The least F2 the station can run at: its smallest available pump at minimum speed, at
+    the alarm level (where a pump gives the most). An operator's F2 limit under it is refused."""
+    rules = site.rules
+    return min(baseline.model.pump_flow_power(i, rules.min_freq_hz, rules.alarm_level_m)[0]
+               for i, p in enumerate(site.pumps) if p.available)
