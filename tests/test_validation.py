@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from kernel.site import Site
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
 from tests.helpers import telemetry
+from tunneltwin.daemon.audit import AuditLog, read_ticks
 from tunneltwin.daemon.loop import Service
 from tunneltwin.daemon.validation import Checked, Validator
 from twin.lockstep import LockstepPlant, SensorFault
@@ -95,7 +97,7 @@ def test_f2_against_the_pumps_is_an_alarm_only(site: Site) -> None:
     assert [f.kind for f in checked.flags] == ["inconsistent"] and checked.telemetry is bad
 
 
-async def test_a_frozen_sensor_in_the_plant_is_caught_by_the_daemon(site: Site) -> None:
+async def test_a_frozen_sensor_in_the_plant_is_caught_by_the_daemon(site: Site, tmp_path: Path) -> None:
     """The level reading freezes at 04:30 for 3 h as the baseline draws the tunnel down. Unchecked, it
     pumps it dry on the frozen value; checked, the estimate takes over and the level stays above its
     minimum. (That day's emptying is then missed: caution near the bottom costs it, and the rule
@@ -107,7 +109,8 @@ async def test_a_frozen_sensor_in_the_plant_is_caught_by_the_daemon(site: Site) 
     for validated in (True, False):
         plant = LockstepPlant(setup)
         baseline = BaselineController(site)
-        service = Service(SimPort(plant), baseline, baseline, site)
+        audit = AuditLog(tmp_path / f"audit-{validated}.db")
+        service = Service(SimPort(plant), baseline, baseline, site, audit=audit)
         if not validated:
             service.validator.check = lambda tel: Checked(tel, (), False)  # type: ignore[method-assign]
         await service.run()
@@ -115,6 +118,13 @@ async def test_a_frozen_sensor_in_the_plant_is_caught_by_the_daemon(site: Site) 
         results[validated] = (len(low), {a["kind"] for a in service.alerts})
     assert results[True][0] == 0 and "telemetry_frozen" in results[True][1]
     assert results[False][0] >= 8  # the same fault, unchecked: 2 h or more under the minimum level
+    # the audit keeps the frozen reading beside the estimate the controller used
+    rows = list(read_ticks(tmp_path / "audit-True.db"))
+    estimated = [r["telemetry"] for r in rows if "raw" in r["telemetry"]]
+    assert len(estimated) >= 8
+    assert len({t["raw"]["level_m"] for t in estimated}) <= 2  # frozen: one value (or its last before)
+    assert all(t["raw"]["level_m"] != t["level_m"] for t in estimated)
+    assert not any("raw" in r["telemetry"] for r in read_ticks(tmp_path / "audit-False.db"))
 
 
 def test_a_plant_clock_that_goes_back_gives_fresh_readings_to_the_baseline(site: Site) -> None:

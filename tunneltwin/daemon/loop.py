@@ -198,7 +198,7 @@ class Service:
         alarms = self.bulletin.tick_alerts()
         if self.audit is None:
             return
-        rec, state = tick_record(obs, sp, readback, name, said, decide_s, rep, cmd, alarms)
+        rec, state = tick_record(obs, sp, readback, name, said, decide_s, rep, cmd, alarms, self.validator.raw)
         ok = await asyncio.to_thread(self.audit.record, rec, state)
         if ok == self._audit_failing:  # the disk started or stopped refusing: say so once
             self._audit_failing = not ok

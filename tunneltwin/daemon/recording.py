@@ -7,17 +7,26 @@ from typing import Any
 
 from controller.base import Report
 from controller.explain import problem_to_json
-from kernel.contracts import Observation, Setpoints
+from kernel.contracts import Observation, Setpoints, Telemetry
 from kernel.operator import OperatorCommands
 from tunneltwin.daemon.audit import TickRecord
+
+RAW_FIELDS = ("level_m", "volume_m3", "inflow_m3h")  # what validation may replace by an estimate
 
 
 def tick_record(obs: Observation, sp: Setpoints, readback: Setpoints | None, name: str, said: Report,
                 decide_s: float, rep: dict[str, Any], cmd: OperatorCommands,
-                alarms: list[dict[str, Any]]) -> tuple[TickRecord, dict[str, Any]]:
-    """``name`` decided this tick and ``said`` is its report of the decision."""
+                alarms: list[dict[str, Any]], raw: Telemetry | None = None) -> tuple[TickRecord, dict[str, Any]]:
+    """``name`` decided this tick and ``said`` is its report of the decision. ``raw``: the
+    telemetry as read; where validation replaced a value by its estimate, the record keeps
+    both (``telemetry.raw``), since the substituted value alone lost what the plant said."""
     tel = obs.telemetry
-    rec = TickRecord(tel.time, name, tel.model_dump(mode="json"), sp.model_dump(mode="json"),
+    used = tel.model_dump(mode="json")
+    if raw is not None and raw.time == tel.time:
+        changed = {k: getattr(raw, k) for k in RAW_FIELDS if getattr(raw, k) != getattr(tel, k)}
+        if changed:
+            used["raw"] = changed
+    rec = TickRecord(tel.time, name, used, sp.model_dump(mode="json"),
                      readback.model_dump(mode="json") if readback else None, decide_s,
                      forecast=_summary(rep.get("forecast")), plan=rep.get("plan"),
                      overrides=overrides(said, tel.time), alarms=alarms, solver_status=_status(said),

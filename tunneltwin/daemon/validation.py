@@ -60,8 +60,10 @@ class Validator:
         self.dead_m3: float | None = None  # while estimating: the volume dead-reckoned from flows
         self.doubt_m3 = 0.0  # ... and how far it may be off by now
         self.seen_until: datetime | None = None  # after the plant clock went back: the latest time seen before
+        self.raw: Telemetry | None = None  # the last telemetry as read
 
     def check(self, tel: Telemetry) -> Checked:
+        self.raw = tel  # as read, for the audit
         flags = [*self._ranges(tel), *self._outflow(tel)]
         if self.last is not None and tel.time == self.last.time:
             flags.append(Flag("time", "stale", f"{tel.time} is not after the last reading {self.last.time}"))
