@@ -142,7 +142,7 @@ def test_a_plant_clock_that_goes_back_gives_fresh_readings_to_the_baseline(site:
     assert [f.kind for f in first.flags] == ["backwards"] and "15:00:00 before" in first.flags[0].detail
     for tel in after[1:]:
         checked = v.check(tel)
-        assert checked.telemetry is tel and checked.degrade  # fresh readings; the baseline decides
+        assert checked.telemetry.level_m == tel.level_m and checked.degrade  # fresh readings; the baseline decides
         assert "behind" in {f.kind for f in checked.flags}
     caught_up = after[-1].model_copy(update={"time": before[-1].time + STEP, "level_m": 4.75})
     done = v.check(caught_up.model_copy(update={"volume_m3": LevelVolume(site.tunnel).volume(4.75)}))
@@ -177,3 +177,37 @@ async def test_the_daemon_acts_on_the_plant_after_its_clock_jumped_back(site: Si
     assert kinds.count("telemetry_backwards") == 1 and "telemetry_behind" in kinds
     assert stats.level_max_m >= 4.6  # the new plant's level reached the decisions
     assert any(any(row) for row in second.traj.pump_on)  # and it was pumped
+
+
+@pytest.mark.parametrize("factor", [4.0, -0.5])
+def test_a_wrong_inflow_reading_gives_way_to_the_level_and_the_pumped_flow(site: Site, factor: float) -> None:
+    """The level sensor is right and the inflow reading is not (x4, or negative). Before, the
+    controller planned on 20,000 m3/h and drained the tunnel to 0.33 m, or the balance pulled
+    the believed level to 0 m while it was 2.17 m. The level's change and the pumped flow give
+    the inflow; the reading is flagged and replaced, and the level stands."""
+    geometry = LevelVolume(site.tunnel)
+    v = Validator(site)
+    true_inflow, level = 5000.0, 2.17
+    first = telemetry(site, level_m=level, inflow_m3h=true_inflow)
+    v.check(first)
+    pumped = first.outflow_m3h
+    after = geometry.level(geometry.volume(level) + (true_inflow - pumped) * 0.25)
+    wrong = telemetry(site, level_m=after, inflow_m3h=factor * true_inflow)
+    checked = v.check(wrong.model_copy(update={"time": first.time + STEP}))
+    assert checked.telemetry.level_m == pytest.approx(after)
+    assert checked.telemetry.inflow_m3h == pytest.approx(true_inflow, rel=0.01)
+    assert [(f.field, f.kind) for f in checked.flags if f.field != "inflow_m3h" or f.kind != "out_of_range"] == [
+        ("inflow_m3h", "inconsistent")]
+    assert not checked.degrade
+
+
+def test_a_level_that_jumps_past_any_inflow_is_still_the_suspect(site: Site) -> None:
+    """A level reading 3 m up in one interval would need an inflow far over any storm: the level,
+    not the inflow, is doubted (as before), and the inflow reading stands."""
+    v = Validator(site)
+    first = telemetry(site, level_m=2.0, inflow_m3h=5000.0)
+    v.check(first)
+    jump = telemetry(site, level_m=5.0, inflow_m3h=5000.0).model_copy(update={"time": first.time + STEP})
+    checked = v.check(jump)
+    assert checked.telemetry.inflow_m3h == 5000.0
+    assert ("level_m", "inconsistent") in [(f.field, f.kind) for f in checked.flags]

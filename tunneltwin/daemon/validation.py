@@ -79,12 +79,18 @@ class Validator:
         if not behind:
             self.seen_until = None
         level_flag = self._level(tel)
+        read = tel
+        if level_flag is not None and level_flag.kind == "inconsistent":
+            tel, level_flag = self._inflow_or_level(tel, level_flag)
+            if tel is not read:
+                flags.append(Flag("inflow_m3h", "inconsistent", f"{read.inflow_m3h:.0f} m3/h read; the level's "
+                                                                f"change and the pumped flow say {tel.inflow_m3h:.0f}"))
         if level_flag is not None:
             flags.append(level_flag)
         use = tel
         if level_flag is not None and self.last is not None:
             use = self._substituted(tel, level_flag)
-        self.estimated = self.estimated + 1 if use is not tel else 0
+        self.estimated = self.estimated + 1 if use is not tel else 0  # the level, not the inflow, estimated
         if self.estimated == 0 or level_flag is None or level_flag.kind == "inconsistent":
             self.dead_m3, self.doubt_m3 = None, 0.0
         self.last = use
@@ -134,6 +140,22 @@ class Validator:
             return Flag("level_m", "inconsistent", f"{tel.level_m:.2f} m against {expected:.2f} m from the "
                                                     f"flow balance ({off:.0f} m3 apart)")
         return None
+
+    def _inflow_or_level(self, tel: Telemetry, flag: Flag) -> tuple[Telemetry, Flag | None]:
+        """Level and flow balance disagree: either the level or the inflow reading is wrong. The
+        level's own change with the pumped flow gives the inflow (the plant's historian computes
+        it so). Where that inflow is possible, the level is believed and the inflow reading is
+        replaced: an inflow read x4 made the controller drain the tunnel to 0.33 m, and a
+        negative one made the balance pull the believed level to 0 m while it was 2.17 m.
+        Where it is not (a level that jumps more than any inflow could move it), the level is
+        the suspect, as before."""
+        assert self.last is not None
+        pumps = sum(p.flow_m3h for p in tel.pumps)
+        moved_m3 = self.geometry.volume(tel.level_m) - self.geometry.volume(self.last.level_m)
+        inflow = moved_m3 / self.step_h + pumps
+        if not -self.lim.outflow_tol_m3h <= inflow <= self.lim.max_inflow_m3h:
+            return tel, flag
+        return tel.model_copy(update={"inflow_m3h": max(0.0, inflow)}), None
 
     def _frozen(self, level_m: float, expected_m: float) -> bool:
         """Identical readings while the balance says the level moved. Counted on the raw readings
