@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import signal
@@ -51,6 +52,26 @@ async def test_a_failing_controller_hands_the_tick_to_the_baseline(day: ReplaySe
     assert any(any(row) for row in plant.traj.pump_on)  # the plant was commanded every tick
     on = plant.twin.state.status != 0
     assert set(plant.twin.state.stop_below_m[on].round(3)) == {0.55}  # fault ticks carry the floor's stop level
+
+
+async def test_a_stop_while_reconnecting_is_a_clean_stop(day: ReplaySetup) -> None:
+    """SIGTERM while the plant was unreachable ended the daemon with the connection error (exit
+    2, and systemd counted a failure). A stop is a stop: no tick, no error."""
+    plant = LockstepPlant(day)
+    port = SimPort(plant)
+
+    async def refused() -> None:
+        raise PlantUnavailable("connection refused")
+
+    port.connect = refused  # type: ignore[method-assign]
+    baseline = BaselineController(day.site)
+    service = Service(port, baseline, baseline, day.site, max_ticks=2)
+    run = asyncio.ensure_future(service.run())
+    while service.stats.reconnects < 1:
+        await asyncio.sleep(0.01)
+    service.stop()
+    stats = await asyncio.wait_for(run, 5.0)
+    assert stats.ticks == 0 and stats.reconnects >= 1
 
 
 async def test_reconnects_with_backoff_until_the_plant_answers(day: ReplaySetup) -> None:

@@ -57,6 +57,9 @@ def test_systemd_unit_runs_the_daemon_with_its_watchdog() -> None:
     assert lines["Type"] == "notify" and int(lines["WatchdogSec"]) > 900  # longer than a 15 min interval
     command = lines["ExecStart"].split()[1:]
     assert cli._parser().parse_args(command).command == "run"
+    # a configuration error exits 2; restarting every 5 s forever cannot mend it
+    assert lines["RestartPreventExitStatus"] == "2"
+    assert cli.main(["--mpc", "/nonexistent/mpc.toml", "run", "--duration-h", "1"]) == 2
 
 
 def test_a_missing_extra_is_one_line_saying_what_to_install(monkeypatch: pytest.MonkeyPatch,

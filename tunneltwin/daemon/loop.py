@@ -78,7 +78,8 @@ class Service:
         failure: str | None = None  # a crash leaves the surfaces saying "offline" and why, not "stopped"
         try:
             await self._connect()
-            notify("READY=1")
+            if self.health.connected:
+                notify("READY=1")
             while not self.stopping.is_set() and (self.max_ticks is None or self.stats.ticks < self.max_ticks):
                 if not await self._cycle():
                     break
@@ -229,8 +230,9 @@ class Service:
                 self.health.connected = True
                 return
             except (PlantUnavailable, PlantTimeout) as exc:
-                if self.stopping.is_set():
-                    raise
+                if self.stopping.is_set():  # told to stop while the plant was away: a clean stop, exit 0
+                    log.info("stopped before the plant answered", error=str(exc))
+                    return
                 self.stats.reconnects += 1
                 log.warning("cannot reach the plant; retrying", error=str(exc), retry_s=delay)
                 await unless_stopped(self.stopping, asyncio.sleep(delay))
