@@ -1,13 +1,16 @@
-"""The hedges' ablation as a markdown table, from two sweeps of the storm ensemble.
+"""The hedges' ablation as markdown tables, each from an ablation sweep and its reference sweep.
 
     tunneltwin sweep storm-ensemble --controllers mpc --each --vary floor_inflow_share=0.0 \
         --vary robust_first_step=false --vary guards_on_measured=false --vary landing_guard=1.0 \
         --vary dry_margin=1.0 --out docs/ablation
-    python scripts/ablation-table.py docs/ablation docs/storm-ensemble > docs/ablation.md
+    tunneltwin sweep recorded-normal.toml recorded-high.toml --controllers mpc --reproducible \
+        --each --vary ... --out docs/ablation-recorded
+    python scripts/ablation-table.py docs/ablation:docs/storm-ensemble \
+        docs/ablation-recorded:docs/recorded-days > docs/ablation.md
 
-The second sweep gives the baseline and the default MPC (scripts/storm-safety.sh writes it).
-Per setting: total cost, hard breaches by rule, m3*h over the alarm, and storm safety against
-the baseline, beside the default's.
+A reference sweep gives the default MPC, and the baseline where it has one
+(scripts/storm-safety.sh writes both references). Per setting: total cost, hard breaches,
+m3*h over the alarm, and storm safety against the baseline, beside the default's.
 """
 
 from __future__ import annotations
@@ -34,8 +37,7 @@ def rows(directory: Path) -> list[dict[str, Any]]:
     return out
 
 
-def main() -> None:
-    ablation, reference = Path(sys.argv[1]), Path(sys.argv[2])
+def table(ablation: Path, reference: Path) -> None:
     ref = [r for r in rows(reference) if r["settings"] == "default"]
     runs = ref + [r for r in rows(ablation) if r["settings"] != "default"]
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -43,19 +45,29 @@ def main() -> None:
         if r["controller"] == "mpc" and r["status"] == "ok":
             by[r["settings"]].append(r)
     base = [r for r in ref if r["controller"] == "baseline"]
-    versions = json.loads((ablation / "sweep.json").read_text())["versions"]
-    print("Each hedge against forecast error turned off alone, on the storm ensemble (27 runs each).")
-    print("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".\n")
+    meta = json.loads((ablation / "sweep.json").read_text())
+    scenarios = sorted({r["scenario"] for r in runs})
+    print(f"### {ablation.name}: {len(scenarios)} scenario(s), beside {reference.name}\n")
+    print("Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".\n")
+    safety = " storm safety vs baseline |" if base else ""
     print("| MPC setting | runs | cost EUR | hard breaches | under the minimum level | emptying missed "
-          "| m3*h over the alarm | storm safety vs baseline |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          f"| m3*h over the alarm |{safety}")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if base else ""))
     for label, group in by.items():
-        verdicts = storm_safety(base + [{**r, "settings": label} for r in group], 7.2, 16000.0)
-        print(f"| {label} | {len(group)} | {sum(r['cost_eur'] for r in group):,.0f} "
-              f"| {sum(r['hard_violations'] for r in group)} | {sum(r['breaches_level_below_min'] for r in group)} "
-              f"| {sum(r['breaches_daily_emptying'] for r in group)} "
-              f"| {sum(r['m3h_above_alarm'] for r in group):,.0f} "
-              f"| {sum(v.ok for v in verdicts)} of {len(verdicts)} |")
+        cells = [label, str(len(group)), f"{sum(r['cost_eur'] for r in group):,.0f}",
+                 str(sum(r["hard_violations"] for r in group)), str(sum(r["breaches_level_below_min"] for r in group)),
+                 str(sum(r["breaches_daily_emptying"] for r in group)), f"{sum(r['m3h_above_alarm'] for r in group):,.0f}"]
+        if base:
+            verdicts = storm_safety(base + [{**r, "settings": label} for r in group], 7.2, 16000.0)
+            cells.append(f"{sum(v.ok for v in verdicts)} of {len(verdicts)}")
+        print("| " + " | ".join(cells) + " |")
+    print()
+
+
+def main() -> None:
+    for pair in sys.argv[1:]:
+        ablation, _, reference = pair.partition(":")
+        table(Path(ablation), Path(reference))
 
 
 if __name__ == "__main__":
