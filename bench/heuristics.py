@@ -39,7 +39,7 @@ def main() -> None:
         for name, off in VARIANTS.items():
             model, _ = build(problem, coef)
             t0 = time.perf_counter()
-            result = model.solve(60.0, mpc.cfg.mip_gap, heuristics_off=off)
+            result = model.solve(60.0, mpc.cfg.solver.mip_gap, heuristics_off=off)
             seconds[name].append(time.perf_counter() - t0)
             objective[name].append(result.objective)
     base = np.array(seconds["shipped"])

@@ -56,7 +56,7 @@ class Probe:
 
 
 def naive(mpc: MpcController, p: Problem, tel: Telemetry) -> Problem:
-    single = MpcController(mpc.site, dataclasses.replace(mpc.cfg, grouped=False), mpc.model)
+    single = MpcController(mpc.site, mpc.cfg.with_solver(grouped=False), mpc.model)
     groups = single.builder.groups(tel)
     on, off = single.builder.locks(tel, groups)
     n_now = np.array([int(tel.pumps[g.members[0]].status.is_on) for g in groups], dtype=np.int64)
@@ -68,7 +68,7 @@ def naive(mpc: MpcController, p: Problem, tel: Telemetry) -> Problem:
 def timed(mpc: MpcController, p: Problem, limit: float) -> tuple[float, float, str]:
     coef = coefficients(mpc.model, p.groups, p.level_guess_m)
     t0 = time.perf_counter()
-    plan = solve(p, coef, limit, mpc.cfg.mip_gap)
+    plan = solve(p, coef, limit, mpc.cfg.solver.mip_gap)
     seconds = time.perf_counter() - t0
     return seconds, plan.objective if plan else float("nan"), plan.status if plan else "none"
 
@@ -112,7 +112,7 @@ def main() -> None:
           f"max {solves.max():.3f} s")
     ratios, gaps = [], []
     for p, tel in probe.samples:
-        ours, obj, _ = timed(mpc, p, mpc.cfg.time_limit_s)
+        ours, obj, _ = timed(mpc, p, mpc.cfg.solver.time_limit_s)
         theirs, obj_naive, status = timed(mpc, naive(mpc, p, tel), args.naive_limit)
         ratios.append(theirs / ours)
         gaps.append(obj / obj_naive - 1 if np.isfinite(obj_naive) else float("nan"))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import shutil
 import sys
@@ -131,7 +130,7 @@ class Soak:
         mpc = self.ctl.inner
         if isinstance(mpc, MpcController):
             saved = mpc.cfg
-            mpc.cfg = dataclasses.replace(saved, time_limit_s=1e-6, choose_time_limit_s=1e-6, step_budget_s=1e-6)
+            mpc.cfg = saved.with_solver(time_limit_s=1e-6, choose_time_limit_s=1e-6, step_budget_s=1e-6)
             await self.wait_steps(1)
             mpc.cfg = saved
 

@@ -14,13 +14,15 @@ from typing import Any
 from controller.forecast import ForecastSettings
 from controller.milp import Weights
 from controller.settings import MpcSettings
-from controller.supervisor import SupervisorSettings
 from kernel.errors import ConfigError
 from kernel.settings import CONFIG_DIR, read_toml
 
 DEFAULT_MPC = CONFIG_DIR / "mpc.toml"
-SECTIONS: dict[str, type[Any]] = {"weights": Weights, "forecast": ForecastSettings,
-                                  "supervisor": SupervisorSettings}
+SECTIONS: dict[str, type[Any]] = {"weights": Weights, "forecast": ForecastSettings}
+NOT_SETTINGS = {"mpc.solver": "the solver's tuning is measured and changed in code (controller/settings.py, "
+                              "SolverSettings)",
+                "mpc.weights.terminal_eur_per_m3": "the value of stored water is the horizon's mean price "
+                                                   "(controller/problem.py)"}
 
 
 def load_mpc(path: Path, overrides: Mapping[str, Any] | None = None) -> MpcSettings:
@@ -47,8 +49,11 @@ def _build(cls: type[Any], table: dict[str, Any], path: Path, where: str) -> Any
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for key, value in table.items():
+        if f"{where}.{key}" in NOT_SETTINGS:
+            raise ConfigError(f"{path}: [{where}] {key}: not a setting; {NOT_SETTINGS[f'{where}.{key}']}")
         if key not in fields:
-            raise ConfigError(f"{path}: [{where}] unknown key {key!r}; known: {', '.join(sorted(fields))}")
+            known = ", ".join(sorted(k for k in fields if f"{where}.{k}" not in NOT_SETTINGS))
+            raise ConfigError(f"{path}: [{where}] unknown key {key!r}; known: {known}")
         if key in SECTIONS and where == "mpc":
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: [{where}] {key} must be a table")
@@ -83,7 +88,7 @@ def _check(hint: Any, value: Any, path: Path, name: str) -> Any:
 
 def _non_negative(value: int | float, path: Path, name: str) -> int | float:
     """Every number in [mpc] is a time, a margin, a share, a weight or a count: a negative one
-    is a typo that would silently turn a rule off (a negative landing_share admits no step)."""
+    is a typo that would silently turn a rule off (a negative margin moves a limit the wrong way)."""
     if value < 0:
         raise ConfigError(f"{path}: {name} = {value}: must be >= 0")
     return value

@@ -152,5 +152,5 @@ class Dispatcher:
         levels are simulated as the PLC executes them (``Floor.ends_above``)."""
         on = [i for i, p in enumerate(sp.pumps) if p.on]
         stops = self.supervisor.floor.plc_stops(tel, {p.id: p.stop_below_m for p in sp.pumps if p.on})
-        pessimistic = self.cfg.supervisor.pessimistic_inflow * min(inflow_m3h, tel.inflow_m3h)
+        pessimistic = self.supervisor.band.low * min(inflow_m3h, tel.inflow_m3h)
         return self.supervisor.floor.freq_hz(on, tel.volume_m3, pessimistic, hold=True, stops=stops)

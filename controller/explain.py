@@ -21,12 +21,12 @@ INTS = ("n_now", "locked_on", "locked_off")
 # objective terms by column block: what each block's cost is, in EUR
 TERMS = {"n": "energy (pumps on)", "q": "energy (flow)", "s": "starts", "d": "stops", "v": "water left stored",
          "lo": "under the floor", "hi": "over the ceiling", "dq": "F2 changes", "miss": "emptying missed",
-         "short": "booked emptying short", "first_slack": "first step under its floor",
+         "short": "booked emptying short",
          "guard_slack": "guard broken", "landing_slack": "landing guard broken",
          "reserve": "storm reserve not kept"}
 
 # the hard rules and the emptying first when listing binding rows; the modelling rows after
-FIRST = ("floor", "first_floor", "storm_reserve", "emptying_booked", "emptying_step", "emptying_day", "end_cap",
+FIRST = ("floor", "storm_reserve", "emptying_booked", "emptying_step", "emptying_day", "end_cap",
          "max_outflow", "min_pumps", "guard", "landing_guard", "timers")
 
 

@@ -25,16 +25,15 @@ from kernel.errors import DataError
 Array = NDArray[np.float64]
 WET_RATIO = 1.2  # inflow this far over its dry-weather profile is wet weather (dry noise: a few %)
 RISING_FACTOR = 1.1  # ... and rising when the last interval is this far over the two hours before
+RECENT_H = 1.0  # measured window the correction ratio is taken over
+RATIO_MIN, RATIO_MAX = 0.5, 4.0  # the correction ratio's bounds (a reading's fault, not the weather, beyond)
 
 
 @dataclass(frozen=True)
 class ForecastSettings:
     history_days: int = 7  # days kept for the diurnal profile
-    recent_h: float = 1.0  # measured window the correction ratio is taken over
     decay_h: float = 6.0  # how fast the correction fades back to the profile
     wet_decay_h: float = 24.0  # ... in wet weather: the rain's recession (generator.toml rain_decay_h)
-    ratio_min: float = 0.5
-    ratio_max: float = 4.0
     prior_hourly: tuple[float, ...] = ()  # diurnal shape (24 factors) for slots without history yet
 
 
@@ -45,7 +44,7 @@ class InflowForecaster:
         self.slots = max(1, round(86400 / step_s))
         self.by_slot: list[deque[float]] = [deque(maxlen=self.cfg.history_days) for _ in range(self.slots)]
         self.medians: list[float | None] = [None] * self.slots  # of by_slot, kept as it changes
-        self.recent: deque[tuple[int, float]] = deque(maxlen=max(1, round(self.cfg.recent_h * 3600 / step_s)))
+        self.recent: deque[tuple[int, float]] = deque(maxlen=max(1, round(RECENT_H * 3600 / step_s)))
         self.window: deque[tuple[int, float]] = deque(maxlen=max(2, round(2 * 3600 / step_s) + 1))  # weather
         self.external: ExternalInflow | None = None
 
@@ -123,7 +122,7 @@ class InflowForecaster:
         expected = float(np.mean([self._profile(s, v) for s, v in self.recent]))
         if expected <= 0:
             return 1.0
-        return min(max(recent_mean / expected, self.cfg.ratio_min), self.cfg.ratio_max)
+        return min(max(recent_mean / expected, RATIO_MIN), RATIO_MAX)
 
 
 class ExternalInflow:

@@ -67,15 +67,8 @@ class Problem:
     weights: Weights
     integer_steps: int | None = None  # counts integer only this far ahead (None: all)
     v_low_m3: float | None = None  # floor of every step but the emptying one (None: v_min_m3)
-    floor_buffer_m3: Array | None = None  # (H,) ... raised to v_min_m3 + this where higher
     q_floor_m3h: Array | None = None  # (G,) per-pump flow at minimum speed at the minimum level
-    self_regulating: float = 0.85  # at the emptying step, that flow summed stays under this x inflow
-    regulating_ahead: float = 0.0  # ... less this share at emptying steps from regulating_from on
-    regulating_from: int = 2
-    landing_regulating: float = 1.0  # at a landing and the steps after it, the share is at most this
-    guard_inflow_m3h: Array | None = None  # (H,) the inflow those guards assume (None: inflow_m3h)
-    first_floor_inflow_m3h: float | None = None  # the first step keeps its floor on this inflow too
-    guards_always: bool = True  # guard steps also when no emptying day is in the horizon
+    inflow_low_m3h: Array | None = None  # (H,) the low side of the inflow (a quantile); None: the forecast
     plc_stops: bool = False  # the PLC stops pumps past their minimum run at the floor: guards count the rest
     guard_steps: tuple[int, ...] = ()  # steps expected near the bottom: self-regulating too (soft)
     v_end_max_m3: float | None = None  # a step ends at most this full (soft; the oracle's bound in compare)
@@ -353,27 +346,30 @@ def _storm_reserve(m: Model, p: Problem, v: _Vars) -> None:
 def _emptying(m: Model, p: Problem, v: _Vars) -> None:
     """The floor, and the daily emptying: each required day has a step ending at or below the
     emptying volume (big-M as tight as the band allows), or pays the miss penalty. Only that
-    step may dip under the low floor, so the plan never lingers near the bottom, where an
-    inflow dip would take the level under its minimum before the next interval. Given
-    floor_buffer_m3, the low floor grows with the step's inflow: the band near the bottom
-    holds a few hundred m3, and recorded inflow has fallen 44 % within one interval."""
+    step may dip under the low floor, so the plan never lingers near the bottom.
+
+    The floor holds on the low side of the inflow, not only on the forecast: each step ends
+    above the minimum even if its own inflow falls to ``inflow_low_m3h``, i.e. the planned
+    volume keeps the shortfall (forecast - low) x dt over it. The band near the bottom holds a
+    few hundred m3, and recorded inflow has fallen 44 % within one interval. A shortfall that
+    lasts is met by the next interval's plan, from the level then measured. For the step
+    applied now this is the floor on a low inflow: a diurnal forecast expecting the morning
+    rise (recorded: 2,725 m3/h forecast, 1,186 came) does not license pumping only the
+    forecast can sustain."""
     in_day = {k for day in p.emptying_days for k in day}
     low = p.v_min_m3 if p.v_low_m3 is None else max(p.v_low_m3, p.v_min_m3)
+    shortfall = np.zeros(p.horizon) if p.inflow_low_m3h is None \
+        else np.maximum(p.inflow_m3h - p.inflow_low_m3h, 0.0) * p.step_h
     for k in range(p.horizon):
-        low_k = low if p.floor_buffer_m3 is None else max(low, p.v_min_m3 + float(p.floor_buffer_m3[k]))
-        # only the emptying step and the few after it may go below the low floor, and the
-        # step before it may skip the inflow buffer (the landing starts from the band's top)
+        low_k = max(low, p.v_min_m3 + float(shortfall[k]))
+        # only the emptying step and the few after it may go below the low floor (the landing
+        # has its own cap and guards), and the step before it may skip the shortfall (the
+        # landing starts from the band's top)
         near = [(e[j], low_k - p.v_min_m3) for j in range(k - AFTER_EMPTYING, k + 1) if j in in_day] \
             + [(e[j], low_k - low) for j in range(k + 1, k + 1 + BEFORE_EMPTYING) if j in in_day and low_k > low] \
             if (e := v.e) is not None else []
         m.family("floor")
         m.row([(v.v[k], 1.0), (v.lo[k], 1.0), *near], lo=low_k)
-        if k == 0 and p.first_floor_inflow_m3h is not None:
-            # ... unless it is, or approaches, the emptying (the landing has its own cap). With PLC
-            # stops the floor is the PLC's there, and the guards keep the pumps it cannot stop safe
-            relax = low_k + p.max_outflow_m3h * p.step_h if p.plc_stops else low_k - p.v_min_m3
-            approach = [(e[j], relax) for j in (0, 1) if j in in_day] if (e := v.e) is not None else []
-            _first_floor(m, p, v, low_k, approach)
     if v.e is None or v.miss is None:
         return
     big_m = max(p.v_max_m3 - p.v_empty_m3, 0.0) + 1.0
@@ -398,38 +394,24 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
     v.short = short
 
 
-def _first_floor(m: Model, p: Problem, v: _Vars, low_m3: float, near: list[tuple[int, float]]) -> None:
-    """The step that is applied keeps its floor on a pessimistic inflow as well as the forecast:
-    a diurnal forecast expecting the morning rise (recorded: 2,725 m3/h forecast, 2,134
-    measured, 1,186 came) must not license pumping that only the forecast can sustain.
-    V0 + (inflow - sum q) dt >= low, soft like the band."""
-    slack = m.block("first_slack", (1,), 0.0, INF, p.weights.level_eur_per_m3)
-    out = [(v.q[g, 0], -p.step_h) for g in range(len(p.groups))]
-    m.family("first_floor")
-    m.row([*out, (slack[0], 1.0), *near], lo=low_m3 - p.volume0_m3 - float(p.first_floor_inflow_m3h or 0.0) * p.step_h)
-
-
 def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
     """At the guard steps, the emptying step and the ones after, the running set must not be able
-    to pull the level under the minimum even at minimum speed on a low inflow: near the bottom
-    the level reacts within minutes, and pumps still inside their minimum run cannot be stopped.
-    Without guards_always they are only built while a day in the horizon needs its emptying
-    (the MPC's behaviour before it was found: the guards were built with the emptying rows).
-    All are soft: pumps inside their minimum run may make a booked step's set impossible
-    (pump-outage: a booking at 4.5 m with five pumps locked on made the plan infeasible).
-    At a landing and after it the share is at most ``landing_regulating``: there the level has
-    no room for a one-interval inflow dip (soak: a large pump started for a landing, then alone
-    at minimum speed, took the level from 0.66 to 0.37 m when the inflow fell to 38 %)."""
-    if p.q_floor_m3h is None or (v.e is None and not p.guards_always):
+    to pull the level under the minimum even at minimum speed on the low side of the inflow:
+    near the bottom the level reacts within minutes, and pumps still inside their minimum run
+    cannot be stopped (soak: a large pump started for a landing, then alone at minimum speed,
+    took the level from 0.66 to 0.37 m when the inflow fell to 38 %). All are soft: pumps inside
+    their minimum run may make a booked step's set impossible (pump-outage: a booking at 4.5 m
+    with five pumps locked on made the plan infeasible)."""
+    if p.q_floor_m3h is None:
         return
     in_day = {k for day in p.emptying_days for k in day}
-    inflow = p.inflow_m3h if p.guard_inflow_m3h is None else p.guard_inflow_m3h
+    inflow = p.inflow_m3h if p.inflow_low_m3h is None else p.inflow_low_m3h
     locked = p.per_block(p.locked_on)  # pumps inside their minimum run now, per block
     for k in p.guard_steps:
         for terms, const in _guard_sets(p, v, p.block_of(k), locked):
             slack = m.block("guard_slack", (1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
             m.family("guard")
-            m.row([*terms, (slack[0], -1.0)], hi=p.self_regulating * float(inflow[k]) - const)
+            m.row([*terms, (slack[0], -1.0)], hi=float(inflow[k]) - const)
     if v.e is None:
         return
     sizes = np.array([len(g.members) for g in p.groups])
@@ -440,9 +422,8 @@ def _self_regulating(m: Model, p: Problem, v: _Vars) -> None:
                 continue
             for terms, const in _guard_sets(p, v, p.block_of(kk), locked):
                 slack = m.block("guard_slack", (1,), 0.0, INF, p.weights.level_eur_per_m3 * p.step_h)
-                share = min(_regulating(p, kk), p.landing_regulating)
                 m.family("landing_guard")
-                m.row([*terms, (v.e[k], big_m), (slack[0], -1.0)], hi=share * float(inflow[kk]) + big_m - const)
+                m.row([*terms, (v.e[k], big_m), (slack[0], -1.0)], hi=float(inflow[kk]) + big_m - const)
 
 
 def _guard_sets(p: Problem, v: _Vars, b: int, locked_on: Ints) -> list[tuple[list[tuple[int, float]], float]]:
@@ -463,17 +444,6 @@ def _guard_sets(p: Problem, v: _Vars, b: int, locked_on: Ints) -> list[tuple[lis
     locked = float(np.dot(locked_on[:, b], q))
     small, top = int(np.argmin(q)), float(np.max(q))
     return [(young, locked), ([(v.n[small, b], float(q[small]) - top)], top)]
-
-
-def _regulating(p: Problem, k: int) -> float:
-    """The guard's inflow share at step k. A plan that keeps its guard only on today's forecast
-    loses it when the forecast falls, and the pumps it started are then held on by their
-    minimum run (recorded, high prices: six pumps started at 04:00 for a drawdown, a landing
-    booked for 05:15 with a large and a small pump whose floor flow was 2,180 m3/h against
-    0.85 x 2,561 forecast; at 04:30 the forecast was 2,368, no set could land, and the day's
-    emptying was missed). A landing further ahead keeps a margin; the near-term guard steps do
-    not (0.05 on them too: normal prices paid 13 % more and storm missed an emptying)."""
-    return p.self_regulating - (p.regulating_ahead if k >= p.regulating_from else 0.0)
 
 
 def solve(p: Problem, coef: Coefficients, time_limit_s: float, mip_gap: float = 1e-3,

@@ -32,7 +32,7 @@ from controller.model import StationModel
 from controller.problem import ProblemBuilder
 from controller.settings import MpcSettings
 from controller.solve import choosing, relinearised
-from controller.supervisor import Supervisor
+from controller.supervisor import InflowBand, Supervisor, SupervisorSettings
 from controller.uncertainty import ForecastSpread, Spread
 from kernel.contracts import Observation, Setpoints, Telemetry
 from kernel.site import Site
@@ -66,7 +66,8 @@ class MpcController:
         self.forecaster = forecaster or InflowForecaster(self.step_s, self.cfg.forecast)
         self.prices = PriceBook()
         self.fallback = BaselineController(site, model=self.model)
-        self.supervisor = Supervisor(site, self.model, self.cfg.supervisor)
+        self.supervisor = Supervisor(site, self.model, SupervisorSettings(self.cfg.floor_margin_m,
+                                                                          self.cfg.alarm_margin_m))
         self.builder = ProblemBuilder(site, self.cfg, self.model, self.supervisor)
         self.dispatcher = Dispatcher(site, self.cfg, self.model, self.supervisor)
         self.steps = self.builder.steps
@@ -93,9 +94,10 @@ class MpcController:
         self.observe(obs)
         inflow = self.forecaster.forecast(tel.time, self.steps)
         spread = self.spread_of(tel, inflow)
+        self.supervisor.band = self.interval_band(spread, inflow)
         prices, _ = self.prices.horizon(tel.time, self.steps, self.step_s)
         ends = self.builder.step_ends(tel.time)
-        candidates = self.builder.emptying_candidates(tel, inflow, self.days)
+        candidates = self.builder.emptying_candidates(tel, inflow, self.days, self.builder.low_side(spread))
         self.bookings.forget_stale(candidates, ends)
         problem = self.last_problem = self.problem(tel, inflow, prices, candidates, spread)
         plan, solved = relinearised(self.builder, self.cfg, problem, self._start_counts(tel.time, problem))
@@ -132,6 +134,16 @@ class MpcController:
         self.external_used = True
         return learnt.given(external.window_quantiles(tel.time, self.steps, self.step_s) or {})
 
+    def interval_band(self, spread: Spread, inflow: Array) -> InflowBand:
+        """How far the inflow may move within the next interval, for the supervisor, the
+        landing cap and dispatch: the floor_risk and 1 - storm_risk quantiles one interval
+        ahead, as factors on the forecast (the supervisor applies them to the measured
+        inflow, so a forecast gone wrong does not loosen its check). Zero spread: (1, 1)."""
+        ahead = max(float(inflow[0]), 1e-9)
+        low = float(spread.at(self.cfg.floor_risk)[0]) / ahead if self.cfg.floor_risk > 0 else 1.0
+        high = float(spread.at(1 - self.cfg.storm_risk)[0]) / ahead if self.cfg.storm_risk > 0 else 1.0
+        return InflowBand(low=min(max(low, 0.0), 1.0), high=max(high, 1.0))
+
     def observe(self, obs: Observation) -> None:
         tel = obs.telemetry
         self.spread.observe(tel.time, tel.inflow_m3h)
@@ -145,16 +157,16 @@ class MpcController:
         """This interval's MILP input: a pure function of the state (changes nothing).
         ``candidates``: the days' emptying candidates, if the caller has them already;
         ``spread``: the forecast's quantiles (None: no storm reserve)."""
-        return self.builder.problem(tel, inflow, prices, self.emptying_days(tel, inflow, candidates),
+        return self.builder.problem(tel, inflow, prices, self.emptying_days(tel, inflow, candidates, spread),
                                     self.level_guess(tel), spread)
 
-    def emptying_days(self, tel: Telemetry, inflow: Array,
-                      candidates: dict[date, list[int]] | None = None) -> tuple[tuple[int, ...], ...]:
+    def emptying_days(self, tel: Telemetry, inflow: Array, candidates: dict[date, list[int]] | None = None,
+                      spread: Spread | None = None) -> tuple[tuple[int, ...], ...]:
         """Step sets of the days that still need their emptying inside the horizon: a booked
         day's booked step, or every step it may land on."""
         ends = self.builder.step_ends(tel.time)
         if candidates is None:
-            candidates = self.builder.emptying_candidates(tel, inflow, self.days)
+            candidates = self.builder.emptying_candidates(tel, inflow, self.days, self.builder.low_side(spread))
         return tuple(self.bookings.steps(day, steps, ends) for day, steps in candidates.items())
 
     def level_guess(self, tel: Telemetry) -> Array:
@@ -185,7 +197,7 @@ class MpcController:
     def _start_counts(self, now: datetime, problem: Problem) -> Ints | None:
         """The previous plan's pump counts from now on, its last step repeated to fill the
         horizon: the issue's warm start, which HiGHS completes into a first incumbent."""
-        if not self.cfg.warm_start or self.plan is None or self.plan_time is None:
+        if not self.cfg.solver.warm_start or self.plan is None or self.plan_time is None:
             return None
         shift = round((now - self.plan_time).total_seconds() / self.step_s)
         old = self.plan.counts[:, shift:]

@@ -2,8 +2,9 @@
 
 Each interval it solves the MPC's problem over 48 h on the scenario's real inflow and prices
 (no forecast error, no unpublished prices), through the same model, dispatch and safety
-supervisor. Only the knowledge differs, and so do the six hedges that exist only against
-forecast error, which it drops, and the look-ahead that knowledge allows
+supervisor. Only the knowledge differs: its forecast spread is zero, so what the MPC keeps
+against forecast error (the floor's shortfall, the guards' low inflow, the storm reserve)
+is exactly the known inflow, and so is the look-ahead that knowledge allows
 (``told_the_future``). So its cost is what better information buys. That makes it a bound
 in practice, not a proof: both runs are one path of a chaotic loop. As shipped it paid less
 than the MPC in all 11 runs measured, by 0.05-57 % (README, "Oracle").
@@ -72,28 +73,13 @@ class OracleController(MpcController):
 
 
 def told_the_future(mpc: MpcSettings) -> MpcSettings:
-    """The MPC's settings less the hedges against forecast error, which a known inflow makes
-    pure cost: the 10 % margin on the dry-day test (a day's inflow is known, so exactly the
-    days the rule requires are emptied), the near-term guards' min(forecast, measured) (the
-    measured inflow is the last interval's, the forecast is the truth), and the extra guard
-    margin on landings further ahead (forecast drift). With the dry margin alone dropped, storm
-    fell from 218.09 to 179.02 EUR: its 03-07 (119,900 m3, 9 % over the limit) is no longer
-    chased to 0.70 m; seed 12 moved only with the guards' hedges dropped too (3,620 to 2,895).
-    Two came later: the buffer over the floor for a sudden inflow dip (``floor_inflow_share``)
-    and the tighter guard at landings (``landing_guard``), since it knows every dip. The
-    sixth was missed until the fourth session: the first step's floor on the pessimistic
-    inflow (``robust_first_step``), a hedge against a forecast expecting more than comes.
-    Kept, the oracle paid 1.8 % more than the MPC on dry-week; dropped, 1.1 % less. Dropping
-    the pessimistic inflow everywhere instead (guards, landing cap, the supervisor's floor
-    check) made dry-week 16.5 % cheaper but left the oracle 0.5 % over the MPC on the recorded
-    excerpt, and it weakens the supervisor, which stays whole (README, "Oracle").
-
-    And it looks ``LOOK_AHEAD_H`` ahead, since it knows that far: the MPC's 24 h is what its
-    published prices and its forecast support. At 24 h both loops were equally myopic and
-    the oracle paid up to 0.4 % more on the recorded high-price runs (README, "Oracle")."""
-    return dataclasses.replace(mpc, dry_margin=1.0, guards_on_measured=False, guard_ahead=0.0,
-                               floor_inflow_share=0.0, landing_guard=1.0, horizon_h=max(mpc.horizon_h, LOOK_AHEAD_H),
-                               robust_first_step=False)
+    """The MPC's settings, looking ``LOOK_AHEAD_H`` ahead, since it knows that far: the MPC's
+    24 h is what its published prices and its forecast support. At 24 h both loops were equally
+    myopic and the oracle paid up to 0.4 % more on the recorded high-price runs (README,
+    "Oracle"). Nothing else changes: its spread is zero (``spread_of``), so the floor, the
+    guards, the dry-day test and the storm reserve plan on the known inflow through the same
+    model. The supervisor stays whole."""
+    return dataclasses.replace(mpc, horizon_h=max(mpc.horizon_h, LOOK_AHEAD_H))
 
 
 def _padded(values: Array, steps: int) -> Array:

@@ -37,7 +37,7 @@ class ProblemBuilder:
         rules, cfg = self.site.rules, self.cfg
         groups = self.groups(tel)
         locked_on, locked_off = self.locks(tel, groups)
-        integer_steps = None if cfg.integer_h is None else round(cfg.integer_h / self.step_h)
+        integer_steps = None if cfg.solver.integer_h is None else round(cfg.solver.integer_h / self.step_h)
         return Problem(
             step_h=self.step_h, volume0_m3=tel.volume_m3, inflow_m3h=inflow, price_eur_per_kwh=prices,
             level_guess_m=guess, groups=groups,
@@ -46,23 +46,17 @@ class ProblemBuilder:
             v_min_m3=self.model.volume(rules.min_level_m + cfg.floor_margin_m),
             v_max_m3=self.model.volume(rules.alarm_level_m - cfg.ceiling_margin_m),
             v_empty_m3=self.model.volume(rules.emptying_level_m - cfg.emptying_below_m),
-            v_low_m3=self.model.volume(rules.emptying_level_m + cfg.low_floor_above_m),
-            floor_buffer_m3=cfg.floor_inflow_share * inflow * self.step_h,
-            q_floor_m3h=self.floor_flows(groups), self_regulating=cfg.supervisor.pessimistic_inflow,
-            regulating_ahead=cfg.guard_ahead, regulating_from=cfg.guard_ahead_steps,
-            landing_regulating=cfg.landing_guard if cfg.stop_levels else 1.0,
-            guard_inflow_m3h=self.guard_inflow(tel, inflow) if cfg.guards_on_measured else None,
-            guards_always=cfg.guards_always, plc_stops=cfg.stop_levels,
-            first_floor_inflow_m3h=self.pessimistic_inflow(tel, float(inflow[0])) if cfg.robust_first_step
-            else None,
+            v_low_m3=self.model.volume(rules.emptying_level_m),
+            q_floor_m3h=self.floor_flows(groups), inflow_low_m3h=self.low_side(spread),
+            plc_stops=cfg.stop_levels,
             guard_steps=self.guard_steps(guess),
             emptying_days=emptying_days,
             min_on_steps=math.ceil(rules.min_on_s / self.step_s - 1e-9),
             min_off_steps=math.ceil(rules.min_off_s / self.step_s - 1e-9),
-            max_outflow_m3h=cfg.flow_margin * rules.max_outflow_m3h, min_pumps_on=rules.min_pumps_on,
-            weights=self.weights(prices), integer_steps=integer_steps, block_steps=cfg.block_steps,
-            fine_steps=self.fine_steps(tel.time), block_flows=cfg.block_flows,
-            reserve_m3=None if spread is None else self.storm_reserve(tel, groups, spread, cfg.flow_margin
+            max_outflow_m3h=cfg.solver.flow_margin * rules.max_outflow_m3h, min_pumps_on=rules.min_pumps_on,
+            weights=self.weights(prices), integer_steps=integer_steps, block_steps=cfg.solver.block_steps,
+            fine_steps=self.fine_steps(tel.time), block_flows=cfg.solver.block_flows,
+            reserve_m3=None if spread is None else self.storm_reserve(tel, groups, spread, cfg.solver.flow_margin
                                                                         * rules.max_outflow_m3h),
             v_alarm_m3=self.model.volume(rules.alarm_level_m))
 
@@ -97,29 +91,25 @@ class ProblemBuilder:
         """With held flows, the fine steps stretch so that blocks start on the clock's block
         boundaries (whole hours for 4 x 15 min): prices change on the hour, and a block across
         it would hold its flows through a price change."""
-        if not self.cfg.block_flows:
-            return self.cfg.fine_steps
-        block_s = self.cfg.block_steps * self.step_s
+        if not self.cfg.solver.block_flows:
+            return self.cfg.solver.fine_steps
+        block_s = self.cfg.solver.block_steps * self.step_s
         seconds = now.hour * 3600 + now.minute * 60 + now.second
         to_boundary = round((-seconds % block_s) / self.step_s)
-        return self.cfg.fine_steps + (to_boundary - self.cfg.fine_steps) % self.cfg.block_steps
+        return self.cfg.solver.fine_steps + (to_boundary - self.cfg.solver.fine_steps) % self.cfg.solver.block_steps
 
-    def pessimistic_inflow(self, tel: Telemetry, forecast_m3h: float) -> float:
-        """The supervisor's pessimistic factor on the lower of forecast and measurement."""
-        return self.cfg.supervisor.pessimistic_inflow * min(forecast_m3h, tel.inflow_m3h)
-
-    def guard_inflow(self, tel: Telemetry, inflow: Array) -> Array:
-        """Near term, a pump set near the bottom must regulate itself on the lower of forecast and
-        measurement: a diurnal profile expecting the morning rise (recorded: 2,725 forecast,
-        2,134 measured, 1,186 came) must not license a large pump that then runs its 2 h."""
-        out = np.array(inflow, dtype=float)
-        near = slice(0, self.cfg.fine_steps)
-        out[near] = np.minimum(out[near], tel.inflow_m3h)
-        return out
+    def low_side(self, spread: Spread | None) -> Array | None:
+        """The inflow the floor, the guards and the dry-day test plan against: the ``floor_risk``
+        quantile of the forecast's spread (None without a spread: the forecast itself). It is
+        as wide as the errors the forecast has made at each lead time in this weather, so the
+        near term is guarded tightly only when the forecast has been wrong there."""
+        if spread is None or self.cfg.floor_risk <= 0:
+            return None
+        return spread.at(self.cfg.floor_risk)
 
     def guard_steps(self, guess: Array) -> tuple[int, ...]:
         """Near-term steps expected near the bottom, where an inflow dip would empty the tunnel."""
-        near = guess[:self.cfg.fine_steps]
+        near = guess[:self.cfg.solver.fine_steps]
         return tuple(int(k) for k in np.flatnonzero(near < self.cfg.guard_level_m))
 
     def floor_flows(self, groups: tuple[Group, ...]) -> Array:
@@ -130,7 +120,7 @@ class ProblemBuilder:
         by_type: dict[str, list[int]] = {}
         for i, (pump, t) in enumerate(zip(self.site.pumps, tel.pumps, strict=True)):
             if t.available:
-                key = pump.type if self.cfg.grouped else pump.id
+                key = pump.type if self.cfg.solver.grouped else pump.id
                 by_type.setdefault(key, []).append(i)
         return tuple(Group(name, tuple(members)) for name, members in by_type.items())
 
@@ -153,11 +143,14 @@ class ProblemBuilder:
         starts = np.r_[volume0_m3, volumes_m3[:-1]]
         return self.model.levels(0.5 * (starts + volumes_m3))
 
-    def emptying_candidates(self, tel: Telemetry, inflow: Array, days: EmptyingTracker) -> dict[date, list[int]]:
+    def emptying_candidates(self, tel: Telemetry, inflow: Array, days: EmptyingTracker,
+                            low: Array | None = None) -> dict[date, list[int]]:
         """Per day that still needs its emptying inside the horizon, the steps it may land on.
 
         A day counts when it is whole in the horizon from here, or is today; it needs emptying
-        unless measured-plus-forecast inflow says clearly wet.
+        unless it is wet even on the low side of the inflow (``low``, the floor_risk quantile;
+        None: the forecast): measured so far plus the low side of the rest over the dry-day
+        limit. Only a day that is surely wet goes without its emptying.
         """
         by_day: dict[date, list[int]] = {}
         for k, end in enumerate(self.step_ends(tel.time)):
@@ -169,36 +162,15 @@ class ProblemBuilder:
             if day in days.emptied or (day != today and len(steps) < per_day):
                 continue
             expected = (days.inflow_m3.get(day, 0.0) if day == today else 0.0) \
-                + float(inflow[steps].sum()) * self.step_h
-            if expected < self.site.rules.dry_day_max_inflow_m3 * self.cfg.dry_margin:
-                out[day] = self.landable(steps, inflow)
+                + float((inflow if low is None else low)[steps].sum()) * self.step_h
+            if expected < self.site.rules.dry_day_max_inflow_m3:
+                out[day] = steps
         return out
-
-    def landable(self, steps: list[int], inflow: Array) -> list[int]:
-        """Steps where an emptying can land in the band at all. The dispatched landing keeps the
-        interval above the floor on a pessimistic inflow, and ends above the minimum level if
-        held a second interval (a refused write): half the band to the minimum per interval.
-        Where the inflow is high, the gap between nominal and pessimistic is wider than that
-        and the step ends above the band. Planning on the first cap alone, the MPC booked
-        landings the dispatch could not make: it crept along 0.7-0.8 m for hours, missed the
-        emptying, and met inflow dips there. The steps around a landing must qualify too: told
-        the actual inflow, the oracle booked one-interval dips (3,100 m3/h between 4,600 and
-        6,700) that no pump set could meet, and crept all evening at high prices. Where no step
-        of the day has such neighbours, the steps that qualify alone (recorded high prices, day
-        0: without them the last day chased its emptying at 0.6-0.9 EUR/kWh, 3,200 EUR more);
-        every step if none does (the day then takes its best chance)."""
-        top = self.model.volume(self.site.rules.emptying_level_m)
-        held_m3 = 0.5 * (top - self.model.volume(self.site.rules.min_level_m))
-        band_m3 = min(top - self.supervisor.floor.volume_m3(), held_m3)
-        cap = self.cfg.landing_share * band_m3 / max((1 - self.cfg.supervisor.pessimistic_inflow) * self.step_h, 1e-9)
-        w = self.cfg.landing_window
-        ok = [k for k in steps if float(np.max(inflow[max(k - w, 0):k + w + 1])) <= cap]
-        return ok or [k for k in steps if inflow[k] <= cap] or steps
 
     def weights(self, prices: Array) -> Weights:
         """The terminal cost: a stored m3 will be pumped later at about today's mean price."""
         kwh_per_m3 = self._typical_kwh_per_m3()
-        value = self.cfg.terminal_factor * float(np.mean(prices)) * kwh_per_m3
+        value = self.cfg.solver.terminal_factor * float(np.mean(prices)) * kwh_per_m3
         w = self.cfg.weights
         return dataclasses.replace(w, terminal_eur_per_m3=w.terminal_eur_per_m3 + value)
 

@@ -27,16 +27,17 @@ def relinearised(builder: ProblemBuilder, cfg: MpcSettings, problem: Problem,
     at (it matters most near the bottom, where flow falls fast with level), solve again at
     the plan's own levels, within one time budget per interval. Returns the plan (None when
     there is none) and the problem it solved last."""
-    limit = cfg.choose_time_limit_s if choosing(problem) else cfg.time_limit_s
-    deadline = time.perf_counter() + max(limit, cfg.step_budget_s)
+    limit = cfg.solver.choose_time_limit_s if choosing(problem) else cfg.solver.time_limit_s
+    deadline = time.perf_counter() + max(limit, cfg.solver.step_budget_s)
     plan: Plan | None = None
-    for _ in range(1 + cfg.relinearise):
+    for _ in range(1 + cfg.solver.relinearise):
         remaining = deadline - time.perf_counter()
         if plan is not None and remaining < 0.1:
             break
         try:
             coef = coefficients(builder.model, problem.groups, problem.level_guess_m)
-            new = solve(problem, coef, min(limit, max(remaining, 0.1)), cfg.mip_gap, start if plan is None else None)
+            new = solve(problem, coef, min(limit, max(remaining, 0.1)), cfg.solver.mip_gap,
+                        start if plan is None else None)
         except ValueError as exc:  # non-finite input: never let it reach HiGHS
             log.error("plan_input_rejected", error=str(exc))
             return None, problem
@@ -44,8 +45,8 @@ def relinearised(builder: ProblemBuilder, cfg: MpcSettings, problem: Problem,
             break
         plan = new
         levels = builder.mid_levels(problem.volume0_m3, plan.volumes_m3)
-        near = slice(0, cfg.relinearise_steps)
-        if np.max(np.abs(levels[near] - problem.level_guess_m[near])) <= cfg.relinearise_m:
+        near = slice(0, cfg.solver.relinearise_steps)
+        if np.max(np.abs(levels[near] - problem.level_guess_m[near])) <= cfg.solver.relinearise_m:
             break
         problem = dataclasses.replace(problem, level_guess_m=levels, guard_steps=builder.guard_steps(levels))
     return plan, problem

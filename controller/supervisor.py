@@ -21,16 +21,25 @@ from kernel.contracts import PumpSetpoint, Setpoints, Telemetry
 from kernel.site import Rules, Site
 
 log = structlog.get_logger("tunneltwin.supervisor")
+TIMER_SLACK_S = 1.0  # clock jitter tolerated on the min on/off timers
 
 
 @dataclass(frozen=True)
 class SupervisorSettings:
     floor_margin_m: float = 0.05  # the interval must end this far above the minimum level
-    pessimistic_inflow: float = 0.85  # inflow factor for the floor check
     ceiling_margin_m: float = 0.3  # the interval must end this far below the alarm level
-    surge_inflow: float = 1.2  # inflow factor for the ceiling check
-    timer_slack_s: float = 1.0  # clock jitter tolerated on the min on/off timers
-    hold_check: bool = False  # the floor check also holds the command for a second interval (off: see README)
+
+
+@dataclass(frozen=True)
+class InflowBand:
+    """How far the inflow may move within one interval, as factors on the measured inflow: the
+    floor is checked on ``low`` x inflow, the ceiling and F2 on ``high`` x inflow. The MPC sets
+    it every interval from its learnt spread (the floor_risk and 1 - storm_risk quantiles one
+    interval ahead); the default is the rule-based controller's fixed band, close to that
+    spread's P5 and P95 in dry weather (0.80 and 1.20 in the prior)."""
+
+    low: float = 0.85
+    high: float = 1.2
 
 
 @dataclass
@@ -38,6 +47,7 @@ class Supervisor:
     site: Site
     model: StationModel
     cfg: SupervisorSettings = field(default_factory=SupervisorSettings)
+    band: InflowBand = field(default_factory=InflowBand)
     overrides: deque[Override] = field(default_factory=lambda: deque(maxlen=10_000))  # counts keep the totals
     counts: Counter[str] = field(default_factory=Counter)
 
@@ -54,7 +64,7 @@ class Supervisor:
         want = self._at_least_one(tel, want)
         want = self._max_outflow(tel, want)
         stops = self._stop_levels(tel, sp)
-        want = self._floor(tel, want, hold or self.cfg.hold_check, self.floor.plc_stops(tel, stops))
+        want = self._floor(tel, want, hold, self.floor.plc_stops(tel, stops))
         want = self._ceiling(tel, want)
         return Setpoints(pumps=tuple(
             PumpSetpoint(id=p.id, on=i in want, freq_hz=round(want[i], 3) if i in want else 0.0,
@@ -86,12 +96,12 @@ class Supervisor:
 
     def _may_stop(self, tel: Telemetry, i: int) -> bool:
         p = tel.pumps[i]
-        return not p.status.is_on or p.time_in_state_s + self.cfg.timer_slack_s >= self.site.rules.min_on_s
+        return not p.status.is_on or p.time_in_state_s + TIMER_SLACK_S >= self.site.rules.min_on_s
 
     def _may_start(self, tel: Telemetry, i: int) -> bool:
         p = tel.pumps[i]
         return p.available and (p.status.is_on
-                                or p.time_in_state_s + self.cfg.timer_slack_s >= self.site.rules.min_off_s)
+                                or p.time_in_state_s + TIMER_SLACK_S >= self.site.rules.min_off_s)
 
     def _flow(self, tel: Telemetry, want: dict[int, float]) -> float:
         return self.model.flow_of(want, tel.level_m)
@@ -189,7 +199,7 @@ class Supervisor:
                stops: Mapping[int, tuple[float, float]]) -> dict[int, float]:
         """The interval must end above the floor on a pessimistic inflow (``ends_above``). Simulated
         over the interval, since near the bottom the pumps' flow falls as the level does."""
-        inflow = self.cfg.pessimistic_inflow * tel.inflow_m3h
+        inflow = self.band.low * tel.inflow_m3h
 
         floor = self.floor
 
@@ -214,7 +224,7 @@ class Supervisor:
         rules = self.site.rules
         hours = self.site.timing.control_interval_s / 3600
         top = self.model.volume(rules.alarm_level_m - self.cfg.ceiling_margin_m)
-        need = self.cfg.surge_inflow * tel.inflow_m3h - (top - tel.volume_m3) / hours
+        need = self.band.high * tel.inflow_m3h - (top - tel.volume_m3) / hours
         limit = rules.max_outflow_m3h
         if tel.level_m > rules.alarm_level_m:
             self._note(tel, "overflow_risk", None, overflow_risk(tel, rules))
@@ -236,7 +246,7 @@ def rising(sup: Supervisor, tel: Telemetry) -> Telemetry:
     """The telemetry at the level the interval may reach if the surge inflow meets the pumping
     now: where an F2 limit is checked, since a pump lifts more as the level rises (less head)
     and a set just within the limit at the level now goes over it in a storm."""
-    level = sup.model.level_reached(tel.level_m, tel.volume_m3, sup.cfg.surge_inflow * tel.inflow_m3h
+    level = sup.model.level_reached(tel.level_m, tel.volume_m3, sup.band.high * tel.inflow_m3h
                                     - tel.outflow_m3h, sup.site.timing.control_interval_s / 3600)
     return tel.model_copy(update={"level_m": level})
 

@@ -54,9 +54,12 @@ def table(ablation: Path, reference: Path) -> None:
           f"| m3*h over the alarm |{safety}")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if base else ""))
     for label, group in by.items():
-        cells = [label, str(len(group)), f"{sum(r['cost_eur'] for r in group):,.0f}",
-                 str(sum(r["hard_violations"] for r in group)), str(sum(r["breaches_level_below_min"] for r in group)),
-                 str(sum(r["breaches_daily_emptying"] for r in group)), f"{sum(r['m3h_above_alarm'] for r in group):,.0f}"]
+        def total(key: str, group: list[dict[str, Any]] = group) -> float:
+            return float(sum(r[key] for r in group))
+
+        cells = [label, str(len(group)), f"{total('cost_eur'):,.0f}", f"{total('hard_violations'):.0f}",
+                 f"{total('breaches_level_below_min'):.0f}", f"{total('breaches_daily_emptying'):.0f}",
+                 f"{total('m3h_above_alarm'):,.0f}"]
         if base:
             verdicts = storm_safety(base + [{**r, "settings": label} for r in group], 7.2, 16000.0)
             cells.append(f"{sum(v.ok for v in verdicts)} of {len(verdicts)}")

@@ -83,7 +83,8 @@ def test_a_pump_the_site_has_out_of_service_cannot_run_at_the_start(tmp_path: Pa
 @pytest.mark.parametrize(("body", "says"), [
     ("horizon_h = 0", "mpc.horizon_h = 0.0: must be between 0.25 and 168.0"),
     ("horizon_h = 1e9", "mpc.horizon_h = 1000000000.0: must be between"),
-    ("block_steps = 0", "mpc.block_steps = 0: must be between 1 and 96"),
+    ("storm_risk = 0.7", "mpc.storm_risk = 0.7: must be between 0.0 and 0.5"),
+    ("block_steps = 4", "[mpc] unknown key 'block_steps'"),
 ])
 def test_mpc_settings_out_of_bounds_are_refused(tmp_path: Path, body: str, says: str) -> None:
     path = tmp_path / "mpc.toml"

@@ -227,7 +227,7 @@ def test_no_plan_from_the_solver_hands_the_tick_to_the_baseline(setup: ReplaySet
     from controller.mpc import MpcController
     from tunneltwin.settings import Settings
 
-    cfg = dataclasses.replace(Settings().mpc(), time_limit_s=1e-6, choose_time_limit_s=1e-6, step_budget_s=1e-6)
+    cfg = Settings().mpc().with_solver(time_limit_s=1e-6, choose_time_limit_s=1e-6, step_budget_s=1e-6)
     mpc = MpcController(setup.site, cfg)
     plant = LockstepPlant(setup)
     obs = plant.observe()

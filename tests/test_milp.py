@@ -222,8 +222,9 @@ def test_block_flows_stay_free_in_blocks_near_an_emptying_candidate() -> None:
 
 
 def test_emptying_step_uses_a_self_regulating_pump_set() -> None:
-    """At the emptying step the running set at minimum speed at the floor must stay under 0.85 x
-    inflow: the big pump (1,500 m3/h there) must be off, the small one (400) may run."""
+    """At the emptying step the running set at minimum speed at the floor must stay under the low
+    side of the inflow (here the forecast itself, 1,200 m3/h): the big pump (1,500 m3/h there)
+    must be off, the small one (400) may run."""
     groups = (Group("big", (0,)), Group("small", (1,)))
     c = coef(2)
     c.q_min[1], c.q_max[1] = 300.0, 1400.0
@@ -237,34 +238,36 @@ def test_emptying_step_uses_a_self_regulating_pump_set() -> None:
     assert any(plan.counts[0, k:k + 3].sum() == 0 for k in emptied)  # the emptying step and two after
 
 
-def test_floor_keeps_an_inflow_buffer_outside_the_emptying() -> None:
-    """Stored water is dear, so the plan drains 500 m3/h down to the floor: 1,000 m3 without a
-    buffer, 1,000 + 750 (half an hour's 1,500 m3/h inflow) with one."""
+def test_floor_keeps_the_low_sides_shortfall_outside_the_emptying() -> None:
+    """Stored water is dear, so the plan drains 500 m3/h down to the floor: 1,000 m3 on the
+    forecast alone; with a low side of 750 m3/h under the 1,500 m3/h forecast, each step keeps
+    the shortfall over the floor, 1,000 + (1,500 - 750) x 1 h."""
     w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.02)
     bare = plan_of(problem(weights=w, v_min_m3=1000.0))
     assert bare.volumes_m3.min() == pytest.approx(1000.0)
-    buffered = plan_of(problem(weights=w, v_min_m3=1000.0, floor_buffer_m3=np.full(H, 750.0)))
+    buffered = plan_of(problem(weights=w, v_min_m3=1000.0, inflow_low_m3h=np.full(H, 750.0)))
     assert buffered.volumes_m3.min() == pytest.approx(1750.0)
     assert buffered.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
 
 
-def test_guards_assume_the_guard_inflow() -> None:
+def test_guards_assume_the_low_side_of_the_inflow() -> None:
     """Stored water is dear, so the plan wants the most flow the guard admits at step 0. Floor
-    flows: big 1,500, small 400. On a 2,000 m3/h guard inflow (limit 1,700) the big pump alone
-    passes and both together do not; on 1,200 (limit 1,020) only the small one passes."""
+    flows: big 1,500, small 400, forecast 2,000 m3/h. On the forecast both pass (1,900); on a
+    low side of 1,700 the big pump alone; on 1,020 only the small one."""
     c, base = _big_and_small_guarded()
+    assert plan_of(problem(**{**base, "inflow_low_m3h": None}), c).counts[:, 0].tolist() == [1, 1]
     assert plan_of(problem(**base), c).counts[:, 0].tolist() == [1, 0]
-    cautious = plan_of(problem(**base, guard_inflow_m3h=np.full(H, 1200.0)), c)
+    cautious = plan_of(problem(**{**base, "inflow_low_m3h": np.full(H, 1020.0)}), c)
     assert cautious.counts[:, 0].tolist() == [0, 1]
 
 
 def test_with_plc_stop_levels_the_guards_count_the_pumps_it_cannot_stop() -> None:
-    """Floor flows big 1,500, small 400; guard limit 0.85 x 2,000 = 1,700. Without stop levels
+    """Floor flows big 1,500, small 400; guard limit the low side, 1,700. Without stop levels
     the running set must pass: the big pump alone. With them the PLC stops, at the floor, the
     pumps past their 2 h run but never the last one, so the guard asks that the pumps inside
     their run pass (the small one, started now: 400) and that the pump it keeps does (a small
     one runs: 400): both run. If the big pump started an hour ago it is inside its run too,
-    and 1,900 does not pass. On 1,200 m3/h (limit 1,020) with two old big pumps, the one the
+    and 1,900 does not pass. On a low side of 1,020 with two old big pumps, the one the
     PLC keeps would be big (1,500) unless a small one runs, so the plan starts one."""
     c, base = _big_and_small_guarded()
     assert plan_of(problem(**base), c).counts[:, 0].tolist() == [1, 0]
@@ -273,27 +276,30 @@ def test_with_plc_stop_levels_the_guards_count_the_pumps_it_cannot_stop() -> Non
     young[0, :1] = 1  # the big pump's run ends after step 0
     assert plan_of(problem(**{**base, "locked_on": young}, plc_stops=True), c).counts[:, 0].tolist() == [1, 0]
     low = dict(base, groups=(Group("big", (0, 2)), Group("small", (1,))), n_now=np.array([2, 0]),
-               inflow_m3h=np.full(H, 1200.0), plc_stops=True)
+               inflow_m3h=np.full(H, 1200.0), inflow_low_m3h=np.full(H, 1020.0), plc_stops=True)
     assert plan_of(problem(**low), c).counts[:, 0].tolist() == [2, 1]
 
 
 def _big_and_small_guarded() -> tuple[Coefficients, dict[str, object]]:
     """A big pump (floor flow 1,500) running and a small one (400) off, a guard at step 0, and
-    stored water dear, so the plan wants the most flow the guard admits."""
+    stored water dear, so the plan wants the most flow the guard admits. The low side of the
+    2,000 m3/h forecast is 1,700."""
     c = coef(2)
     c.q_min[1], c.q_max[1] = 300.0, 1400.0
     base = dict(groups=(Group("big", (0,)), Group("small", (1,))), n_now=np.array([1, 0]),
-                inflow_m3h=np.full(H, 2000.0), volume0_m3=3000.0, q_floor_m3h=np.array([1500.0, 400.0]),
+                inflow_m3h=np.full(H, 2000.0), inflow_low_m3h=np.full(H, 1700.0), volume0_m3=3000.0,
+                q_floor_m3h=np.array([1500.0, 400.0]),
                 guard_steps=(0,), weights=dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.02),
                 locked_on=np.zeros((2, H), dtype=np.int64), locked_off=np.zeros((2, H), dtype=np.int64))
     return c, base
 
 
-def test_a_landing_further_ahead_keeps_a_margin_for_forecast_drift() -> None:
+def test_a_landing_further_ahead_is_guarded_on_its_wider_low_side() -> None:
     """Floor flows: big 1,500, small 400; inflow 1,800 m3/h. The emptying booked at step 3 and the
-    two steps after it need a set whose floor flow is under 0.85 x 1,800 = 1,530 m3/h: the big
-    pump passes, and stored water is dear, so the plan runs it. With a 0.05 margin from step 2
-    on the limit is 0.80 x 1,800 = 1,440, and only the small pump lands there."""
+    two steps after it need a set whose floor flow is under the low side there. At 1,530 m3/h
+    the big pump passes, and stored water is dear, so the plan runs it. The low side widens
+    with lead time: at 1,440 from step 2 on only the small pump lands there, and the big one
+    still runs at step 0, whose low side is 1,530."""
     groups = (Group("big", (0,)), Group("small", (1,)))
     c = coef(2)
     c.q_min[1], c.q_max[1] = 300.0, 1400.0
@@ -301,38 +307,35 @@ def test_a_landing_further_ahead_keeps_a_margin_for_forecast_drift() -> None:
     base = dict(groups=groups, n_now=np.array([1, 0]), inflow_m3h=np.full(H, 1800.0), volume0_m3=3000.0,
                 q_floor_m3h=np.array([1500.0, 400.0]), emptying_days=((3,),), v_empty_m3=1e5, weights=w,
                 locked_on=np.zeros((2, H), dtype=np.int64), locked_off=np.zeros((2, H), dtype=np.int64))
-    plain = plan_of(problem(**base), c)
+    plain = plan_of(problem(**base, inflow_low_m3h=np.full(H, 1530.0)), c)
     assert plain.counts[:, 3:6].tolist() == [[1, 1, 1], [0, 0, 0]]
-    ahead = plan_of(problem(**base, regulating_ahead=0.05, regulating_from=2), c)
-    assert ahead.counts[:, 3:6].tolist() == [[0, 0, 0], [1, 1, 1]]
-    assert ahead.counts[0, 0] == 1  # no margin on the step applied: the big pump still runs there
-    landing = plan_of(problem(**base, landing_regulating=0.5), c)  # 0.5 x 1,800 = 900 at the landing
-    assert landing.counts[:, 3:6].tolist() == [[0, 0, 0], [1, 1, 1]] and landing.counts[0, 0] == 1
+    wider = plan_of(problem(**base, inflow_low_m3h=np.r_[1530.0, 1530.0, np.full(H - 2, 1440.0)]), c)
+    assert wider.counts[:, 3:6].tolist() == [[0, 0, 0], [1, 1, 1]]
+    assert wider.counts[0, 0] == 1
 
 
-def test_first_step_keeps_its_floor_on_the_pessimistic_inflow() -> None:
+def test_the_step_applied_keeps_its_floor_on_the_low_side() -> None:
     """Stored water is dear and power gets dearer, so the plan pumps flat out first (2,000 m3/h).
-    From 1,800 m3 over a 1,000 m3 floor the 1,500 m3/h forecast allows that, but on a
-    pessimistic 1,000 m3/h only 1,800 m3/h keeps the floor: 1,800 + (1,000 - 1,800) x 1 h."""
+    From 1,800 m3 over a 1,000 m3 floor the 1,500 m3/h forecast allows that, but if the inflow
+    falls to its low side, 1,000 m3/h, only 1,800 m3/h keeps the floor: 1,800 + (1,000 - 1,800)
+    x 1 h."""
     w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.03)
     base = dict(weights=w, volume0_m3=1800.0, v_min_m3=1000.0, price_eur_per_kwh=np.linspace(0.1, 0.2, H))
     assert plan_of(problem(**base)).flows_m3h[0, 0] == pytest.approx(Q_MAX)
-    robust = plan_of(problem(**base, first_floor_inflow_m3h=1000.0))
+    robust = plan_of(problem(**base, inflow_low_m3h=np.full(H, 1000.0)))
     assert robust.flows_m3h[0, 0] == pytest.approx(1800.0)
     assert robust.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
 
 
-def test_with_plc_stops_a_landing_need_not_keep_the_floor_on_the_pessimistic_inflow() -> None:
+def test_a_landing_is_not_held_over_the_floor_by_the_low_side() -> None:
     """A landing booked at step 0, from 1,800 to 1,400 m3 on a 1,500 m3/h forecast: 1,900 m3/h.
-    On the pessimistic 1,000 m3/h the step must keep 1,000 m3, so at most 1,800 m3/h, and the
-    plan falls 100 m3 short (50 EUR/m3 over the 1,400-1,500 band, against 1,000 for the floor).
-    With PLC stop levels the floor there is the PLC's, and the plan lands."""
+    The low side (1,000 m3/h) would keep the step over 1,500 m3 elsewhere, but at the emptying
+    step the floor is the minimum on the forecast: the landing's own cap and guards hold it."""
     base = dict(volume0_m3=1800.0, v_min_m3=1000.0, v_low_m3=1500.0, v_empty_m3=1400.0,
-                emptying_days=((0,),), first_floor_inflow_m3h=1000.0)
-    short = plan_of(problem(**base))
-    assert short.flows_m3h[0, 0] == pytest.approx(1800.0) and short.volumes_m3[0] == pytest.approx(1500.0)
-    landed = plan_of(problem(**base, plc_stops=True))
-    assert landed.volumes_m3[0] <= 1400.0 + 1e-6 and landed.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
+                emptying_days=((0,),), inflow_low_m3h=np.full(H, 1000.0))
+    for plc in (False, True):
+        landed = plan_of(problem(**base, plc_stops=plc))
+        assert landed.volumes_m3[0] <= 1400.0 + 1e-6 and landed.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
 
 
 def test_end_cap_pumps_exactly_down_to_it() -> None:

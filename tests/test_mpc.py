@@ -270,13 +270,22 @@ def test_mpc_config_defaults_match_the_code_and_bad_keys_are_named(tmp_path: Pat
     bad.write_text("[mpc.weights]\nswitch_eur = 'cheap'\n")
     with pytest.raises(ConfigError, match=r"mpc.weights.switch_eur = 'cheap'"):
         load_mpc(bad)
-    bad.write_text("[mpc]\nlanding_share = -1.2\n")
-    with pytest.raises(ConfigError, match=r"mpc.toml: mpc.landing_share = -1.2: must be >= 0"):
+    bad.write_text("[mpc]\nfloor_margin_m = -0.05\n")
+    with pytest.raises(ConfigError, match=r"mpc.toml: mpc.floor_margin_m = -0.05: must be >= 0"):
         load_mpc(bad)
     good = tmp_path / "ok.toml"
-    good.write_text("[mpc]\nhorizon_h = 12\ninteger_h = 'none'\n[mpc.weights]\nswitch_eur = 2\n")
+    good.write_text("[mpc]\nhorizon_h = 12\n[mpc.weights]\nswitch_eur = 2\n")
     loaded = load_mpc(good)
-    assert loaded.horizon_h == 12.0 and loaded.integer_h is None and loaded.weights.switch_eur == 2.0
+    assert loaded.horizon_h == 12.0 and loaded.weights.switch_eur == 2.0
+    bad.write_text("[mpc]\ninteger_h = 'none'\n")  # the solver's tuning is code's, not a setting
+    with pytest.raises(ConfigError, match=r"mpc.toml: \[mpc\] unknown key 'integer_h'"):
+        load_mpc(bad)
+    bad.write_text("[mpc.solver]\ninteger_h = 2\n")
+    with pytest.raises(ConfigError, match=r"mpc.toml: \[mpc\] solver: not a setting; the solver's tuning is measured"):
+        load_mpc(bad)
+    bad.write_text("[mpc.weights]\nterminal_eur_per_m3 = 0.1\n")
+    with pytest.raises(ConfigError, match=r"\[mpc.weights\] terminal_eur_per_m3: not a setting"):
+        load_mpc(bad)
 
 
 def test_default_mpc_toml_lists_every_setting() -> None:
@@ -287,9 +296,11 @@ def test_default_mpc_toml_lists_every_setting() -> None:
     from controller.settings import MpcSettings
 
     table = tomllib.loads(DEFAULT_MPC.read_text())["mpc"]
-    assert {f.name for f in dataclasses.fields(MpcSettings)} == set(table)
+    assert {f.name for f in dataclasses.fields(MpcSettings)} - {"solver"} == set(table)
     for name, cls in SECTIONS.items():
-        assert {f.name for f in dataclasses.fields(cls)} == set(table[name])
+        assert {f.name for f in dataclasses.fields(cls)} - {"terminal_eur_per_m3"} == set(table[name])
+    keys = [k for k in table if k not in SECTIONS] + [k for name in SECTIONS for k in table[name]]
+    assert len(keys) <= 20, keys  # each one an operator understands: a risk, a margin, a price, a memory
 
 
 def test_replay_uses_an_external_inflow_forecast(tmp_path: Path, two_days: ReplaySetup) -> None:
@@ -304,27 +315,6 @@ def test_replay_uses_an_external_inflow_forecast(tmp_path: Path, two_days: Repla
     assert code == 0
     error = json.loads((out / "summary.json").read_text())["forecast_error_by_lead_h"]
     assert error["0.25"]["mae_m3h"] < 1.0
-
-
-def test_emptying_is_planned_only_at_steps_where_it_can_land(site: Site) -> None:
-    """Band 0.55-0.7 m holds 575 - 412.5 = 162.5 m3, but the landing must also end above 0.5 m
-    if held a second interval (a refused write): half of 0.5-0.7 m's 200 m3, 100 m3 an interval.
-    The supervisor allows for 15 % less inflow, so a step lands only if
-    0.15 x inflow x 0.25 h <= 1.2 x 100 m3: inflow <= 3,200 m3/h."""
-    mpc = MpcController(site, MpcSettings(landing_window=0))
-    assert mpc.builder.landable([0, 1, 2, 3], np.array([2000.0, 3100.0, 3300.0, 5100.0])) == [0, 1]
-    assert mpc.builder.landable([2, 3], np.array([2000.0, 3100.0, 3300.0, 5100.0])) == [2, 3]  # no better chance
-
-
-def test_an_emptying_is_not_booked_on_a_one_interval_inflow_dip(site: Site) -> None:
-    """The same 3,200 m3/h cap, now on the step and one either side (the default window): the
-    3,100 between 4,600 and 6,700 (dry-week, told the actual inflow) no longer qualifies, and
-    of a run below the cap only the steps whose neighbours are below it too."""
-    mpc = MpcController(site)
-    inflow = np.array([4600.0, 3100.0, 6700.0, 3000.0, 2900.0, 3100.0, 2800.0, 4000.0])
-    assert mpc.builder.landable(list(range(8)), inflow) == [4, 5]
-    assert mpc.builder.landable([0, 1, 2], inflow) == [1]  # no step with its neighbours: the one that qualifies alone
-    assert mpc.builder.landable([0, 1], np.array([3000.0, 3100.0])) == [0, 1]  # the horizon's edges clip the window
 
 
 @pytest.mark.parametrize("stop_levels", [False, True])
@@ -404,7 +394,7 @@ def test_with_stop_levels_a_landing_need_only_be_safe_for_the_pumps_the_plc_cann
 
 
 def test_the_warm_start_is_the_previous_plan_shifted_to_now(site: Site) -> None:
-    mpc = MpcController(site, dataclasses.replace(Settings().mpc(), warm_start=True))
+    mpc = MpcController(site, Settings().mpc().with_solver(warm_start=True))
     tel = telemetry(site)
     problem = mpc.problem(tel, np.full(mpc.steps, 3000.0), np.full(mpc.steps, 0.05))
     counts = np.vstack([np.arange(mpc.steps), np.arange(mpc.steps) + 100]).astype(np.int64)[:len(problem.groups)]
@@ -414,7 +404,7 @@ def test_the_warm_start_is_the_previous_plan_shifted_to_now(site: Site) -> None:
     start = mpc._start_counts(tel.time, problem)
     assert start is not None and start.shape == counts.shape
     assert np.array_equal(start[:, 0], counts[:, 2]) and np.array_equal(start[:, -3:], counts[:, -1:].repeat(3, 1))
-    mpc.cfg = dataclasses.replace(mpc.cfg, warm_start=False)
+    mpc.cfg = mpc.cfg.with_solver(warm_start=False)
     assert mpc._start_counts(tel.time, problem) is None
 
 
@@ -438,45 +428,48 @@ def test_the_oracle_sees_every_price_and_caps_the_scenarios_last_step(site: Site
 
 
 def test_the_oracle_empties_exactly_the_days_the_rule_calls_dry(site: Site) -> None:
-    """The dry-day limit is 110,000 m3. A day of 115,000 m3 is inside the MPC's 10 % margin
-    against forecast error, so the MPC plans its emptying; the oracle knows the day is wet.
-    Its other forecast hedges go too; the supervisor's stay."""
+    """The dry-day limit is 110,000 m3. A day forecast at 115,000 m3 may still be dry on the
+    low side of the MPC's learnt spread (its P5 at 16 h and more is 20 % under the forecast),
+    so the MPC plans its emptying; the oracle knows the day is wet. The oracle's settings are
+    the MPC's (horizon aside): only its spread, zero, differs."""
     tel = telemetry(site).model_copy(update={"time": T0})
     mpc = MpcController(site)
     for total_m3, mpc_days, oracle_days in ((115_000.0, 1, 0), (105_000.0, 1, 2)):  # the oracle sees 2 days
         inflow = np.full(2 * mpc.steps, total_m3 / 24)
         oracle = OracleController(site, T0, inflow, np.full(len(inflow), 0.05))
-        days = len(mpc.emptying_days(tel, inflow[:mpc.steps])), len(oracle.emptying_days(tel, inflow))
+        spread = mpc.spread_of(tel, inflow[:mpc.steps])
+        known = oracle.spread_of(tel, inflow)
+        days = (len(mpc.emptying_days(tel, inflow[:mpc.steps], spread=spread)),
+                len(oracle.emptying_days(tel, inflow, spread=known)))
         assert days == (mpc_days, oracle_days)
-    assert (oracle.cfg.guards_on_measured, oracle.cfg.guard_ahead, oracle.cfg.floor_inflow_share) == (False, 0.0, 0.0)
-    assert mpc.cfg.floor_inflow_share == 0.5
-    assert (oracle.cfg.robust_first_step, oracle.cfg.landing_guard) == (False, 1.0)
-    assert mpc.cfg.robust_first_step and mpc.cfg.landing_guard == 0.5
-    assert oracle.cfg.supervisor == mpc.cfg.supervisor
+    wet = np.full(mpc.steps, 200_000.0 / 24)
+    assert len(mpc.emptying_days(tel, wet, spread=mpc.spread_of(tel, wet))) == 0  # wet even on its low side
+    assert dataclasses.replace(oracle.cfg, horizon_h=mpc.cfg.horizon_h) == mpc.cfg
 
 
-def test_near_term_guards_use_the_lower_of_forecast_and_measurement(site: Site) -> None:
+def test_the_low_side_is_the_learnt_quantile_and_zero_for_the_oracle(site: Site) -> None:
+    """The floor, the guards and the dry-day test plan on the floor_risk quantile of the spread;
+    the oracle's spread is zero, so its low side is the inflow it is told."""
     mpc = MpcController(site)
     tel = telemetry(site, on={"1.2": 49.0}, inflow_m3h=2134.0)
     forecast = np.full(mpc.steps, 2725.0)
-    forecast[2] = 1800.0
-    guard = mpc.builder.guard_inflow(tel, forecast)
-    near = mpc.cfg.fine_steps
-    assert guard[:near].max() == 2134.0 and guard[2] == 1800.0
-    assert np.all(guard[near:] == 2725.0)
-    problem = mpc.problem(tel, forecast, np.full(mpc.steps, 0.1))  # both on by default
-    assert problem.first_floor_inflow_m3h == pytest.approx(mpc.cfg.supervisor.pessimistic_inflow * 2134.0)
-    assert problem.guard_inflow_m3h is not None and problem.guard_inflow_m3h[0] == 2134.0
-    bare = MpcController(site, dataclasses.replace(mpc.cfg, robust_first_step=False, guards_on_measured=False))
-    problem = bare.problem(tel, forecast, np.full(mpc.steps, 0.1))
-    assert problem.first_floor_inflow_m3h is None and problem.guard_inflow_m3h is None
+    spread = mpc.spread_of(tel, forecast)
+    problem = mpc.problem(tel, forecast, np.full(mpc.steps, 0.1), spread=spread)
+    assert problem.inflow_low_m3h is not None
+    assert np.allclose(problem.inflow_low_m3h, spread.at(mpc.cfg.floor_risk))
+    assert np.all(problem.inflow_low_m3h < forecast) and problem.inflow_low_m3h[-1] < problem.inflow_low_m3h[0]
+    oracle = OracleController(site, T0, np.full(2 * mpc.steps, 2725.0), np.full(2 * mpc.steps, 0.05))
+    known = oracle.problem(tel, np.full(oracle.steps, 2725.0), np.full(oracle.steps, 0.1),
+                           spread=oracle.spread_of(tel, np.full(oracle.steps, 2725.0)))
+    assert known.inflow_low_m3h is not None and np.allclose(known.inflow_low_m3h, 2725.0)
+    assert mpc.problem(tel, forecast, np.full(mpc.steps, 0.1)).inflow_low_m3h is None  # no spread given
 
 
 def test_reproducible_flag_solves_to_the_gap() -> None:
     args = cli._parser().parse_args(["replay", "dry-week", "--out", "x", "--controller", "mpc", "--reproducible"])
     mpc = cli._replay_mpc(args, Settings())
     shipped = Settings().mpc()
-    assert mpc.time_limit_s >= 60 > shipped.time_limit_s and mpc.step_budget_s >= 180
+    assert mpc.solver.time_limit_s >= 60 > shipped.solver.time_limit_s and mpc.solver.step_budget_s >= 180
     assert cli._replay_mpc(cli._parser().parse_args(["replay", "dry-week", "--out", "x"]), Settings()) == shipped
 
 
@@ -484,10 +477,10 @@ def test_reproducible_flag_solves_to_the_gap() -> None:
 def test_blocks_start_on_the_hour(site: Site, now: str, fine: int) -> None:
     """Prices change on the hour: with held flows the fine steps stretch so that every block is
     a clock hour. Without them the blocks start where the fine steps end, as before."""
-    mpc = MpcController(site, dataclasses.replace(Settings().mpc(), block_flows=True))
+    mpc = MpcController(site, Settings().mpc().with_solver(block_flows=True))
     t = datetime.fromisoformat(f"2025-01-06T{now}")
     assert mpc.builder.fine_steps(t) == fine
-    assert MpcController(site, dataclasses.replace(Settings().mpc(), block_flows=False)).builder.fine_steps(t) == 8
+    assert MpcController(site, Settings().mpc().with_solver(block_flows=False)).builder.fine_steps(t) == 8
     assert (t + timedelta(seconds=fine * STEP)).minute == 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.supervisor import Supervisor, SupervisorSettings
+from controller.supervisor import Supervisor
 from kernel.contracts import PumpSetpoint, Setpoints
 from kernel.site import Site
 from tests.helpers import station, telemetry
@@ -82,11 +82,10 @@ def test_floor_slows_pumps_when_the_level_is_low(site: Site, sup: Supervisor) ->
 def test_hold_check_makes_a_command_safe_to_hold_for_a_second_interval(site: Site, sup: Supervisor) -> None:
     """1.2 m, 2,000 m3/h in, two large pumps at 50 Hz: one interval on 0.85 x inflow ends near
     0.95 m, but held through a second (a refused write) the same command ends near 0.41 m.
-    The one-interval check passes it; with hold_check on, it is slowed."""
+    The one-interval check passes it; checked with hold, it is slowed."""
     tel = telemetry(site, level_m=1.2, inflow_m3h=2000.0, on={"1.2": 50.0, "1.4": 50.0})
     assert running(sup.check(tel, command(p1_2=50.0, p1_4=50.0))) == {"1.2": 50.0, "1.4": 50.0}  # one interval
-    sup = Supervisor(site, sup.model, SupervisorSettings(hold_check=True))
-    out = running(sup.check(tel, command(p1_2=50.0, p1_4=50.0)))
+    out = running(sup.check(tel, command(p1_2=50.0, p1_4=50.0), hold=True))
     assert sup.counts["min_level"] >= 1 and out and max(out.values()) < 50.0
     index = {p.id: i for i, p in enumerate(site.pumps)}
     held = sup.model.end_volume({index[k]: f for k, f in out.items()}, tel.volume_m3, 0.85 * 2000.0, 1800.0)
