@@ -263,29 +263,22 @@ def test_mpc_config_defaults_match_the_code_and_bad_keys_are_named(tmp_path: Pat
     loaded = load_mpc(DEFAULT_MPC)
     assert len(loaded.forecast.prior_hourly) == 24  # the plant's diurnal shape lives in config only
     assert dataclasses.replace(loaded, forecast=MpcSettings().forecast) == MpcSettings()
-    bad = tmp_path / "mpc.toml"
-    bad.write_text("[mpc]\nhorizon_hours = 12\n")
-    with pytest.raises(ConfigError, match=r"mpc.toml: \[mpc\] unknown key 'horizon_hours'"):
-        load_mpc(bad)
-    bad.write_text("[mpc.weights]\nswitch_eur = 'cheap'\n")
-    with pytest.raises(ConfigError, match=r"mpc.weights.switch_eur = 'cheap'"):
-        load_mpc(bad)
-    bad.write_text("[mpc]\nfloor_margin_m = -0.05\n")
-    with pytest.raises(ConfigError, match=r"mpc.toml: mpc.floor_margin_m = -0.05: must be >= 0"):
-        load_mpc(bad)
     good = tmp_path / "ok.toml"
     good.write_text("[mpc]\nhorizon_h = 12\n[mpc.weights]\nswitch_eur = 2\n")
     loaded = load_mpc(good)
     assert loaded.horizon_h == 12.0 and loaded.weights.switch_eur == 2.0
-    bad.write_text("[mpc]\ninteger_h = 'none'\n")  # the solver's tuning is code's, not a setting
-    with pytest.raises(ConfigError, match=r"mpc.toml: \[mpc\] unknown key 'integer_h'"):
-        load_mpc(bad)
-    bad.write_text("[mpc.solver]\ninteger_h = 2\n")
-    with pytest.raises(ConfigError, match=r"mpc.toml: \[mpc\] solver: not a setting; the solver's tuning is measured"):
-        load_mpc(bad)
-    bad.write_text("[mpc.weights]\nterminal_eur_per_m3 = 0.1\n")
-    with pytest.raises(ConfigError, match=r"\[mpc.weights\] terminal_eur_per_m3: not a setting"):
-        load_mpc(bad)
+    bad = tmp_path / "mpc.toml"
+    for body, says in (
+        ("[mpc]\nhorizon_hours = 12", r"mpc.toml: \[mpc\] unknown key 'horizon_hours'"),
+        ("[mpc.weights]\nswitch_eur = 'cheap'", r"mpc.weights.switch_eur = 'cheap'"),
+        ("[mpc]\nfloor_margin_m = -0.05", r"mpc.toml: mpc.floor_margin_m = -0.05: must be >= 0"),
+        ("[mpc]\ninteger_h = 'none'", r"mpc.toml: \[mpc\] unknown key 'integer_h'"),  # the solver's, not a setting
+        ("[mpc.solver]\ninteger_h = 2", r"mpc.toml: \[mpc\] solver: not a setting; the solver's tuning is measured"),
+        ("[mpc.weights]\nterminal_eur_per_m3 = 0.1", r"\[mpc.weights\] terminal_eur_per_m3: not a setting"),
+    ):
+        bad.write_text(body + "\n")
+        with pytest.raises(ConfigError, match=says):
+            load_mpc(bad)
 
 
 def test_default_mpc_toml_lists_every_setting() -> None:
