@@ -41,6 +41,12 @@ class Curve50Hz(_Strict):
             raise ValueError("head_m and power_kw must be positive (a datasheet curve)")
         return self
 
+    def best_efficiency_flow_m3h(self) -> float:
+        """The curve's flow of highest efficiency (flow x head / power) at 50 Hz; by the
+        affinity laws it scales with speed."""
+        eff = [q * h / p for q, h, p in zip(self.flow_m3h, self.head_m, self.power_kw, strict=True)]
+        return self.flow_m3h[eff.index(max(eff))]
+
 
 class PumpType(_Strict):
     """A pump model with its calibrated installation parameters.
@@ -115,6 +121,10 @@ class Rules(_Strict):
     )
     dry_day_max_inflow_m3: float = Field(
         default=110000.0, ge=0, description="a day with less inflow than this is a dry day"
+    )
+    f2_step_soft_m3h: float = Field(
+        default=3000.0, gt=0,
+        description="the treatment plant's tolerance: F2 changing more than this in one interval is a jump",
     )
 
     @model_validator(mode="after")

@@ -16,6 +16,45 @@ def pump_starts(traj: Trajectory) -> dict[str, int]:
     return {p: int((on[1:, j] & ~on[:-1, j]).sum()) for j, p in enumerate(traj.pump_ids)}
 
 
+def f2_roughness(outflow_m3h: np.ndarray, step_s: float, jump_m3h: float) -> dict[str, float | int]:
+    """How steady the treatment plant's feed was: the mean and the count of one-interval F2
+    changes over ``jump_m3h``, F2's standard deviation, and its largest swing within any hour
+    (highest minus lowest F2 among the intervals ending within one hour of each other)."""
+    q = np.asarray(outflow_m3h, dtype=float)
+    step = np.abs(np.diff(q)) if q.size > 1 else np.zeros(1)
+    per_hour = max(round(3600 / step_s), 1)
+    windows = np.lib.stride_tricks.sliding_window_view(q, min(per_hour + 1, q.size))
+    return {"f2_mean_abs_step_change_m3h": round(float(step.mean()), 1),
+            "f2_jumps": int((step > jump_m3h).sum()), "f2_jump_m3h": jump_m3h,
+            "f2_std_m3h": round(float(q.std()), 1),
+            "f2_max_hourly_swing_m3h": round(float((windows.max(axis=1) - windows.min(axis=1)).max()), 1)}
+
+
+def wear(traj: Trajectory, best_efficiency_flow_m3h: dict[str, float] | None = None) -> dict[str, Any]:
+    """Starts per pump per day, the spread of run hours over the pumps available the whole
+    run (most minus fewest), and per pump the hours it ran under its best-efficiency flow
+    (its 50 Hz best-efficiency flow scaled by speed, the affinity laws)."""
+    hours = traj.step_s / 3600
+    days = max(len(traj) * hours / 24, hours / 24)
+    on = traj.arr("pump_on") > 0
+    available = traj.arr("pump_available") > 0 if traj.pump_available else np.ones_like(on)
+    run_h = on.sum(axis=0) * hours
+    always = available.all(axis=0)
+    starts = pump_starts(traj)
+    out: dict[str, Any] = {
+        "starts_per_pump_day": {p: round(n / days, 2) for p, n in starts.items()},
+        "run_hours_by_pump": {p: round(float(h), 2) for p, h in zip(traj.pump_ids, run_h, strict=True)},
+        "run_hour_spread_h": round(float(np.ptp(run_h[always])), 2) if always.any() else None,
+    }
+    if best_efficiency_flow_m3h is not None:
+        flow, freq = traj.arr("pump_flow_m3h"), traj.arr("pump_freq_hz")
+        bep = np.array([best_efficiency_flow_m3h[p] for p in traj.pump_ids]) * freq / 50.0
+        below = on & (flow < bep)
+        out["hours_below_best_efficiency_by_pump"] = {
+            p: round(float(h), 2) for p, h in zip(traj.pump_ids, below.sum(axis=0) * hours, strict=True)}
+    return out
+
+
 def percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float]:
     """p50, p95 and max of a set of durations, in seconds."""
     a = np.asarray(values, dtype=float)
@@ -23,7 +62,9 @@ def percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float]:
             "max": round(float(a.max()), 4)}
 
 
-def summary(traj: Trajectory, report: RuleReport, name: str, controller: str) -> dict[str, Any]:
+def summary(traj: Trajectory, report: RuleReport, name: str, controller: str,
+            f2_jump_m3h: float = 3000.0, best_efficiency_flow_m3h: dict[str, float] | None = None
+            ) -> dict[str, Any]:
     energy = float(traj.col("energy_kwh").sum())
     cost = float(traj.col("cost_eur").sum())
     pumped = float(traj.col("outflow_m3h").sum() * traj.step_s / 3600)
@@ -41,8 +82,8 @@ def summary(traj: Trajectory, report: RuleReport, name: str, controller: str) ->
         "level_mean_m": round(float(level.mean()), 3),
         "overflow_m3": round(float(traj.col("overflow_m3").sum()), 1),
         "pump_starts": sum(starts.values()), "pump_starts_by_pump": starts,
-        "f2_std_m3h": round(float(outflow.std()), 1),
-        "f2_mean_abs_step_change_m3h": round(float(np.abs(np.diff(outflow)).mean()), 1),
+        **f2_roughness(outflow, traj.step_s, f2_jump_m3h),
+        **wear(traj, best_efficiency_flow_m3h),
         "hard_violations": report.hard_violations, "violations": report.counts(),
         "alarms_above_alarm_level": len(report.alarms),
         "runs_cut_by_outage": [{"time": b.time.isoformat(), "detail": b.detail} for b in report.trips],

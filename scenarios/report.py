@@ -62,6 +62,8 @@ TABLE_FIELDS = (("controller", "controller"), ("cost_eur", "cost EUR"), ("energy
                 ("hard_violations", "hard violations"), ("level_min_m", "min level m"),
                 ("level_max_m", "max level m"), ("overflow_m3", "overflow m3"), ("pump_starts", "starts"),
                 ("f2_std_m3h", "F2 std m3/h"), ("f2_mean_abs_step_change_m3h", "F2 mean step change m3/h"),
+                ("f2_jumps", "F2 jumps"), ("f2_max_hourly_swing_m3h", "F2 max hourly swing m3/h"),
+                ("run_hour_spread_h", "run-hour spread h"),
                 ("decision_time_s.p50", "decision p50 s"), ("decision_time_s.p95", "decision p95 s"),
                 ("decision_time_s.max", "decision max s"), ("end_level_m", "end level m"),
                 ("cost_adjusted_eur", "cost adj. for storage EUR"), ("cost_vs_reference", "cost / reference"),

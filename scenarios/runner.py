@@ -131,7 +131,9 @@ def replay_to_dir(scenario: str, controller: str, out: Path, site: Site, prices:
 
 def score(traj: Trajectory, setup: PlantSetup, controller: str) -> dict[str, Any]:
     """The one rule checker and KPI summary, for a trajectory however it was driven."""
-    return summary(traj, check(traj, setup.site.rules), setup.name, controller)
+    site = setup.site
+    bep = {p.id: site.pump_types[p.type].curve_50hz.best_efficiency_flow_m3h() * p.flow_scale for p in site.pumps}
+    return summary(traj, check(traj, site.rules), setup.name, controller, site.rules.f2_step_soft_m3h, bep)
 
 
 def write_run(traj: Trajectory, result: dict[str, Any], site: Site, out: Path) -> None:

@@ -69,7 +69,8 @@ COVER_LEADS = ("1", "12")  # lead times (h) whose quantile coverage a row carrie
 
 COLUMNS = ("scenario", "controller", "settings", "status", "error", "cost_eur", "hard_violations",
            *(f"breaches_{r}" for r in HARD_RULES), "level_max_m", "m3h_above_max_level", "m3h_above_alarm",
-           "f2_max_m3h", "f2_mean_abs_step_change_m3h", "f2_std_m3h", "pump_starts", "decision_p95_s",
+           "f2_max_m3h", "f2_mean_abs_step_change_m3h", "f2_jumps", "f2_std_m3h", "f2_max_hourly_swing_m3h",
+           "pump_starts", "run_hour_spread_h", "decision_p95_s",
            "decision_max_s", *(f"cover_{q}_{lead}h" for lead in COVER_LEADS for q in ("p10", "p90", "p99")),
            "cover_n", "wall_s")
 
@@ -114,8 +115,9 @@ def kpis(traj: Trajectory, result: dict[str, Any], max_level_m: float, alarm_lev
         "m3h_above_max_level": round(float(np.maximum(volume - volume_of(max_level_m), 0).sum() * hours), 1),
         "m3h_above_alarm": round(float(np.maximum(volume - volume_of(alarm_level_m), 0).sum() * hours), 1),
         "f2_max_m3h": round(float(outflow.max()), 1),
-        "f2_mean_abs_step_change_m3h": result["f2_mean_abs_step_change_m3h"], "f2_std_m3h": result["f2_std_m3h"],
-        "pump_starts": result["pump_starts"], "decision_p95_s": decision["p95"], "decision_max_s": decision["max"],
+        **{k: result[k] for k in ("f2_mean_abs_step_change_m3h", "f2_jumps", "f2_std_m3h",
+                                  "f2_max_hourly_swing_m3h", "pump_starts", "run_hour_spread_h")},
+        "decision_p95_s": decision["p95"], "decision_max_s": decision["max"],
         **coverage(result.get("forecast_coverage_by_lead_h") or {}),
     }
 
