@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from scenarios import front, svg
 from scenarios.sweep import COLUMNS, storm_safety, totals, verdicts_table, write_csv
 
 VERSIONED = ("tunneltwin", "highspy", "numpy", "scipy", "simpy")
@@ -73,6 +74,7 @@ def markdown(rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
         lines.append(f"| {r['scenario']} | {r['controller']} | {r['settings']} | {r['cost_eur']:,.0f} | "
                      f"{r['level_max_m']:.2f} | {r['m3h_above_alarm']:,.0f} | {r['f2_max_m3h']:,.0f} | "
                      f"{r['hard_violations']} | {r['pump_starts']} |")
+    lines += front.markdown(rows)
     return "\n".join(lines) + "\n"
 
 
@@ -91,6 +93,21 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return f"<div class='wrap'><table><tr>{head}</tr>{body}</table></div>"
 
 
+def _fronts(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Per scenario swept over settings: cost against feed roughness and against starts."""
+    out = []
+    for scenario in front.scenarios_with_a_front(rows):
+        out.append(f"<h2>Front on {html.escape(scenario)}</h2><p>Filled: no other MPC run costs less and is "
+                   "steadier (or starts fewer pumps); hollow: dominated; squares: the recorded operation and the "
+                   "rule-based baseline.</p>")
+        for key, label in front.AXES:
+            pts = [(p.x, p.cost_eur, p.label if p.reference else p.label.split(" ", 1)[1].replace("weights.", ""),
+                    "reference" if p.reference else "dominated" if p.dominated else "front")
+                   for p in front.points(rows, scenario, key)]
+            out.append(svg.scatter(f"{scenario}: cost against {label}", label, "cost EUR", pts))
+    return out
+
+
 def _page(rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
     shown = [c for c in COLUMNS if not c.startswith("breaches_") or any(r.get(c) for r in rows)]
     total_rows = [{"run": name, **t} for name, t in summary["totals"].items()]
@@ -103,6 +120,7 @@ def _page(rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
         "<h2>Totals</h2>", _table(total_rows, list(total_rows[0]) if total_rows else ["run"]),
         "<h2>Storm safety against the baseline</h2>",
         _table(safety, list(safety[0]) if safety else ["scenario"]),
+        *_fronts(rows),
         "<h2>Runs</h2>", _table(rows, shown)]
     return ("<!doctype html><html><head><meta charset='utf-8'><title>Sweep</title><style>"
             "body{font-family:sans-serif;margin:1em}.wrap{overflow-x:auto}table{border-collapse:collapse}"

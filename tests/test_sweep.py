@@ -12,7 +12,7 @@ import pytest
 from controller.config import DEFAULT_MPC, load_mpc
 from kernel.errors import ConfigError
 from kernel.site import DEFAULT_SITE
-from scenarios import sweep
+from scenarios import front, sweep
 from scenarios.ensemble import Member, members
 from scenarios.sweep_report import write_sweep
 from tunneltwin.cli import main
@@ -171,3 +171,27 @@ def test_a_recorded_scenario_file_keeps_the_recorded_operation(tmp_path: Path) -
     storm = tmp_path / "rec-storm.toml"
     storm.write_text(path.read_text() + "[[storm]]\nstart_h = 1\nduration_h = 2\nmultiplier = 2.0\n")
     assert load_scenario(str(storm), load_site()).recorded is None  # changed days: no recorded run to compare
+
+
+def test_the_front_marks_the_runs_another_beats_on_cost_and_roughness(tmp_path: Path) -> None:
+    """Four MPC settings: (cost, mean |dF2|) 100/400, 120/250, 130/300 (beaten by 120/250 on
+    both), 160/150. The recorded operation (200/200) is drawn but never dominates nor is dominated."""
+    def row(controller: str, settings: str, cost: float, step: float, starts: int) -> dict[str, object]:
+        return {"scenario": "days", "controller": controller, "settings": settings, "status": "ok",
+                "cost_eur": cost, "f2_mean_abs_step_change_m3h": step, "f2_jumps": 1, "f2_std_m3h": 1.0,
+                "f2_max_hourly_swing_m3h": 1.0, "pump_starts": starts, "run_hour_spread_h": 1.0,
+                "hard_violations": 0, "level_max_m": 3.0, "m3h_above_alarm": 0.0, "m3h_above_max_level": 0.0,
+                "f2_max_m3h": 9000.0, "decision_max_s": 1.0, "wall_s": 1.0}
+    rows = [row("historical", "default", 200, 200, 10), row("mpc", "s=1", 100, 400, 50),
+            row("mpc", "s=2", 120, 250, 40), row("mpc", "s=3", 130, 300, 30), row("mpc", "s=4", 160, 150, 45)]
+    by_step = {p.label: p for p in front.points(rows, "days", "f2_mean_abs_step_change_m3h")}
+    assert [lbl for lbl, p in by_step.items() if p.dominated] == ["mpc s=3"]
+    assert by_step["historical default"].reference and not by_step["historical default"].dominated
+    by_starts = {p.label: p for p in front.points(rows, "days", "pump_starts")}
+    assert [lbl for lbl, p in by_starts.items() if p.dominated] == ["mpc s=4"]  # 120/40 beats 160/45
+    write_sweep(rows, tmp_path, 7.2, 16000.0, wall_s=1.0)
+    page = (tmp_path / "report.html").read_text()
+    assert "Front on days" in page and page.count("<svg") == 2 and "historical default" in page
+    table = (tmp_path / "sweep.md").read_text()
+    assert "| mpc s=3 | 130 | 300 | 1 | 1.0 | 1.0 | 30 | 1.0 | yes | no |" in table
+    assert "| historical default | 200 | 200 |" in table and "reference | reference |" in table
