@@ -88,6 +88,35 @@ def test_a_full_disk_loses_nothing(tmp_path: Path, day: ReplaySetup) -> None:
     assert [r["tick"] for r in read_ticks(tmp_path / "audit.sqlite")] == [0, 1, 2]
 
 
+def test_the_summary_shows_plant_time_between_runs_and_float32_read_backs_as_held(tmp_path: Path) -> None:
+    """Two daemon runs with an hour between them: each run's numbering is whole, so only plant
+    time shows the gap. A Float32 tag reads 47.3 Hz back as 47.29999923706055: that is held."""
+    import struct
+    from datetime import timedelta
+
+    from tunneltwin.daemon.audit import TickRecord
+
+    f32 = struct.unpack("f", struct.pack("f", 47.3))[0]
+    wrote = {"pumps": [{"id": "P1", "on": True, "freq_hz": 47.3, "stop_below_m": 0.0}]}
+    held = {"pumps": [{"id": "P1", "on": True, "freq_hz": f32, "stop_below_m": 0.0}]}
+    off = {"pumps": [{"id": "P1", "on": False, "freq_hz": 0.0, "stop_below_m": 0.0}]}
+    t0 = datetime(2026, 1, 1)
+    path = tmp_path / "audit.sqlite"
+    for start, readbacks in ((t0, [held, held, held]), (t0 + timedelta(hours=1, minutes=30), [held, off])):
+        audit = AuditLog(path)
+        for k, rb in enumerate(readbacks):
+            tel = {"level_m": 1.0, "inflow_m3h": 3000.0}
+            audit.record(TickRecord(start + timedelta(minutes=15 * k), "baseline", tel, wrote, rb, 0.0), {})
+        audit.close()
+    text = export(path, None, None, "summary", interval_s=900.0)
+    assert text.count("none missing") == 2  # each run's own numbering is whole
+    assert "plant-time GAPS 1 (3 control intervals without a tick)" in text
+    assert "2026-01-01T00:30:00 .. 2026-01-01T01:30:00 (1.00 h)" in text
+    assert "write read-backs differing 1" in text  # the 'off' read-back, not the Float32 ones
+    rows = export(path, None, None, "csv").splitlines()[1:]
+    assert [r.split(",")[9] for r in rows] == ["True", "True", "True", "True", "False"]
+
+
 def test_schema_version_and_bad_files_are_named(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite"
     AuditLog(path).close()

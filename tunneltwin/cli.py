@@ -459,7 +459,7 @@ def _certs(args: argparse.Namespace, settings: Settings) -> int:
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     from tunneltwin.daemon.audit_export import export
 
-    text = export(args.db, args.since, args.until, args.format)
+    text = export(args.db, args.since, args.until, args.format, settings.site().timing.control_interval_s)
     if args.out:
         args.out.write_text(text)
         print(f"-> {args.out}")
