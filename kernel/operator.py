@@ -41,13 +41,21 @@ def parse(body: dict[str, Any], pump_ids: list[str], rules: Rules,
     optimiser = body.get("optimiser", "on")
     if optimiser not in ("on", "off", True, False):
         raise ConfigError(f"operator command: optimiser = {optimiser!r}; expected 'on' or 'off'")
-    modes = dict(body.get("modes", {}))
+    modes = _object(body, "modes")
     for pump, mode in modes.items():
         if pump not in pump_ids or mode not in MODES:
             raise ConfigError(f"operator command: modes.{pump} = {mode!r}; pumps {pump_ids}, modes {MODES}")
-    limits = {k: _number(k, v) for k, v in dict(body.get("limits", {})).items()}
+    limits = {k: _number(k, v) for k, v in _object(body, "limits").items()}
     check_limits(limits, rules, min_outflow_m3h)
     return OperatorCommands(optimiser in ("on", True), modes, limits)
+
+
+def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """``modes`` and ``limits`` are objects keyed by name; ``null`` or a list once ended the process."""
+    value = body.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"operator command: {key} = {value!r}; expected an object of name: value")
+    return value
 
 
 def _number(name: str, value: Any) -> float:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from controller.supervisor import Supervisor
 from kernel.contracts import PumpSetpoint, PumpStatus, PumpTelemetry, Setpoints, Telemetry
 from kernel.errors import TunneltwinError
+from kernel.operator import LIMITS
 from kernel.site import load_site
 from scenarios.loaders import load_recorded
 from tests.helpers import station
@@ -118,3 +119,100 @@ def test_config_files_parse_or_refuse_any_bytes(data: bytes) -> None:
                 load(path)
 
 
+
+
+# -- the daemon: no operator input and no telemetry ends the process ------------------------------
+
+junk = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=8)
+limit_values = st.floats() | st.integers(-10**6, 10**6) | junk
+operator_bodies = junk | st.fixed_dictionaries({}, optional={
+    "optimiser": st.sampled_from(["on", "off", True, False]) | junk,
+    "modes": st.dictionaries(st.sampled_from(SITE.pump_ids) | st.text(max_size=4),
+                             st.sampled_from(["auto", "manual", "out_of_service"]) | junk, max_size=8) | junk,
+    "limits": st.dictionaries(st.sampled_from(list(LIMITS)) | st.text(max_size=4), limit_values, max_size=3) | junk,
+})
+
+
+@settings(max_examples=400, deadline=None)
+@given(bodies=st.lists(operator_bodies, min_size=1, max_size=4))
+def test_an_operator_command_is_taken_or_refused_by_name_and_a_refusal_changes_nothing(bodies: list[object]) -> None:
+    from kernel.errors import ConfigError
+    from kernel.operator import OperatorDesk
+
+    desk = OperatorDesk(SITE.pump_ids, RULES, 1819.0)
+    for body in bodies:
+        before = desk.current
+        try:
+            desk.submit(body)
+        except ConfigError as exc:
+            assert str(exc).startswith("operator command"), exc
+            assert desk.current is before
+
+
+finite = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+@st.composite
+def any_telemetry(draw: st.DrawFn, t: datetime) -> Telemetry:
+    """What a plant link can deliver past the adapter's checks (finite numbers): any sign, any size,
+    any status, the clock anywhere near the last reading."""
+    from datetime import timedelta
+
+    pumps = tuple(PumpTelemetry(
+        id=p.id, status=draw(st.sampled_from(list(PumpStatus))), freq_hz=draw(finite), flow_m3h=draw(finite),
+        power_kw=draw(finite), run_hours_h=draw(st.floats(0, 1e5)), starts=draw(st.integers(0, 10**6)),
+        time_in_state_s=draw(st.floats(0, 1e7)), available=draw(st.booleans())) for p in SITE.pumps)
+    level = draw(st.floats(-5, 50) | st.sampled_from([0.0, 1.2, 8.0, 8.5]))
+    return Telemetry(time=t + timedelta(seconds=draw(st.sampled_from([0, 900, 1800, -900, -54000, 86400]))),
+                     level_m=level, volume_m3=draw(finite | st.just(MODEL.volume(max(0.0, min(level, 8.5))))),
+                     inflow_m3h=draw(finite), outflow_m3h=draw(finite), pumps=pumps)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_no_operator_command_and_no_telemetry_ends_the_daemon(data: st.DataObject) -> None:
+    """Ticks of the daemon's own loop on drawn telemetry, with drawn operator commands between
+    them (a refused one is an alert, as on the surfaces): each tick writes one command that
+    leaves alone every pump the operator took, and nothing escapes."""
+    import asyncio
+    from datetime import timedelta
+
+    from controller.baseline import BaselineController
+    from kernel.contracts import Observation, PriceCurve
+    from kernel.errors import ConfigError
+    from tunneltwin.daemon.loop import Service
+
+    t0 = datetime(2025, 1, 6, 12)
+    written: list[Setpoints] = []
+
+    class Port:  # the plant port is our interface: a small fake of it
+        name, reads_stop_levels = "drawn", False
+
+        async def connect(self) -> None: ...
+        async def close(self) -> None: ...
+        def restore_timers(self, timers: object) -> bool: return False
+        async def step(self) -> bool: return True
+
+        async def observe(self) -> Observation:
+            tel = data.draw(any_telemetry(t0 + timedelta(minutes=15 * len(written))))
+            return Observation(telemetry=tel, prices=PriceCurve(start=tel.time, step_s=3600.0,
+                                                                eur_per_kwh=(0.05,) * 48))
+
+        async def write(self, setpoints: Setpoints) -> Setpoints:
+            written.append(setpoints)
+            return setpoints
+
+    async def ticks() -> None:
+        baseline = BaselineController(SITE)
+        service = Service(Port(), baseline, baseline, SITE)
+        for _ in range(3):
+            with contextlib.suppress(ConfigError):
+                service.desk.submit(data.draw(operator_bodies))
+            await service.tick()
+            taken = service.desk.current.not_ours()
+            assert not {p.id for p in written[-1].pumps} & taken, "a pump the operator took was commanded"
+
+    asyncio.run(ticks())
+    assert len(written) == 3
