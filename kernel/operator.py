@@ -17,7 +17,7 @@ from kernel.errors import ConfigError
 from kernel.site import Rules
 
 MODES = ("auto", "manual", "out_of_service")
-LIMITS = ("max_outflow_m3h", "alarm_level_m", "min_level_m", "f2_step_soft_m3h")
+LIMITS = ("max_outflow_m3h", "alarm_level_m", "min_level_m")
 MIN_BAND_M = 1.0  # the operating band may not shrink below this (min to alarm)
 
 
@@ -84,9 +84,6 @@ def check_limits(limits: dict[str, float], rules: Rules, min_outflow_m3h: float 
         problems.append(f"limits.max_outflow_m3h = {tight.max_outflow_m3h} is under {min_outflow_m3h:.0f} m3/h, "
                         "what the smallest available pump gives at minimum speed at the alarm level (one pump "
                         "must always run)")
-    if tight.f2_step_soft_m3h <= 0:
-        problems.append(f"limits.f2_step_soft_m3h = {tight.f2_step_soft_m3h} must be positive (the F2 change per "
-                        "interval the treatment plant takes without a price)")
     if "min_level_m" in limits and tight.min_level_m >= rules.emptying_level_m:
         problems.append(f"limits.min_level_m = {tight.min_level_m} is at or over the emptying level "
                         f"{rules.emptying_level_m} m: the daily emptying would be impossible")

@@ -73,12 +73,6 @@ def test_limits_may_only_tighten(site: Site) -> None:
         parse({"limits": {"min_level_m": 5.0, "alarm_level_m": 5.5}}, site.pump_ids, site.rules)
     with pytest.raises(ConfigError, match=r"modes.9.9 = 'auto'"):
         parse({"modes": {"9.9": "auto"}}, site.pump_ids, site.rules)
-    with pytest.raises(ConfigError, match=r"limits.f2_step_soft_m3h = 5000.0 loosens the site's 3000.0"):
-        parse({"limits": {"f2_step_soft_m3h": 5000}}, site.pump_ids, site.rules)
-    with pytest.raises(ConfigError, match=r"limits.f2_step_soft_m3h = 0.0 must be positive"):
-        parse({"limits": {"f2_step_soft_m3h": 0}}, site.pump_ids, site.rules)
-    assert parse({"limits": {"f2_step_soft_m3h": 1500}}, site.pump_ids, site.rules).limits == {
-        "f2_step_soft_m3h": 1500.0}
 
 
 def test_tightenings_the_plant_cannot_keep_are_refused(site: Site) -> None:
@@ -123,10 +117,9 @@ async def test_operator_commands_and_status_over_mqtt(broker: Broker, day: Repla
         while service.stats.ticks < 4:
             await asyncio.sleep(0.02)
         await scada.link.publish("tunneltwin/daemon/operator", json.dumps({"limits": {"max_outflow_m3h": 99999}}))
-        await scada.link.publish("tunneltwin/daemon/operator", json.dumps({"limits": {"f2_step_soft_m3h": 9000}}))
         await scada.link.publish("tunneltwin/daemon/operator", json.dumps(
-            {"optimiser": "off", "modes": {"2.1": "out_of_service"},
-             "limits": {"max_outflow_m3h": 9000, "f2_step_soft_m3h": 1500}}), retain=True)
+            {"optimiser": "off", "modes": {"2.1": "out_of_service"}, "limits": {"max_outflow_m3h": 9000}}),
+            retain=True)
         while not service.desk.current.modes:
             await asyncio.sleep(0.01)
         after = service.stats.ticks + 1  # respected from the next tick on
@@ -142,10 +135,6 @@ async def test_operator_commands_and_status_over_mqtt(broker: Broker, day: Repla
     assert status[-1] == {"state": "stopped"}
     alerts = [a["kind"] for a in scada.seen["tunneltwin/daemon/alerts"]]
     assert "operator_command_refused" in alerts and "operator_command" in alerts
-    refused = [str(a["message"]) for a in scada.seen["tunneltwin/daemon/alerts"]
-               if a["kind"] == "operator_command_refused"]
-    assert any("f2_step_soft_m3h = 9000.0 loosens the site's 3000.0" in m for m in refused)
-    assert mpc.site.rules.f2_step_soft_m3h == 1500.0  # the optimiser plans with the operator's soft step
     assert "plan" in {t.rsplit("/", 1)[1] for t in scada.seen}  # the MPC's plan was published
 
 
