@@ -37,7 +37,6 @@ class Weights:
 
     switch_eur: float = 0.5  # per pump start or stop (wear, and the plant's dislike of cycling)
     smooth_eur_per_m3h: float = 2e-4  # per m3/h change in F2 between steps (steady feed downstream)
-    jump_eur_per_m3h: float = 0.0  # per m3/h of an F2 change beyond the plant's soft step (f2_step_soft_m3h)
     level_eur_per_m3: float = 1000.0  # per m3 outside the safe band (only in recovery)
     emptying_eur: float = 5000.0  # per required daily emptying the plan cannot reach
     terminal_eur_per_m3: float = 0.0  # value of each m3 left stored at the horizon's end (a cost)
@@ -79,7 +78,6 @@ class Problem:
     block_flows: bool = False  # ... and so do the group flows (else flows change every step)
     reserve_m3: Array | None = None  # (H,) storm reserve: room to keep free under v_alarm_m3 after each step
     v_alarm_m3: float = 0.0  # the alarm volume the reserve is kept under
-    f2_step_soft_m3h: float = INF  # F2 may change this much per step before jump_eur_per_m3h applies
 
     @property
     def horizon(self) -> int:
@@ -171,7 +169,6 @@ class _Vars:
     lo: Block
     hi: Block
     dq: Block
-    jump: Block | None
     e: Block | None
     miss: Block | None
     flow_of: Ints  # (H,) each step's flow column (Problem.flow_index, derived once per build)
@@ -220,12 +217,11 @@ def _variables(m: Model, p: Problem, coef: Coefficients, empty_floor: bool) -> _
     lo = m.block("lo", (H,), 0.0, INF, w.level_eur_per_m3)
     hi = m.block("hi", (H,), 0.0, INF, w.level_eur_per_m3)
     dq = m.block("dq", (flow_cost.shape[1],), 0.0, INF, w.smooth_eur_per_m3h)
-    jump = m.block("jump", (flow_cost.shape[1],), 0.0, INF, w.jump_eur_per_m3h) if w.jump_eur_per_m3h else None
     e = miss = None
     if p.emptying_days:
         e = m.block("e", (H,), 0.0, 1.0, 0.0, integer=True)
         miss = m.block("miss", (len(p.emptying_days),), 0.0, 1.0, w.emptying_eur)
-    return _Vars(n, q, s, d, vol, lo, hi, dq, jump, e, miss, fi)
+    return _Vars(n, q, s, d, vol, lo, hi, dq, e, miss, fi)
 
 
 def _per_column(values: Array, flow_of: Ints, mean: bool = False) -> Array:
@@ -328,11 +324,6 @@ def _smoothness(m: Model, p: Problem, v: _Vars) -> None:
     m.family("smooth")
     m.rows_of(np.stack([cols, cols], 1).reshape(2 * F, -1), np.stack([up, down], 1).reshape(2 * F, -1),
               np.column_stack([-const, const]).ravel())
-    if v.jump is not None and p.f2_step_soft_m3h < INF:
-        # jump >= dq - step: what a change exceeds the plant's soft step by (dq is |change|)
-        m.family("jump")
-        m.rows_of(np.column_stack([v.jump.index(), v.dq.index()]), np.tile([1.0, -1.0], (F, 1)),
-                  np.full(F, -p.f2_step_soft_m3h))
 
 
 def _storm_reserve(m: Model, p: Problem, v: _Vars) -> None:

@@ -58,7 +58,7 @@ class ProblemBuilder:
             fine_steps=self.fine_steps(tel.time), block_flows=cfg.solver.block_flows,
             reserve_m3=None if spread is None else self.storm_reserve(tel, groups, spread, cfg.solver.flow_margin
                                                                         * rules.max_outflow_m3h),
-            v_alarm_m3=self.model.volume(rules.alarm_level_m), f2_step_soft_m3h=rules.f2_step_soft_m3h)
+            v_alarm_m3=self.model.volume(rules.alarm_level_m))
 
     def storm_reserve(self, tel: Telemetry, groups: tuple[Group, ...], spread: Spread, f2_max_m3h: float) -> Array:
         """Per step k, the room to keep free under the alarm: the most inflow, on the high

@@ -69,22 +69,21 @@ def test_cheap_hours_are_used() -> None:
     assert plan.objective == pytest.approx(6 * 1.0 * KW_PER_M3H * Q_MIN + 0.05 * end_volume)
 
 
-def test_a_price_on_jumps_past_the_soft_step_flattens_the_cheap_hours() -> None:
+def test_a_price_on_feed_changes_flattens_f2_once_it_outweighs_the_cheap_energy() -> None:
     """Free power in hours 3 and 4, stored water worth 0.04 EUR/m3, dear hours 0.1 EUR/m3.
-    Unpriced, F2 jumps 1000 -> 2000 -> 1000. With F2 free to change 500 m3/h per step and
-    0.1 EUR per m3/h beyond: each m3/h more in the cheap hours gains 2 x 0.04 and costs two
-    jumps, 2 x 0.1, so F2 stops at 1500; ramping earlier costs 0.06 per m3 for 0.04 gained."""
+    Unpriced, F2 runs at 1000 m3/h and jumps to 2000 in the cheap hours. Each m3/h more in the
+    two cheap hours gains 2 x 0.04 EUR and costs a change up and one down, 2 x s: at s = 0.05
+    EUR per m3/h F2 stays at 1000 throughout, and at s = 0.03 the jumps are still worth it.
+    (Ramping earlier costs 0.06 per m3 for 0.04 gained.)"""
     prices = np.full(H, 1.0)
     prices[3:5] = 0.0
     w = dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.04)
-    rough = plan_of(problem(price_eur_per_kwh=prices, weights=w, f2_step_soft_m3h=500.0))
-    assert np.allclose(rough.flows_m3h[0], np.where(prices == 0.0, Q_MAX, Q_MIN))
-    priced = dataclasses.replace(w, jump_eur_per_m3h=0.1)
-    steady = plan_of(problem(price_eur_per_kwh=prices, weights=priced, f2_step_soft_m3h=500.0))
-    assert np.allclose(steady.flows_m3h[0], np.where(prices == 0.0, 1500.0, Q_MIN))
-    cheap = dataclasses.replace(w, jump_eur_per_m3h=0.01)  # under the 0.04 gained: the jumps are worth it
-    assert np.allclose(plan_of(problem(price_eur_per_kwh=prices, weights=cheap, f2_step_soft_m3h=500.0)
-                               ).flows_m3h[0], rough.flows_m3h[0])
+    rough = plan_of(problem(price_eur_per_kwh=prices, weights=w)).flows_m3h[0]
+    assert np.allclose(rough, np.where(prices == 0.0, Q_MAX, Q_MIN))
+    steady = plan_of(problem(price_eur_per_kwh=prices, weights=dataclasses.replace(w, smooth_eur_per_m3h=0.05)))
+    assert np.allclose(steady.flows_m3h[0], Q_MIN)
+    cheap = plan_of(problem(price_eur_per_kwh=prices, weights=dataclasses.replace(w, smooth_eur_per_m3h=0.03)))
+    assert np.allclose(cheap.flows_m3h[0], rough)
 
 
 def test_start_above_the_band_recovers_at_full_speed() -> None:
