@@ -51,6 +51,9 @@ class Probe:
     def retune(self, site: Site) -> None:
         self.mpc.retune(site)
 
+    def reprice(self, smooth_eur_per_m3h: float | None) -> None:
+        self.mpc.reprice(smooth_eur_per_m3h)
+
     def report(self) -> Report:
         return self.mpc.report()
 

@@ -60,6 +60,11 @@ class Controller(Protocol):
         """Take a site with operator-tightened rules; history (forecasts, day records) is kept."""
         ...
 
+    def reprice(self, smooth_eur_per_m3h: float | None) -> None:
+        """The operator's price on F2 changes (EUR per m3/h) from the next decision; None: the
+        configured one. A controller with no objective ignores it."""
+        ...
+
     def report(self) -> Report:
         """What it planned and forecast at its last decision, and what the supervisor changed."""
         ...

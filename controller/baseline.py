@@ -68,6 +68,9 @@ class BaselineController:
         self.site, self.rules = site, site.rules
         self.model.site = site
 
+    def reprice(self, smooth_eur_per_m3h: float | None) -> None:
+        """The rule-based baseline prices nothing."""
+
     def report(self) -> Report:
         """The rule-based baseline forecasts nothing and plans nothing."""
         return Report()

@@ -12,6 +12,7 @@ the problem (``controller.problem``, pure), the solve (``controller.solve``) and
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections import deque
@@ -60,7 +61,7 @@ class MpcController:
     def __init__(self, site: Site, settings: MpcSettings | None = None, model: StationModel | None = None,
                  forecaster: InflowForecaster | None = None, log_limit: int | None = None) -> None:
         self.site = site
-        self.cfg = settings or MpcSettings()
+        self.cfg = self.configured = settings or MpcSettings()
         self.model = model or StationModel(site)
         self.step_s = site.timing.control_interval_s
         self.forecaster = forecaster or InflowForecaster(self.step_s, self.cfg.forecast)
@@ -86,6 +87,13 @@ class MpcController:
         """Operator-tightened rules from the next decision on; forecasts and bookings are kept."""
         self.site = self.supervisor.site = self.builder.site = self.dispatcher.site = site
         self.fallback.retune(site)  # shares our StationModel, so it moves too
+
+    def reprice(self, smooth_eur_per_m3h: float | None) -> None:
+        """The operator's price on F2 changes from the next decision (None: the settings' own)."""
+        smooth = self.configured.weights.smooth_eur_per_m3h if smooth_eur_per_m3h is None else smooth_eur_per_m3h
+        self.cfg = dataclasses.replace(self.cfg, weights=dataclasses.replace(self.cfg.weights,
+                                                                             smooth_eur_per_m3h=smooth))
+        self.builder.cfg = self.dispatcher.cfg = self.cfg
 
     # -- the loop --------------------------------------------------------------
 

@@ -19,6 +19,10 @@ from kernel.site import Rules
 MODES = ("auto", "manual", "out_of_service")
 LIMITS = ("max_outflow_m3h", "alarm_level_m", "min_level_m")
 MIN_BAND_M = 1.0  # the operating band may not shrink below this (min to alarm)
+# The operator's price on F2 changes (EUR per m3/h): the highest measured to keep every rule on
+# the recorded 10 days at both price series; 0.05 broke the minimum level and missed an emptying
+# (docs/front.md).
+SMOOTH_MAX_EUR_PER_M3H = 0.02
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class OperatorCommands:
     optimiser_on: bool = True
     modes: dict[str, str] = field(default_factory=dict)  # pump id -> auto | manual | out_of_service
     limits: dict[str, float] = field(default_factory=dict)  # tightened rules, by Rules field
+    smooth_eur_per_m3h: float | None = None  # the price on F2 changes; None: config/mpc.toml's
 
     def not_ours(self) -> set[str]:
         """Pumps the daemon must neither plan with nor command."""
@@ -35,9 +40,10 @@ class OperatorCommands:
 def parse(body: dict[str, Any], pump_ids: list[str], rules: Rules,
           min_outflow_m3h: float | None = None) -> OperatorCommands:
     """An operator command (JSON object or tag values); a bad entry is a ConfigError naming it."""
-    unknown = set(body) - {"optimiser", "modes", "limits"}
+    unknown = set(body) - {"optimiser", "modes", "limits", "weights"}
     if unknown:
-        raise ConfigError(f"operator command: unknown key(s) {sorted(unknown)}; known: optimiser, modes, limits")
+        raise ConfigError(f"operator command: unknown key(s) {sorted(unknown)}; known: optimiser, modes, limits, "
+                          "weights")
     optimiser = body.get("optimiser", "on")
     if optimiser not in ("on", "off", True, False):
         raise ConfigError(f"operator command: optimiser = {optimiser!r}; expected 'on' or 'off'")
@@ -47,7 +53,28 @@ def parse(body: dict[str, Any], pump_ids: list[str], rules: Rules,
             raise ConfigError(f"operator command: modes.{pump} = {mode!r}; pumps {pump_ids}, modes {MODES}")
     limits = {k: _number(k, v) for k, v in _object(body, "limits").items()}
     check_limits(limits, rules, min_outflow_m3h)
-    return OperatorCommands(optimiser in ("on", True), modes, limits)
+    return OperatorCommands(optimiser in ("on", True), modes, limits, _smooth(_object(body, "weights")))
+
+
+def describe(cmd: OperatorCommands) -> str:
+    """One line for the alert an accepted command raises, on every surface."""
+    smooth = "mpc.toml's" if cmd.smooth_eur_per_m3h is None else f"{cmd.smooth_eur_per_m3h} EUR per m3/h"
+    return (f"optimiser {'on' if cmd.optimiser_on else 'off'}, modes {cmd.modes or 'all auto'}, "
+            f"limits {cmd.limits or 'site rules'}, price on F2 changes {smooth}")
+
+
+def _smooth(weights: dict[str, Any]) -> float | None:
+    """The one weight an operator sets: the price on F2 changes, 0 to SMOOTH_MAX_EUR_PER_M3H."""
+    unknown = set(weights) - {"smooth_eur_per_m3h"}
+    if unknown:
+        raise ConfigError(f"operator command: weights {sorted(unknown)} not adjustable; adjustable: smooth_eur_per_m3h")
+    if "smooth_eur_per_m3h" not in weights or weights["smooth_eur_per_m3h"] is None:
+        return None
+    value = _number("smooth_eur_per_m3h", weights["smooth_eur_per_m3h"], "weights")
+    if not 0.0 <= value <= SMOOTH_MAX_EUR_PER_M3H:
+        raise ConfigError(f"operator command refused: weights.smooth_eur_per_m3h = {value} is outside 0.."
+                          f"{SMOOTH_MAX_EUR_PER_M3H} EUR per m3/h (the range measured to keep every rule)")
+    return value
 
 
 def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
@@ -58,10 +85,10 @@ def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _number(name: str, value: Any) -> float:
+def _number(name: str, value: Any, section: str = "limits") -> float:
     """A limit is a finite number: NaN or text once reached the rules and ended the process."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"operator command: limits.{name} = {value!r}; expected a finite number")
+        raise ConfigError(f"operator command: {section}.{name} = {value!r}; expected a finite number")
     return float(value)
 
 

@@ -55,6 +55,9 @@ def fake_controller(name: str, decide: Callable[[Observation], Setpoints]) -> Co
         def retune(self, site: Site) -> None:
             return None
 
+        def reprice(self, smooth_eur_per_m3h: float | None) -> None:
+            return None
+
         def report(self) -> Report:
             return Report()
 

@@ -54,7 +54,7 @@ async def test_every_tick_is_recorded_with_its_state(tmp_path: Path, day: Replay
     assert "none missing" in export(tmp_path / "audit.sqlite", None, None, "summary")
     reopened = AuditLog(tmp_path / "audit.sqlite")
     assert set(reopened.state("timers")) == set(day.site.pump_ids)
-    assert reopened.state("operator") == {"optimiser": "on", "modes": {}, "limits": {}}
+    assert reopened.state("operator") == {"optimiser": "on", "modes": {}, "limits": {}, "weights": {}}
 
 
 async def test_the_mpc_ticks_carry_their_plan_and_inflow_forecast(tmp_path: Path, day: ReplaySetup) -> None:

@@ -75,6 +75,19 @@ def test_limits_may_only_tighten(site: Site) -> None:
         parse({"modes": {"9.9": "auto"}}, site.pump_ids, site.rules)
 
 
+def test_the_price_on_feed_changes_is_the_operators_within_the_measured_range(site: Site) -> None:
+    desk = OperatorDesk(site.pump_ids, site.rules)
+    assert desk.submit({"weights": {"smooth_eur_per_m3h": 0.01}}).smooth_eur_per_m3h == 0.01
+    for body, message in [({"smooth_eur_per_m3h": 0.5}, r"weights.smooth_eur_per_m3h = 0.5 is outside 0..0.02"),
+                          ({"smooth_eur_per_m3h": -0.001}, r"= -0.001 is outside"),
+                          ({"smooth_eur_per_m3h": "steady"}, r"weights.smooth_eur_per_m3h = 'steady'; expected"),
+                          ({"switch_eur": 5}, r"weights \['switch_eur'\] not adjustable")]:
+        with pytest.raises(ConfigError, match=message):
+            desk.submit({"weights": body})
+    assert desk.current.smooth_eur_per_m3h == 0.01  # nothing refused was taken
+    assert desk.submit({}).smooth_eur_per_m3h is None  # back to config/mpc.toml's
+
+
 def test_tightenings_the_plant_cannot_keep_are_refused(site: Site) -> None:
     """max_outflow_m3h = 1 and min_level_m = 6.2 were accepted as tightenings and made the
     daemon fill the tunnel: one pump must always run (the smallest gives 1,819 m3/h at minimum
@@ -117,9 +130,10 @@ async def test_operator_commands_and_status_over_mqtt(broker: Broker, day: Repla
         while service.stats.ticks < 4:
             await asyncio.sleep(0.02)
         await scada.link.publish("tunneltwin/daemon/operator", json.dumps({"limits": {"max_outflow_m3h": 99999}}))
+        await scada.link.publish("tunneltwin/daemon/operator", json.dumps({"weights": {"smooth_eur_per_m3h": 0.5}}))
         await scada.link.publish("tunneltwin/daemon/operator", json.dumps(
-            {"optimiser": "off", "modes": {"2.1": "out_of_service"}, "limits": {"max_outflow_m3h": 9000}}),
-            retain=True)
+            {"optimiser": "off", "modes": {"2.1": "out_of_service"}, "limits": {"max_outflow_m3h": 9000},
+             "weights": {"smooth_eur_per_m3h": 0.01}}), retain=True)
         while not service.desk.current.modes:
             await asyncio.sleep(0.01)
         after = service.stats.ticks + 1  # respected from the next tick on
@@ -135,6 +149,11 @@ async def test_operator_commands_and_status_over_mqtt(broker: Broker, day: Repla
     assert status[-1] == {"state": "stopped"}
     alerts = [a["kind"] for a in scada.seen["tunneltwin/daemon/alerts"]]
     assert "operator_command_refused" in alerts and "operator_command" in alerts
+    refused = [str(a["message"]) for a in scada.seen["tunneltwin/daemon/alerts"]
+               if a["kind"] == "operator_command_refused"]
+    assert any("weights.smooth_eur_per_m3h = 0.5 is outside" in m for m in refused)
+    assert mpc.cfg.weights.smooth_eur_per_m3h == 0.01 and mpc.builder.cfg is mpc.cfg  # the next plans price it
+    assert "weights" in alerts  # the change itself is alarmed, and kept in the audit's operator state
     assert "plan" in {t.rsplit("/", 1)[1] for t in scada.seen}  # the MPC's plan was published
 
 

@@ -132,6 +132,8 @@ operator_bodies = junk | st.fixed_dictionaries({}, optional={
     "modes": st.dictionaries(st.sampled_from(SITE.pump_ids) | st.text(max_size=4),
                              st.sampled_from(["auto", "manual", "out_of_service"]) | junk, max_size=8) | junk,
     "limits": st.dictionaries(st.sampled_from(list(LIMITS)) | st.text(max_size=4), limit_values, max_size=3) | junk,
+    "weights": st.dictionaries(st.sampled_from(["smooth_eur_per_m3h"]) | st.text(max_size=4),
+                               st.floats(-0.01, 0.03) | limit_values, max_size=2) | junk,
 })
 
 

@@ -196,6 +196,10 @@ async def test_a_logged_in_operator_commands_the_daemon_over_secure_opcua(pki: P
         limit = await node("Operator/Limits/max_outflow_m3h")
         await limit.write_value(ua.Variant(20000.0, ua.VariantType.Double))
         assert await limit.read_value() == 0.0  # refused, put back
+        smooth = await node("Operator/Weights/smooth_eur_per_m3h")
+        assert await smooth.read_value() == -1.0  # config/mpc.toml's
+        await smooth.write_value(ua.Variant(0.01, ua.VariantType.Double))
+        assert await smooth.read_value() == 0.01
         await (await node("Operator/OptimiserOn")).write_value(False)
         after = service.stats.ticks + 1
         while service.stats.ticks < after + 1:
@@ -207,4 +211,5 @@ async def test_a_logged_in_operator_commands_the_daemon_over_secure_opcua(pki: P
     assert stats.ticks == 24
     said = [(a["kind"], a["message"]) for a in service.alerts if a["kind"].startswith("operator_command")]
     assert [k for k, _ in said[:2]] == ["operator_command_refused", "operator_command"]
+    assert "price on F2 changes 0.01 EUR per m3/h" in said[1][1]
     assert all("from operator" in m for _, m in said)

@@ -20,7 +20,7 @@ import structlog
 
 from adapters.mqtt_link import MqttLink
 from kernel.errors import ConfigError
-from kernel.operator import OperatorDesk
+from kernel.operator import OperatorDesk, describe
 
 log = structlog.get_logger()
 OFFLINE = json.dumps({"state": "offline"})  # the Last Will: the broker says it when our link dies
@@ -66,6 +66,4 @@ class MqttSurface:
         except (ValueError, ConfigError) as exc:  # JSONDecodeError is a ValueError
             self._alert("operator_command_refused", f"MQTT, from a publisher the broker allows: {exc}")
             return
-        self._alert("operator_command", f"MQTT, from a publisher the broker allows: optimiser "
-                    f"{'on' if cmd.optimiser_on else 'off'}, modes {cmd.modes or 'all auto'}, "
-                    f"limits {cmd.limits or 'site rules'}")
+        self._alert("operator_command", f"MQTT, from a publisher the broker allows: {describe(cmd)}")

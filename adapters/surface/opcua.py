@@ -19,7 +19,7 @@ from asyncua.common.callback import CallbackType, ServerItemCallback
 
 from adapters.opcua_common import OperatorRules, ServerSecurity, operators, secure_server
 from kernel.errors import ConfigError
-from kernel.operator import LIMITS, OperatorCommands, OperatorDesk
+from kernel.operator import LIMITS, OperatorCommands, OperatorDesk, describe
 
 DAEMON_NS = "urn:tunneltwin:daemon"
 REPORT = {"Status/State": ("status", "state"), "Status/Controller": ("status", "controller"),
@@ -69,6 +69,8 @@ class OpcuaSurface:
         out |= {f"Operator/Pumps/{p}/Mode": ua.Variant(cmd.modes.get(p, "auto"), ua.VariantType.String)
                 for p in self.pump_ids}
         out |= {f"Operator/Limits/{n}": ua.Variant(cmd.limits.get(n, 0.0), ua.VariantType.Double) for n in LIMITS}
+        smooth = -1.0 if cmd.smooth_eur_per_m3h is None else cmd.smooth_eur_per_m3h  # negative: mpc.toml's
+        out["Operator/Weights/smooth_eur_per_m3h"] = ua.Variant(smooth, ua.VariantType.Double)
         return out
 
     async def publish(self, report: dict[str, Any]) -> None:
@@ -105,8 +107,7 @@ class OpcuaSurface:
             self._alert("operator_command_refused", f"OPC UA, from {who}: {exc}")
             cmd = self.desk.current
         else:
-            self._alert("operator_command", f"OPC UA, from {who}: optimiser {'on' if cmd.optimiser_on else 'off'}, "
-                        f"modes {cmd.modes or 'all auto'}, limits {cmd.limits or 'site rules'}")
+            self._alert("operator_command", f"OPC UA, from {who}: {describe(cmd)}")
         for path, value in self._operator_values(cmd).items():
             await self._write(path, value)
 
@@ -116,5 +117,7 @@ class OpcuaSurface:
 
         modes = {p: await value(f"Operator/Pumps/{p}/Mode") for p in self.pump_ids}
         limits = {n: v for n in LIMITS if (v := await value(f"Operator/Limits/{n}"))}
+        smooth = await value("Operator/Weights/smooth_eur_per_m3h")
         return {"optimiser": "on" if await value("Operator/OptimiserOn") else "off",
-                "modes": {p: m for p, m in modes.items() if m != "auto"}, "limits": limits}
+                "modes": {p: m for p, m in modes.items() if m != "auto"}, "limits": limits,
+                "weights": {} if smooth < 0 else {"smooth_eur_per_m3h": smooth}}

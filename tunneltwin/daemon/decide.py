@@ -39,6 +39,11 @@ class Decider:
             c.retune(site)
         self.supervisor.site = site
 
+    def reprice(self, smooth_eur_per_m3h: float | None) -> None:
+        """The operator's price on F2 changes reaches every controller before the next tick."""
+        for c in {id(self.controller): self.controller, id(self.fallback): self.fallback}.values():
+            c.reprice(smooth_eur_per_m3h)
+
     async def settle_late(self) -> None:
         """Give an abandoned decision up to one more deadline to end before this tick's choice.
         A solve just past its limit ends within moments: in real time long before the next

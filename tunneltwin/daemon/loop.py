@@ -50,6 +50,7 @@ class Service:
         self.stopping = asyncio.Event()
         self.desk = OperatorDesk(site.pump_ids, site.rules, least_outflow(fallback, site))
         self._limits: dict[str, float] = {}
+        self._smooth: float | None = None
         self.audit = audit
         self.validator = Validator(site)
         self.metrics = Metrics()
@@ -211,6 +212,11 @@ class Service:
 
     def _retune(self, cmd: OperatorCommands) -> None:
         """Operator limits reach every controller before the tick that follows them."""
+        if cmd.smooth_eur_per_m3h != self._smooth:
+            self.decider.reprice(cmd.smooth_eur_per_m3h)
+            self._smooth = cmd.smooth_eur_per_m3h
+            self.alert("weights", "operator price on F2 changes now "
+                       + ("config/mpc.toml's" if self._smooth is None else f"{self._smooth} EUR per m3/h"))
         if cmd.limits == self._limits:
             return
         self.decider.retune(self.site.model_copy(update={"rules": tightened(self.site.rules, cmd.limits)}))

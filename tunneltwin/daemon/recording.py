@@ -43,7 +43,9 @@ def timers(obs: Observation) -> dict[str, dict[str, Any]]:
 
 
 def command(cmd: OperatorCommands) -> dict[str, Any]:
-    return {"optimiser": "on" if cmd.optimiser_on else "off", "modes": cmd.modes, "limits": cmd.limits}
+    weights = {} if cmd.smooth_eur_per_m3h is None else {"smooth_eur_per_m3h": cmd.smooth_eur_per_m3h}
+    return {"optimiser": "on" if cmd.optimiser_on else "off", "modes": cmd.modes, "limits": cmd.limits,
+            "weights": weights}
 
 
 def _summary(forecast: dict[str, Any] | None) -> dict[str, Any] | None:
