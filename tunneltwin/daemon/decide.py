@@ -15,7 +15,7 @@ from controller.baseline import BaselineController
 from controller.model import StationModel
 from controller.supervisor import Supervisor
 from kernel.contracts import Observation, PumpSetpoint, Setpoints, Telemetry
-from kernel.operator import OperatorCommands
+from kernel.operator import OperatorCommands, tightened
 from kernel.site import Site
 from tunneltwin.daemon.metrics import Metrics
 from tunneltwin.daemon.stats import Stats
@@ -32,6 +32,22 @@ class Decider:
         self.stats, self.metrics, self.alert = stats, metrics, alert
         self._late: asyncio.Future[Setpoints] | None = None  # an abandoned decision, until it ends
         self._no_pump = False  # the last tick had no pump the daemon may run
+        self.site = site
+        self._limits: dict[str, float] = {}  # the operator's, as the controllers have them
+        self._smooth: float | None = None
+
+    def follow(self, cmd: OperatorCommands) -> None:
+        """Operator limits and the price on F2 changes reach every controller before the tick
+        that follows them; each change is alarmed."""
+        if cmd.smooth_eur_per_m3h != self._smooth:
+            self.reprice(cmd.smooth_eur_per_m3h)
+            self._smooth = cmd.smooth_eur_per_m3h
+            self.alert("weights", "operator price on F2 changes now "
+                       + ("config/mpc.toml's" if self._smooth is None else f"{self._smooth} EUR per m3/h"))
+        if cmd.limits != self._limits:
+            self.retune(self.site.model_copy(update={"rules": tightened(self.site.rules, cmd.limits)}))
+            self._limits = dict(cmd.limits)
+            self.alert("limits", f"operator limits now {cmd.limits or 'the site rules'}")
 
     def retune(self, site: Site) -> None:
         """Operator limits reach every controller before the tick that follows them."""

@@ -20,7 +20,7 @@ from controller.base import Controller, Report
 from controller.baseline import BaselineController
 from kernel.contracts import Observation, Setpoints
 from kernel.errors import ConfigError, PlantError, PlantTimeout, PlantUnavailable, WriteRejected
-from kernel.operator import OperatorCommands, OperatorDesk, for_controller, ours, tightened
+from kernel.operator import OperatorCommands, OperatorDesk, for_controller, ours
 from kernel.site import Site
 from tunneltwin.daemon.audit import AuditLog
 from tunneltwin.daemon.decide import Decider
@@ -49,8 +49,6 @@ class Service:
         self.stats = Stats(site.timing.control_interval_s / 3600)
         self.stopping = asyncio.Event()
         self.desk = OperatorDesk(site.pump_ids, site.rules, least_outflow(fallback, site))
-        self._limits: dict[str, float] = {}
-        self._smooth: float | None = None
         self.audit = audit
         self.validator = Validator(site)
         self.metrics = Metrics()
@@ -135,7 +133,7 @@ class Service:
             controller, sp = self._decided[1], self._decided[2]
         else:
             obs, degrade = self._validated(obs)
-            self._retune(cmd)
+            self.decider.follow(cmd)
             await self.decider.settle_late()
             controller = self.decider.choose(cmd, degrade)
             sp = ours(await self.decider.decide(controller, for_controller(obs, cmd)), cmd)
@@ -209,19 +207,6 @@ class Service:
             self.alert("audit_recovered" if ok else "audit_write_failed", f"{self.audit.path}: {message}")
         if ok and self.stats.ticks % PRUNE_EVERY == 0:
             await asyncio.to_thread(self.audit.prune, obs.telemetry.time)
-
-    def _retune(self, cmd: OperatorCommands) -> None:
-        """Operator limits reach every controller before the tick that follows them."""
-        if cmd.smooth_eur_per_m3h != self._smooth:
-            self.decider.reprice(cmd.smooth_eur_per_m3h)
-            self._smooth = cmd.smooth_eur_per_m3h
-            self.alert("weights", "operator price on F2 changes now "
-                       + ("config/mpc.toml's" if self._smooth is None else f"{self._smooth} EUR per m3/h"))
-        if cmd.limits == self._limits:
-            return
-        self.decider.retune(self.site.model_copy(update={"rules": tightened(self.site.rules, cmd.limits)}))
-        self._limits = dict(cmd.limits)
-        self.alert("limits", f"operator limits now {cmd.limits or 'the site rules'}")
 
     def alert(self, kind: str, message: str) -> None:
         """Log it, keep it for the status report, and push it to every surface."""
