@@ -95,6 +95,12 @@ class PublishSection(_Strict):
     opcua_private_key: Path | None = None
     opcua_trusted: Path | None = None  # directory of trusted client (SCADA) certificates
     opcua_username: str = ""  # one operator login; password from env TUNNELTWIN_PUBLISH_OPCUA_PASSWORD
+    # HOST:PORT of the read-only HTTP API (/system/state, /system/forecasts, /system/schedule,
+    # /kpis, /alerts, /audit, /events, /openapi.json; extra [http]); empty: none
+    http_listen: str = ""
+    # "token": reads need env TUNNELTWIN_HTTP_READ_TOKEN as a bearer token; "off": anyone who
+    # reaches the address reads (say so here, on a network you trust)
+    http_read_auth: Literal["token", "off"] = "token"
     prefix: str = "tunneltwin/daemon"
     client_id: str = "tunneltwin-daemon-status"
     username: str = ""

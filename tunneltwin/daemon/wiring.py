@@ -128,6 +128,14 @@ def build_surfaces(cfg: DaemonConfig, site: Site) -> list[Surface]:
         from adapters.surface.opcua import OpcuaSurface
 
         surfaces.append(OpcuaSurface(p.opcua_endpoint, site.pump_ids, _surface_security(cfg)))
+    if p.http_listen:
+        from tunneltwin.daemon.api import HttpApi
+
+        token = os.environ.get("TUNNELTWIN_HTTP_READ_TOKEN", "")
+        if p.http_read_auth == "token" and not token:
+            raise ConfigError(f"{cfg.source}: [publish] http_listen needs env TUNNELTWIN_HTTP_READ_TOKEN "
+                              "(or http_read_auth = \"off\" to let anyone who reaches it read)")
+        surfaces.append(HttpApi(p.http_listen, token if p.http_read_auth == "token" else None, cfg.audit.db))
     return surfaces
 
 

@@ -1,0 +1,155 @@
+"""The daemon's HTTP API against the daemon itself, running on the twin: each route against
+the audit row of the same tick, the event stream in order, reads refused without a token."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.client.sim import SimPort
+from controller.baseline import BaselineController
+from controller.mpc import MpcController
+from kernel.site import Site
+from scenarios.replay import ReplaySetup
+from scenarios.scenario import load_scenario
+from tunneltwin.daemon.api import HttpApi
+from tunneltwin.daemon.audit import AuditLog, read_ticks
+from tunneltwin.daemon.loop import Service
+from twin.lockstep import LockstepPlant
+
+TOKEN = "read-secret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def day(site: Site) -> ReplaySetup:
+    setup = load_scenario("dry-week", site, None, None, None)
+    return dataclasses.replace(setup, inflow_m3h=setup.inflow_m3h[:192],
+                               price_eur_per_kwh=setup.price_eur_per_kwh[:192])
+
+
+@dataclasses.dataclass
+class Running:
+    service: Service
+    api: HttpApi
+    url: str
+    db: Path
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, day: ReplaySetup) -> AsyncIterator[Running]:
+    """The MPC on the twin at 15 plant minutes per 0.3 s, with an audit log and the API."""
+    api = HttpApi("127.0.0.1:0", TOKEN, tmp_path / "audit.sqlite")
+    audit = AuditLog(tmp_path / "audit.sqlite")
+    service = Service(SimPort(LockstepPlant(day), speed=3000), MpcController(day.site), BaselineController(day.site),
+                      day.site, max_ticks=150, surfaces=[api], audit=audit)
+    run = asyncio.ensure_future(service.run())
+    while service.stats.ticks < 2:
+        await asyncio.sleep(0.02)
+    yield Running(service, api, f"http://127.0.0.1:{api.port}", tmp_path / "audit.sqlite")
+    service.stop()
+    await run
+    audit.close()
+
+
+async def events(client: httpx.AsyncClient, n: int, **kw: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The first ``n`` events of the stream, as (kind, data)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    async with client.stream("GET", "/events", **kw) as response:
+        assert response.status_code == 200
+        kind = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                out.append((kind, json.loads(line.removeprefix("data: "))))
+                if len(out) == n:
+                    return out
+    return out
+
+
+async def test_each_route_matches_the_audit_row_of_its_tick(daemon: Running) -> None:
+    async with httpx.AsyncClient(base_url=daemon.url, headers=AUTH, timeout=10) as client:
+        got = {route: (await client.get(route)).json()
+               for route in ("/system/state", "/system/schedule", "/system/forecasts", "/kpis")}
+        history = (await client.get("/audit", params={"limit": 3})).json()
+        api = (await client.get("/openapi.json")).json()
+    state, schedule = got["/system/state"], got["/system/schedule"]
+    rows = [r for r in read_ticks(daemon.db) if r["plant_time"] == state["time"]]
+    assert len(rows) == 1  # the tick is audited before it is reported
+    row = rows[0]
+    assert state["level_m"] == round(row["telemetry"]["level_m"], 3)
+    assert state["inflow_m3h"] == round(row["telemetry"]["inflow_m3h"], 1)
+    written = {p["id"]: p["on"] for p in row["setpoints"]["pumps"]}
+    assert {i: p["on"] for i, p in state["setpoints"].items()} == written == {
+        i: p["on"] for i, p in schedule["setpoints"].items()}
+    assert state["controller"] == row["controller"] == "mpc"
+    assert schedule["status"] == row["plan"]["status"] and schedule["level_m"] == row["plan"]["level_m"]
+    assert got["/system/forecasts"]["start"] == state["time"] and len(got["/system/forecasts"]["price_eur_per_kwh"])
+    assert got["/kpis"]["ticks"] >= 2
+    assert [r["tick"] for r in history] == list(range(min(3, got["/kpis"]["ticks"])))
+    assert {"/system/state", "/system/forecasts", "/system/schedule", "/kpis", "/alerts", "/audit",
+            "/events"} <= set(api["paths"])
+    assert "level_m" in api["components"]["schemas"]["State"]["properties"]
+
+
+async def test_the_stream_gives_the_latest_tick_first_then_every_tick_in_order(daemon: Running) -> None:
+    async with httpx.AsyncClient(base_url=daemon.url, timeout=10) as client:
+        got = await events(client, 5, params={"token": TOKEN})  # the browser's EventSource sets no header
+    ticks = [d for k, d in got if k == "tick"]
+    seqs = [d["seq"] for d in ticks]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # none skipped, none twice
+    times = [d["status"]["time"] for d in ticks]
+    assert times == sorted(times) and len(set(times)) == len(times)
+
+
+async def test_an_alert_reaches_the_stream_and_the_history(daemon: Running) -> None:
+    async with httpx.AsyncClient(base_url=daemon.url, headers=AUTH, timeout=10) as client:
+        listening = asyncio.ensure_future(events(client, 6))
+        await asyncio.sleep(0.2)
+        daemon.service.alert("test_alert", "raised by the test")
+        got = await listening
+        history = (await client.get("/alerts")).json()["history"]
+    alerts = [d for k, d in got if k == "alert"]
+    assert [(a["kind"], a["message"]) for a in alerts] == [("test_alert", "raised by the test")]
+    assert any(a["kind"] == "test_alert" for a in history)
+
+
+async def test_reads_need_the_token_and_a_reader_that_stops_does_not_hold_the_tick(daemon: Running) -> None:
+    async with httpx.AsyncClient(base_url=daemon.url, timeout=10) as client:
+        assert (await client.get("/system/state")).status_code == 401
+        assert (await client.get("/system/state", headers={"Authorization": "Bearer guess"})).status_code == 401
+        assert (await client.get("/openapi.json")).status_code == 200  # the schema, no plant data
+        assert (await client.get("/docs")).status_code == 404  # its page would load assets from a CDN
+        assert (await client.post("/system/state", headers=AUTH)).status_code == 405  # read-only
+        async with client.stream("GET", "/events", headers=AUTH) as stalled:  # opened, never read
+            assert stalled.status_code == 200
+            before = daemon.service.stats.ticks
+            await asyncio.sleep(3.0)
+            assert daemon.service.stats.ticks >= before + 3  # ticks go on (0.3 s each, or the MPC's time)
+
+
+async def test_reads_open_only_when_turned_off(tmp_path: Path) -> None:
+    from tunneltwin.daemon.config import load_daemon
+    from tunneltwin.daemon.wiring import build_surfaces
+
+    path = tmp_path / "daemon.toml"
+    path.write_text('[publish]\nhttp_listen = "127.0.0.1:0"\n')
+    from kernel.errors import ConfigError
+    from kernel.site import load_site
+
+    with pytest.raises(ConfigError, match=r"http_listen needs env TUNNELTWIN_HTTP_READ_TOKEN"):
+        build_surfaces(load_daemon(path), load_site())
+    path.write_text('[publish]\nhttp_listen = "127.0.0.1:0"\nhttp_read_auth = "off"\n')
+    (api,) = build_surfaces(load_daemon(path), load_site())
+    assert isinstance(api, HttpApi) and api.read_token is None
+    path.write_text('[publish]\nhttp_listen = ":99999"\nhttp_read_auth = "off"\n')
+    with pytest.raises(ConfigError, match=r"http_listen = ':99999': expected HOST:PORT"):
+        build_surfaces(load_daemon(path), load_site())

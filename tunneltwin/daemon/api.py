@@ -1,0 +1,264 @@
+"""The daemon's read-only HTTP API: FastAPI on uvicorn, in the daemon's own event loop.
+
+A surface like MQTT and OPC UA (``tunneltwin.daemon.surfaces.Surface``): it serves the report
+the tick has already made (state, forecasts, schedule, KPIs, alerts), ticks read from the
+audit log, and a server-sent-event stream with one event per tick. Control never waits for
+it: ``publish`` stores the report and puts one event in each client's bounded queue; a
+client that stops reading loses its oldest events, never the tick its time.
+
+Reads need a bearer token (env ``TUNNELTWIN_HTTP_READ_TOKEN``) unless the daemon TOML turns
+that off; every refused request is logged with its address and path.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime,
+# and their types (Request, StreamingResponse) are imported inside app(), where the extra is.
+import asyncio
+import contextlib
+import hmac
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+
+from kernel.errors import ConfigError, PlantUnavailable
+from kernel.operator import OperatorDesk
+
+log = structlog.get_logger()
+QUEUE_EVENTS = 32  # per client: a reader this far behind loses its oldest events
+KEEPALIVE_S = 15.0  # a comment line on a quiet stream, so proxies keep it open
+AUDIT_ROWS_MAX = 5000  # one request's ticks (52 days at 15 min)
+
+
+class PumpCommand(BaseModel):
+    on: bool
+    freq_hz: float
+    stop_below_m: float
+
+
+class State(BaseModel):
+    """The latest tick: validated telemetry and the command written."""
+
+    state: str
+    time: str
+    controller: str
+    level_m: float
+    inflow_m3h: float
+    setpoints: dict[str, PumpCommand]
+
+
+class Forecasts(BaseModel):
+    """From the tick's time: prices, and the inflow the controller expected (absent for the baseline)."""
+
+    start: str
+    step_s: float
+    price_eur_per_kwh: list[float]
+    inflow_m3h: list[float] | None = None
+
+
+class Schedule(BaseModel):
+    """The optimiser's plan from the latest tick (absent when the baseline decided) and the command written."""
+
+    start: str | None = None
+    step_s: float | None = None
+    level_m: list[float] = []
+    outflow_m3h: list[float] = []
+    power_kw: list[float] = []
+    status: str | None = None
+    setpoints: dict[str, PumpCommand]
+
+
+class Alert(BaseModel):
+    time: str
+    kind: str
+    message: str
+
+
+class Alerts(BaseModel):
+    recent: list[Alert]  # the last ten, as on the status report
+    history: list[Alert]  # everything since the daemon started, up to 500
+
+
+def _address(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"[publish] http_listen = {listen!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+class HttpApi:
+    def __init__(self, listen: str, read_token: str | None, audit_db: Path | None = None) -> None:
+        """``read_token``: None means reads are open (turned off explicitly in the daemon TOML)."""
+        self.host, self.port = _address(listen)
+        self.read_token, self.audit_db = read_token, audit_db
+        self.latest: dict[str, Any] | None = None
+        self.history: deque[dict[str, Any]] = deque(maxlen=500)
+        self.clients: set[asyncio.Queue[str]] = set()
+        self.seq = 0
+        self.dropped = 0  # events a slow client lost
+        self._server: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- the surface --------------------------------------------------------------------
+
+    async def start(self, desk: OperatorDesk, alert: Callable[[str, str], None]) -> None:
+        try:
+            import uvicorn
+        except ImportError as exc:
+            raise ConfigError("[publish] http_listen needs the HTTP extra: pip install 'tunneltwin[http]'") from exc
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:  # the daemon owns SIGTERM and SIGINT
+                yield
+
+        config = uvicorn.Config(self.app(), host=self.host, port=self.port, log_level="warning", access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=1)
+        self._server = Server(config)
+        self._task = asyncio.ensure_future(self._server.serve())
+        while not self._server.started:
+            if self._task.done():  # the port is taken, or the address is not ours
+                raise PlantUnavailable(f"HTTP API on {self.host}:{self.port} did not start")
+            await asyncio.sleep(0.01)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        log.info("HTTP API listening", host=self.host, port=self.port, read_auth=self.read_token is not None)
+
+    async def publish(self, report: dict[str, Any]) -> None:
+        self.latest = report
+        self.seq += 1
+        self._push("tick", {"seq": self.seq, **report})
+
+    async def alert(self, alert: dict[str, Any]) -> None:
+        self.history.append(alert)
+        self._push("alert", alert)
+
+    async def stop(self, failure: str | None = None) -> None:
+        if self.latest is not None:
+            self.latest = {**self.latest, "status": {**self.latest["status"],
+                                                     "state": "stopped" if failure is None else "offline"}}
+            self._push("status", {"state": self.latest["status"]["state"], "reason": failure})
+        for queue in self.clients:  # end every stream, so shutdown need not wait for readers
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait("")
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), 5)
+
+    def _push(self, kind: str, data: dict[str, Any]) -> None:
+        event = f"id: {self.seq}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
+        for queue in self.clients:
+            if queue.full():
+                queue.get_nowait()
+                self.dropped += 1
+            queue.put_nowait(event)
+
+    # -- the app ------------------------------------------------------------------------
+
+    def app(self) -> Any:
+        from fastapi import Depends, FastAPI, HTTPException, Query, Request
+        from fastapi.responses import StreamingResponse
+
+        def reader(request: Request) -> None:
+            if self.read_token is None:
+                return
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            given = given or request.query_params.get("token", "")  # EventSource sets no headers
+            if not hmac.compare_digest(given.encode(), self.read_token.encode()):
+                client = request.client.host if request.client else "unknown"
+                log.warning("HTTP request refused: no valid read token", client=client, path=request.url.path)
+                raise HTTPException(401, "a read token is needed (Authorization: Bearer ...)",
+                                    headers={"WWW-Authenticate": "Bearer"})
+
+        def latest() -> dict[str, Any]:
+            if self.latest is None:
+                raise HTTPException(503, "no tick yet")
+            return self.latest
+
+        app = FastAPI(title="tunneltwin daemon", version=_version(), docs_url=None, redoc_url=None,
+                      description="Read-only: the daemon's latest tick, its plan and forecasts, alerts, "
+                                  "and ticks from the audit log. Units are in the field names.")
+
+        @app.get("/system/state", dependencies=[Depends(reader)])
+        def state() -> State:
+            return State.model_validate(latest()["status"])
+
+        @app.get("/system/forecasts", dependencies=[Depends(reader)])
+        def forecasts() -> Forecasts:
+            return Forecasts.model_validate(latest()["forecast"])
+
+        @app.get("/system/schedule", dependencies=[Depends(reader)])
+        def schedule() -> Schedule:
+            rep = latest()
+            return Schedule.model_validate({**rep.get("plan", {}), "setpoints": rep["status"]["setpoints"]})
+
+        @app.get("/kpis", dependencies=[Depends(reader)])
+        def kpis() -> dict[str, Any]:
+            return dict(latest()["kpis"])
+
+        @app.get("/alerts", dependencies=[Depends(reader)])
+        def alerts() -> Alerts:
+            kept = [Alert.model_validate(a) for a in self.history]
+            return Alerts(recent=kept[-10:], history=kept)
+
+        @app.get("/audit", dependencies=[Depends(reader)])
+        async def audit(since: datetime | None = None, until: datetime | None = None,
+                        limit: int = Query(960, ge=1, le=AUDIT_ROWS_MAX)) -> list[dict[str, Any]]:
+            """Ticks recorded between ``since`` and ``until`` (plant time), oldest first."""
+            if self.audit_db is None:
+                raise HTTPException(404, "this daemon keeps no audit log ([audit] db)")
+            return await asyncio.to_thread(_ticks, self.audit_db, since, until, limit)
+
+        @app.get("/events", response_class=StreamingResponse, response_model=None, dependencies=[Depends(reader)])
+        async def events(request: Request) -> StreamingResponse:
+            """Server-sent events: the latest tick first, then one ``tick`` event per tick and
+            one ``alert`` event per alert."""
+            return StreamingResponse(self._stream(request), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-store"})
+
+        return app
+
+    async def _stream(self, request: Any) -> AsyncIterator[str]:
+        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_EVENTS)
+        self.clients.add(queue)
+        try:
+            if self.latest is not None:
+                yield f"id: {self.seq}\nevent: tick\ndata: {json.dumps({'seq': self.seq, **self.latest})}\n\n"
+            while self._server is not None and not self._server.should_exit:
+                try:
+                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": keepalive\n\n"
+                    continue
+                if not event:  # the daemon is stopping
+                    return
+                yield event
+        finally:
+            self.clients.discard(queue)
+
+
+def _ticks(db: Path, since: datetime | None, until: datetime | None, limit: int) -> list[dict[str, Any]]:
+    from tunneltwin.daemon.audit import read_ticks
+
+    rows: list[dict[str, Any]] = []
+    for row in read_ticks(db, since, until):
+        rows.append(row)
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tunneltwin")
+    except PackageNotFoundError:
+        return "unknown"
