@@ -36,7 +36,7 @@ class Weights:
     """Soft terms, in EUR so they trade directly against electricity cost."""
 
     switch_eur: float = 0.5  # per pump start or stop (wear, and the plant's dislike of cycling)
-    smooth_eur_per_m3h: float = 2e-4  # per m3/h change in F2 between steps (steady feed downstream)
+    smooth_eur_per_m3h: float = 0.005  # per m3/h change in F2 between steps (steady feed downstream; docs/front.md)
     level_eur_per_m3: float = 1000.0  # per m3 outside the safe band (only in recovery)
     emptying_eur: float = 5000.0  # per required daily emptying the plan cannot reach
     terminal_eur_per_m3: float = 0.0  # value of each m3 left stored at the horizon's end (a cost)
