@@ -153,3 +153,15 @@ async def test_reads_open_only_when_turned_off(tmp_path: Path) -> None:
     path.write_text('[publish]\nhttp_listen = ":99999"\nhttp_read_auth = "off"\n')
     with pytest.raises(ConfigError, match=r"http_listen = ':99999': expected HOST:PORT"):
         build_surfaces(load_daemon(path), load_site())
+
+
+async def test_a_client_that_stops_reading_loses_its_oldest_events_not_the_ticks() -> None:
+    from tunneltwin.daemon.api import QUEUE_EVENTS
+
+    api = HttpApi("127.0.0.1:0", None)
+    stalled: asyncio.Queue[str] = asyncio.Queue(QUEUE_EVENTS)
+    api.clients.add(stalled)
+    for _ in range(QUEUE_EVENTS + 8):
+        await api.publish({"status": {"state": "running"}})  # returns at once, queue full or not
+    assert stalled.qsize() == QUEUE_EVENTS and api.dropped == 8
+    assert stalled.get_nowait().startswith("id: 9\n")  # the oldest kept is the ninth
