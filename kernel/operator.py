@@ -78,7 +78,7 @@ def _smooth(weights: dict[str, Any]) -> float | None:
 
 
 def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
-    """``modes`` and ``limits`` are objects keyed by name; ``null`` or a list once ended the process."""
+    """``modes``, ``limits`` and ``weights`` are objects keyed by name; ``null`` or a list once ended the process."""
     value = body.get(key, {})
     if not isinstance(value, dict):
         raise ConfigError(f"operator command: {key} = {value!r}; expected an object of name: value")
