@@ -58,9 +58,12 @@ def parse(body: dict[str, Any], pump_ids: list[str], rules: Rules,
 
 def describe(cmd: OperatorCommands) -> str:
     """One line for the alert an accepted command raises, on every surface."""
-    smooth = "mpc.toml's" if cmd.smooth_eur_per_m3h is None else f"{cmd.smooth_eur_per_m3h} EUR per m3/h"
     return (f"optimiser {'on' if cmd.optimiser_on else 'off'}, modes {cmd.modes or 'all auto'}, "
-            f"limits {cmd.limits or 'site rules'}, price on F2 changes {smooth}")
+            f"limits {cmd.limits or 'site rules'}, price on F2 changes {price_text(cmd.smooth_eur_per_m3h)}")
+
+
+def price_text(smooth_eur_per_m3h: float | None) -> str:
+    return "config/mpc.toml's" if smooth_eur_per_m3h is None else f"{smooth_eur_per_m3h} EUR per m3/h"
 
 
 def _smooth(weights: dict[str, Any]) -> float | None:

@@ -15,6 +15,7 @@ that off; every refused request is logged with its address and path.
 import asyncio
 import contextlib
 import hmac
+import itertools
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 
 from kernel.errors import ConfigError, PlantUnavailable
 from kernel.operator import OperatorDesk
+from tunneltwin.daemon.config import host_port
 
 log = structlog.get_logger()
 QUEUE_EVENTS = 32  # per client: a reader this far behind loses its oldest events
@@ -83,17 +85,10 @@ class Alerts(BaseModel):
     history: list[Alert]  # everything since the daemon started, up to 500
 
 
-def _address(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"[publish] http_listen = {listen!r}: expected HOST:PORT")
-    return host, int(port)
-
-
 class HttpApi:
     def __init__(self, listen: str, read_token: str | None, audit_db: Path | None = None) -> None:
         """``read_token``: None means reads are open (turned off explicitly in the daemon TOML)."""
-        self.host, self.port = _address(listen)
+        self.host, self.port = host_port(listen, "[publish] http_listen =")
         self.read_token, self.audit_db = read_token, audit_db
         self.latest: dict[str, Any] | None = None
         self.history: deque[dict[str, Any]] = deque(maxlen=500)
@@ -142,21 +137,18 @@ class HttpApi:
                                                      "state": "stopped" if failure is None else "offline"}}
             self._push("status", {"state": self.latest["status"]["state"], "reason": failure})
         for queue in self.clients:  # end every stream, so shutdown need not wait for readers
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait("")
+            _offer(queue, "")
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._task), 5)
 
     def _push(self, kind: str, data: dict[str, Any]) -> None:
-        event = f"id: {self.seq}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
-        for queue in self.clients:
-            if queue.full():
-                queue.get_nowait()
-                self.dropped += 1
-            queue.put_nowait(event)
+        event = self._event(kind, data)
+        self.dropped += sum(_offer(queue, event) for queue in self.clients)
+
+    def _event(self, kind: str, data: dict[str, Any]) -> str:
+        return f"id: {self.seq}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
 
     # -- the app ------------------------------------------------------------------------
 
@@ -228,7 +220,7 @@ class HttpApi:
         self.clients.add(queue)
         try:
             if self.latest is not None:
-                yield f"id: {self.seq}\nevent: tick\ndata: {json.dumps({'seq': self.seq, **self.latest})}\n\n"
+                yield self._event("tick", {"seq": self.seq, **self.latest})
             while self._server is not None and not self._server.should_exit:
                 try:
                     event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
@@ -244,18 +236,23 @@ class HttpApi:
             self.clients.discard(queue)
 
 
+def _offer(queue: asyncio.Queue[str], event: str) -> bool:
+    """Put without waiting; a full queue loses its oldest event first (True when one was lost)."""
+    lost = queue.full()
+    if lost:
+        queue.get_nowait()
+    queue.put_nowait(event)
+    return lost
+
+
 def _ticks(db: Path, since: datetime | None, until: datetime | None, limit: int) -> list[dict[str, Any]]:
     from tunneltwin.daemon.audit import read_ticks
 
-    rows: list[dict[str, Any]] = []
-    for row in read_ticks(db, since, until):
-        rows.append(row)
-        if len(rows) >= limit:
-            break
-    return rows
+    return list(itertools.islice(read_ticks(db, since, until), limit))
 
 
 def _version() -> str:
+    """The installed package's (the daemon layer may not import the CLI's ``tunneltwin``)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -54,6 +54,14 @@ class LinkSection(_Strict):
     password_file: Path | None = None
 
 
+def host_port(listen: str, what: str) -> tuple[str, int]:
+    """A HOST:PORT the daemon listens on; ``what`` names it in the error (the setting or flag)."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{what} {listen!r}: expected HOST:PORT")
+    return host, int(port)
+
+
 def _url(value: str, schemes: tuple[str, ...]) -> str:
     """A server address an operator typed: scheme, host and port must all be there."""
     parts = urlsplit(value)

@@ -15,7 +15,7 @@ from controller.baseline import BaselineController
 from controller.model import StationModel
 from controller.supervisor import Supervisor
 from kernel.contracts import Observation, PumpSetpoint, Setpoints, Telemetry
-from kernel.operator import OperatorCommands, tightened
+from kernel.operator import OperatorCommands, price_text, tightened
 from kernel.site import Site
 from tunneltwin.daemon.metrics import Metrics
 from tunneltwin.daemon.stats import Stats
@@ -33,32 +33,26 @@ class Decider:
         self._late: asyncio.Future[Setpoints] | None = None  # an abandoned decision, until it ends
         self._no_pump = False  # the last tick had no pump the daemon may run
         self.site = site
-        self._limits: dict[str, float] = {}  # the operator's, as the controllers have them
-        self._smooth: float | None = None
+        self._followed = OperatorCommands()  # the operator's limits and price the controllers have
 
     def follow(self, cmd: OperatorCommands) -> None:
         """Operator limits and the price on F2 changes reach every controller before the tick
         that follows them; each change is alarmed."""
-        if cmd.smooth_eur_per_m3h != self._smooth:
-            self.reprice(cmd.smooth_eur_per_m3h)
-            self._smooth = cmd.smooth_eur_per_m3h
-            self.alert("weights", "operator price on F2 changes now "
-                       + ("config/mpc.toml's" if self._smooth is None else f"{self._smooth} EUR per m3/h"))
-        if cmd.limits != self._limits:
-            self.retune(self.site.model_copy(update={"rules": tightened(self.site.rules, cmd.limits)}))
-            self._limits = dict(cmd.limits)
+        if cmd.smooth_eur_per_m3h != self._followed.smooth_eur_per_m3h:
+            for c in self._controllers():
+                c.reprice(cmd.smooth_eur_per_m3h)
+            self.alert("weights", f"operator price on F2 changes now {price_text(cmd.smooth_eur_per_m3h)}")
+        if cmd.limits != self._followed.limits:
+            site = self.site.model_copy(update={"rules": tightened(self.site.rules, cmd.limits)})
+            for c in self._controllers():
+                c.retune(site)
+            self.supervisor.site = site
             self.alert("limits", f"operator limits now {cmd.limits or 'the site rules'}")
+        self._followed = cmd
 
-    def retune(self, site: Site) -> None:
-        """Operator limits reach every controller before the tick that follows them."""
-        for c in {id(self.controller): self.controller, id(self.fallback): self.fallback}.values():
-            c.retune(site)
-        self.supervisor.site = site
-
-    def reprice(self, smooth_eur_per_m3h: float | None) -> None:
-        """The operator's price on F2 changes reaches every controller before the next tick."""
-        for c in {id(self.controller): self.controller, id(self.fallback): self.fallback}.values():
-            c.reprice(smooth_eur_per_m3h)
+    def _controllers(self) -> list[Controller]:
+        """The optimiser and the baseline, once each (they may be the same one)."""
+        return list({id(self.controller): self.controller, id(self.fallback): self.fallback}.values())
 
     async def settle_late(self) -> None:
         """Give an abandoned decision up to one more deadline to end before this tick's choice.

@@ -17,6 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from kernel.contracts import Observation
 from kernel.errors import ConfigError
 from kernel.site import Rules
+from tunneltwin.daemon.config import host_port
 
 TICK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 900)
 
@@ -86,10 +87,8 @@ class Health:
 
 class ProbeServer:
     def __init__(self, listen: str, metrics: Metrics, health: Health) -> None:
-        host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"health/metrics listen address {listen!r}: expected HOST:PORT")
-        self.host, self.port, self.metrics, self.health = host, int(port), metrics, health
+        self.host, self.port = host_port(listen, "health/metrics listen address")
+        self.metrics, self.health = metrics, health
         self.server: asyncio.Server | None = None
 
     async def start(self) -> None:
