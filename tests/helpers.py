@@ -62,3 +62,14 @@ def fake_controller(name: str, decide: Callable[[Observation], Setpoints]) -> Co
             return Report()
 
     return Fake()
+
+
+def sample(exposition: str, name: str, **labels: str) -> float | None:
+    """One sample's value in a Prometheus text exposition, by name and (some of) its labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(exposition):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None

@@ -120,7 +120,7 @@ def _wait_ticking(port: int, proc: subprocess.Popen[str], ticks: int = 2, timeou
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
-                line = next(x for x in r.read().decode().splitlines() if x.startswith("tunneltwin_ticks_total "))
+                line = next(x for x in r.read().decode().splitlines() if x.startswith("tunneltwin_ticks_total{"))
                 if float(line.split()[1]) >= ticks:
                     return
         except (urllib.error.URLError, OSError, StopIteration):

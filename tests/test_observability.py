@@ -17,7 +17,7 @@ from kernel.contracts import Observation, Setpoints
 from kernel.site import Site
 from scenarios.replay import ReplaySetup
 from scenarios.scenario import load_scenario
-from tests.helpers import fake_controller
+from tests.helpers import fake_controller, sample
 from tunneltwin.daemon.loop import Service
 from twin.lockstep import LockstepPlant
 
@@ -50,11 +50,19 @@ async def test_metrics_and_probes_are_scraped(day: ReplaySetup) -> None:
         await asyncio.sleep(0.02)
     status, body = await get(port, "/metrics")
     assert status == 200
-    ticks = next(float(line.split()[1]) for line in body.splitlines() if line.startswith("tunneltwin_ticks_total "))
-    assert ticks >= 5
-    for name in ("tunneltwin_tick_seconds_bucket", "tunneltwin_decide_seconds_count", "tunneltwin_level_m ",
-                 "tunneltwin_cost_eur ", "tunneltwin_comms_errors_total "):
-        assert name in body, name
+    station = day.site.name
+    ticks = sample(body, "tunneltwin_ticks_total", station=station)
+    assert ticks is not None and ticks >= 5
+    for name in ("tunneltwin_tick_seconds_count", "tunneltwin_decide_seconds_count", "tunneltwin_level_m",
+                 "tunneltwin_inflow_m3h", "tunneltwin_outflow_m3h", "tunneltwin_level_over_alarm",
+                 "tunneltwin_cost_eur", "tunneltwin_comms_errors_total", "tunneltwin_plant_time_seconds"):
+        assert sample(body, name, station=station) is not None, name
+    on = [sample(body, "tunneltwin_pump_on", station=station, pump=p.id) for p in day.site.pumps]
+    assert set(on) <= {0.0, 1.0} and sum(x or 0 for x in on) >= 1  # every pump, and one always runs
+    freqs = [sample(body, "tunneltwin_pump_frequency_hz", station=station, pump=p.id) for p in day.site.pumps]
+    assert all(f is not None and 0 <= f <= 60 for f in freqs)
+    assert sum(f or 0 for f in freqs) > 0  # some pump runs in a day
+    assert sample(body, "tunneltwin_solver_status_total", station=station) is None  # the baseline solves nothing
     assert (await get(port, "/healthz"))[0] == 200
     assert (await get(port, "/readyz"))[0] == 200
     assert (await get(port, "/nothing"))[0] == 404
@@ -86,7 +94,7 @@ async def test_a_decision_past_its_deadline_goes_to_the_baseline(day: ReplaySetu
     stats = await service.run()
     assert stats.ticks == 3 and time.perf_counter() - t0 < 2.5  # nobody waited for the stuck solver
     assert [a["kind"] for a in service.alerts].count("watchdog") == 1  # then it sat out while still running
-    assert 'tunneltwin_fallbacks_total{reason="deadline"} 3.0' in _exposition(service)
+    assert sample(_exposition(service), "tunneltwin_fallbacks_total", reason="deadline") == 3.0
 
 
 async def test_the_next_tick_waits_for_a_late_decision_instead_of_sitting_out(day: ReplaySetup) -> None:
@@ -108,7 +116,7 @@ async def test_the_next_tick_waits_for_a_late_decision_instead_of_sitting_out(da
                       deadline_s=1.0)
     stats = await service.run()
     assert stats.ticks == 3 and len(calls) == 3  # ticks 2 and 3 were the controller's own
-    assert 'tunneltwin_fallbacks_total{reason="deadline"} 1.0' in _exposition(service)
+    assert sample(_exposition(service), "tunneltwin_fallbacks_total", reason="deadline") == 1.0
 
 
 def _exposition(service: Service) -> str:
@@ -160,8 +168,18 @@ async def test_readiness_falls_when_the_plant_clock_stops_advancing(day: ReplayS
     assert not ready and "plant time has not advanced" in why
     text = generate_latest(service.metrics.registry).decode()
 
-    def gauge(name: str) -> float:
-        return float(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
+    assert (sample(text, "tunneltwin_telemetry_age_seconds") or 0) > 0.3
+    assert sample(text, "tunneltwin_plant_time_seconds") == pytest.approx(frozen[-1].telemetry.time.timestamp())
 
-    assert gauge("tunneltwin_telemetry_age_seconds") > 0.3
-    assert gauge("tunneltwin_plant_time_seconds") == pytest.approx(frozen[-1].telemetry.time.timestamp())
+
+async def test_the_optimisers_solver_status_is_counted_per_decision(day: ReplaySetup) -> None:
+    from controller.mpc import MpcController
+
+    baseline = BaselineController(day.site)
+    service = Service(SimPort(LockstepPlant(day)), MpcController(day.site), baseline, day.site, max_ticks=3)
+    await service.run()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counted = {s.labels["status"]: s.value for f in text_string_to_metric_families(_exposition(service))
+               for s in f.samples if s.name == "tunneltwin_solver_status_total"}
+    assert sum(counted.values()) == 3 and all(counted), counted  # one per decision, each a named status

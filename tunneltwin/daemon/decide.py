@@ -69,7 +69,7 @@ class Decider:
                   "deadline" if self._late is not None and not self._late.done() else None)
         if reason is None or self.controller is self.fallback:
             return self.controller
-        self.metrics.fallbacks.labels(reason).inc()
+        self.metrics.fallbacks(reason).inc()
         return self.fallback
 
     async def decide(self, controller: Controller, obs: Observation) -> Setpoints:
@@ -98,7 +98,7 @@ class Decider:
         except TimeoutError:
             self._late = work
             self.stats.fallbacks += 1
-            self.metrics.fallbacks.labels("deadline").inc()
+            self.metrics.fallbacks("deadline").inc()
             self.alert("watchdog", f"{controller.name} took over {self.deadline_s:.0f} s; the baseline decides")
             return self._baseline_decides(obs)
 
@@ -110,7 +110,7 @@ class Decider:
             return controller.decide(obs)
         except Exception:  # any solver or model failure: the plant must not be left uncommanded
             self.stats.fallbacks += 1
-            self.metrics.fallbacks.labels("error").inc()
+            self.metrics.fallbacks("error").inc()
             log.exception("controller failed; baseline decides this tick")
             return self._baseline_decides(obs)
 

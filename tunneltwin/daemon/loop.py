@@ -51,7 +51,7 @@ class Service:
         self.desk = OperatorDesk(site.pump_ids, site.rules, least_outflow(fallback, site))
         self.audit = audit
         self.validator = Validator(site)
-        self.metrics = Metrics()
+        self.metrics = Metrics(site.name)
         self.bulletin = Bulletin(surfaces, self.stats, self.metrics)
         self.alerts = self.bulletin.alerts
         self.decider = Decider(controller, fallback, site, deadline_s, self.stats, self.metrics, self.alert)
@@ -151,7 +151,7 @@ class Service:
         said = controller.report()
         rep = report(obs, sp, controller.name, said, self.stats)
         observe_tick(self.metrics, obs, self.site.rules, time.perf_counter() - t0, decide_s, self.stats.cost_eur,
-                     overrides(said, obs.telemetry.time), forecast_error(said, obs))
+                     overrides(said, obs.telemetry.time), forecast_error(said, obs), said.status)
         await self._audit(obs, sp, readback, controller.name, said, decide_s, rep, cmd)
         self.health.last_tick = time.monotonic()
         notify("WATCHDOG=1")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -24,31 +25,61 @@ TICK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 90
 
 @dataclass
 class Metrics:
+    """Every series carries ``station`` (the site TOML's name), so one Prometheus scrapes many
+    daemons; deploy/grafana/tunneltwin.json is a dashboard of all of them."""
+
+    station: str = "station"
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
-        r = self.registry
+        r, s = self.registry, self.station
         self.tick_seconds = Histogram("tunneltwin_tick_seconds", "read, decide, write and read back",
-                                      buckets=TICK_BUCKETS, registry=r)
-        self.solve_seconds = Histogram("tunneltwin_decide_seconds", "controller decision time", buckets=TICK_BUCKETS,
-                                       registry=r)
-        self.level_m = Gauge("tunneltwin_level_m", "tunnel level as used by the controller", registry=r)
-        self.cost_eur = Gauge("tunneltwin_cost_eur", "electricity cost so far, estimated from telemetry", registry=r)
-        self.violations = Counter("tunneltwin_rule_violations_total", "hard rules seen broken in telemetry",
-                                  ["rule"], registry=r)
-        self.overrides = Counter("tunneltwin_supervisor_overrides_total", "setpoints the supervisor changed",
-                                 ["rule"], registry=r)
-        self.fallbacks = Counter("tunneltwin_fallbacks_total", "ticks the baseline decided instead of the optimiser",
-                                 ["reason"], registry=r)
-        self.comms_errors = Counter("tunneltwin_comms_errors_total", "failed reads, writes or steps", registry=r)
-        self.alerts = Counter("tunneltwin_alerts_total", "alerts raised", ["kind"], registry=r)
+                                      ["station"], buckets=TICK_BUCKETS, registry=r).labels(s)
+        self.solve_seconds = Histogram("tunneltwin_decide_seconds", "controller decision time", ["station"],
+                                       buckets=TICK_BUCKETS, registry=r).labels(s)
+        self.level_m = Gauge("tunneltwin_level_m", "tunnel level as used by the controller", ["station"],
+                             registry=r).labels(s)
+        self.inflow_m3h = Gauge("tunneltwin_inflow_m3h", "inflow as used by the controller", ["station"],
+                                registry=r).labels(s)
+        self.outflow_m3h = Gauge("tunneltwin_outflow_m3h", "measured outflow F2", ["station"], registry=r).labels(s)
+        self.alarm = Gauge("tunneltwin_level_over_alarm", "1 while the level is over the alarm level",
+                           ["station"], registry=r).labels(s)
+        self.cost_eur = Gauge("tunneltwin_cost_eur", "electricity cost so far, estimated from telemetry",
+                              ["station"], registry=r).labels(s)
+        self.pump_on = _each(Gauge("tunneltwin_pump_on", "1 while the pump runs (telemetry)", ["station", "pump"],
+                                   registry=r), s)
+        self.pump_frequency_hz = _each(Gauge("tunneltwin_pump_frequency_hz", "pump frequency (telemetry)",
+                                             ["station", "pump"], registry=r), s)
+        self.solver_status = _each(Counter("tunneltwin_solver_status_total", "decisions by the solver's status",
+                                           ["station", "status"], registry=r), s)
+        self.violations = _each(Counter("tunneltwin_rule_violations_total", "hard rules seen broken in telemetry",
+                                        ["station", "rule"], registry=r), s)
+        self.overrides = _each(Counter("tunneltwin_supervisor_overrides_total", "setpoints the supervisor changed",
+                                       ["station", "rule"], registry=r), s)
+        self.fallbacks = _each(Counter("tunneltwin_fallbacks_total",
+                                       "ticks the baseline decided instead of the optimiser", ["station", "reason"],
+                                       registry=r), s)
+        self.comms_errors = Counter("tunneltwin_comms_errors_total", "failed reads, writes or steps", ["station"],
+                                    registry=r).labels(s)
+        self.alerts = _each(Counter("tunneltwin_alerts_total", "alerts raised", ["station", "kind"], registry=r), s)
         self.forecast_error = Gauge("tunneltwin_inflow_forecast_error_m3h",
-                                    "last one-step inflow forecast minus the measured inflow", registry=r)
-        self.ticks = Counter("tunneltwin_ticks_total", "ticks completed", registry=r)
+                                    "last one-step inflow forecast minus the measured inflow", ["station"],
+                                    registry=r).labels(s)
+        self.ticks = Counter("tunneltwin_ticks_total", "ticks completed", ["station"], registry=r).labels(s)
         self.plant_time = Gauge("tunneltwin_plant_time_seconds",
-                                "the plant time of the last reading, as seconds since the epoch", registry=r)
+                                "the plant time of the last reading, as seconds since the epoch", ["station"],
+                                registry=r).labels(s)
         self.telemetry_age = Gauge("tunneltwin_telemetry_age_seconds",
-                                   "wall seconds since the plant time last advanced", registry=r)
+                                   "wall seconds since the plant time last advanced", ["station"],
+                                   registry=r).labels(s)
+
+
+M = TypeVar("M", Counter, Gauge)
+
+
+def _each(metric: M, station: str) -> Callable[[str], M]:
+    """The station's series of a metric with one more label: ``metrics.alerts("stale").inc()``."""
+    return lambda value: metric.labels(station, value)
 
 
 @dataclass
@@ -128,17 +159,26 @@ class ProbeServer:
 
 
 def observe_tick(m: Metrics, obs: Observation, rules: Rules, tick_s: float, decide_s: float, cost_eur: float,
-                 overrides: list[dict[str, Any]], forecast_error_m3h: float | None) -> None:
+                 overrides: list[dict[str, Any]], forecast_error_m3h: float | None,
+                 solver_status: str | None = None) -> None:
     tel = obs.telemetry
     m.ticks.inc()
     m.tick_seconds.observe(tick_s)
     m.solve_seconds.observe(decide_s)
     m.level_m.set(tel.level_m)
+    m.inflow_m3h.set(tel.inflow_m3h)
+    m.outflow_m3h.set(tel.outflow_m3h)
+    m.alarm.set(float(tel.level_m > rules.alarm_level_m))
     m.cost_eur.set(cost_eur)
+    for pump in tel.pumps:
+        m.pump_on(pump.id).set(float(pump.status.is_on))
+        m.pump_frequency_hz(pump.id).set(pump.freq_hz)
+    if solver_status is not None:
+        m.solver_status(solver_status).inc()
     for o in overrides:
-        m.overrides.labels(o["rule"]).inc()
+        m.overrides(o["rule"]).inc()
     for rule in broken(obs, rules):
-        m.violations.labels(rule).inc()
+        m.violations(rule).inc()
     if forecast_error_m3h is not None:
         m.forecast_error.set(forecast_error_m3h)
 

@@ -60,7 +60,7 @@ class Bulletin:
     def alert(self, kind: str, message: str) -> None:
         entry = {"time": str(self.stats.last), "kind": kind, "message": message}
         self.alerts.append(entry)
-        self.metrics.alerts.labels(kind).inc()
+        self.metrics.alerts(kind).inc()
         log.warning("alert", kind=kind, message=message)
         self._unsent.append(entry)
         self._tick.append(entry)
