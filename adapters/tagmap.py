@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from kernel.clock import SiteClock
 from kernel.errors import PlantError, TagMapError
 from kernel.settings import read_toml, validated
 
@@ -73,7 +74,7 @@ class TagMap(BaseModel):
 
     transport: Literal["opcua", "mqtt"]
     namespace: str = ""  # OPC UA namespace URI for browse paths
-    timezone: str = "UTC"  # plant times are read as this zone's local time (our times are naive local)
+    timezone: str = "UTC"  # the gateway's zone: a time it serves without an offset is its wall clock there
     pump_names: dict[str, str] = {}  # our pump id -> the plant's name for it in {id} (default: the id)
     station: dict[str, Tag]
     pump: dict[str, Tag]
@@ -138,9 +139,13 @@ def field_factor(table: str, name: str) -> float:
     return TABLES[table][name][1]
 
 
-def local_naive(value: datetime, zone: str) -> datetime:
-    """Our clock is naive plant-local time; an aware time from the wire is converted into it."""
-    return value if value.tzinfo is None else value.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+def plant_time(value: datetime, zone: str, clock: SiteClock) -> datetime:
+    """A time from the wire as plant time (the site's standard time, kernel/clock.py): one
+    with an offset is an instant; one without is the gateway's wall clock in ``zone``."""
+    return clock.from_aware(value if value.tzinfo is not None else value.replace(tzinfo=ZoneInfo(zone)))
+
+
+NAIVE_UTC = SiteClock("UTC")
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,7 @@ class Binding:
     pump: str | None
     tag: Tag
     zone: str = "UTC"
+    clock: SiteClock = NAIVE_UTC  # the site's, in every binding the adapters make
 
     @property
     def dimension(self) -> str:
@@ -177,8 +183,8 @@ class Binding:
         """Canonical value -> wire value."""
         if self.dimension in ("bool", "status"):
             return value
-        if self.dimension == "time":  # our naive plant-local time, labelled with the plant's zone
-            return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(self.zone))
+        if self.dimension == "time":  # plant time, labelled with its fixed offset: an instant
+            return value if value.tzinfo else value.replace(tzinfo=timezone(self.clock.offset))
         if self.dimension == "count":
             return round(value / self.factor)
         if isinstance(value, list | tuple):
@@ -191,7 +197,7 @@ def _decode(b: Binding, raw: Any) -> Any:
         value = datetime.fromisoformat(raw) if isinstance(raw, str) else raw
         if not isinstance(value, datetime):
             raise TypeError("not a time")
-        return local_naive(value, b.zone)
+        return plant_time(value, b.zone, b.clock)
     if b.dimension == "status":
         return str(raw)
     if b.dimension == "bool":
@@ -210,13 +216,14 @@ def _finite(raw: Any) -> float:
     return float(raw)
 
 
-def bindings(tags: TagMap, pump_ids: list[str], tables: tuple[str, ...]) -> list[Binding]:
-    """Every (field, pump) of ``tables`` with its tag; pump tables once per pump."""
+def bindings(tags: TagMap, pump_ids: list[str], tables: tuple[str, ...], clock: SiteClock) -> list[Binding]:
+    """Every (field, pump) of ``tables`` with its tag; pump tables once per pump. ``clock``:
+    the site's, whose plant time the times are read into and written from."""
     out = []
     for table in tables:
         for name, tag in getattr(tags, table).items():
             if table in ("pump", "setpoint", "readback"):
-                out += [Binding(table, name, p, tag.at(tags.name_of(p)), tags.timezone) for p in pump_ids]
+                out += [Binding(table, name, p, tag.at(tags.name_of(p)), tags.timezone, clock) for p in pump_ids]
             else:
-                out.append(Binding(table, name, None, tag, tags.timezone))
+                out.append(Binding(table, name, None, tag, tags.timezone, clock))
     return out

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from kernel.clock import SiteClock
 from kernel.contracts import PriceCurve
 from kernel.errors import DataError
 
@@ -137,7 +138,8 @@ class ExternalInflow:
         self.quantiles = quantiles or {}
 
     @classmethod
-    def from_csv(cls, path: Path) -> ExternalInflow:
+    def from_csv(cls, path: Path, clock: SiteClock | None = None) -> ExternalInflow:
+        """``clock``: the site's; times may carry offsets or be the site's wall clock."""
         times: list[datetime] = []
         values: list[float] = []
         try:
@@ -156,6 +158,8 @@ class ExternalInflow:
                         quantiles[p].append(_parse_flow(path, row_no, row[name], name))
         except OSError as exc:
             raise DataError(f"{path}: cannot read external forecast: {exc.strerror}") from exc
+        if times:
+            times = (clock or SiteClock()).plant_times(str(path), "time", times, 2)
         if any(b <= a for a, b in itertools.pairwise(times)):
             raise DataError(f"{path}: column time must increase strictly")
         ordered = sorted(quantiles)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from kernel.clock import SiteClock, zone
 from kernel.settings import CONFIG_DIR, read_toml, validated
 
 DEFAULT_SITE = CONFIG_DIR / "site.toml"
@@ -144,8 +145,16 @@ class Timing(_Strict):
     ramp_s: float = Field(default=30.0, ge=0)
 
 
+def _known_zone(name: str) -> str:
+    zone(name)
+    return name
+
+
 class Site(_Strict):
     name: str
+    # the zone of the plant's wall clock: naive times in its files are read in it, and
+    # inside every time is its standard time (kernel/clock.py)
+    timezone: Annotated[str, AfterValidator(_known_zone)] = "UTC"
     discharge_level_m: float = 30.0
     tunnel: Tunnel
     pump_types: dict[str, PumpType]
@@ -169,6 +178,10 @@ class Site(_Strict):
 
     def pump_type(self, pump_id: str) -> PumpType:
         return self.pump_types[next(p.type for p in self.pumps if p.id == pump_id)]
+
+    @property
+    def clock(self) -> SiteClock:
+        return SiteClock(self.timezone)
 
     @property
     def pump_ids(self) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from kernel.clock import SiteClock
 from scenarios.rules import RuleReport
 from twin.trajectory import Trajectory
 
@@ -63,8 +64,9 @@ def percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float]:
 
 
 def summary(traj: Trajectory, report: RuleReport, name: str, controller: str,
-            f2_jump_m3h: float = 3000.0, best_efficiency_flow_m3h: dict[str, float] | None = None
-            ) -> dict[str, Any]:
+            f2_jump_m3h: float = 3000.0, best_efficiency_flow_m3h: dict[str, float] | None = None,
+            clock: SiteClock | None = None) -> dict[str, Any]:
+    stamp = (clock or SiteClock()).stamp
     energy = float(traj.col("energy_kwh").sum())
     cost = float(traj.col("cost_eur").sum())
     pumped = float(traj.col("outflow_m3h").sum() * traj.step_s / 3600)
@@ -74,7 +76,7 @@ def summary(traj: Trajectory, report: RuleReport, name: str, controller: str,
     starts = pump_starts(traj)
     return {
         "scenario": name, "controller": controller,
-        "start": traj.timestamps[0].isoformat(), "end": traj.timestamps[-1].isoformat(), "steps": len(traj),
+        "start": stamp(traj.timestamps[0]), "end": stamp(traj.timestamps[-1]), "steps": len(traj),
         "energy_kwh": round(energy, 1), "cost_eur": round(cost, 2), "pumped_m3": round(pumped, 0),
         "kwh_per_m3": round(energy / pumped, 4) if pumped else None,
         "mean_price_paid_eur_per_kwh": round(cost / energy, 5) if energy else None,
@@ -84,9 +86,9 @@ def summary(traj: Trajectory, report: RuleReport, name: str, controller: str,
         "pump_starts": sum(starts.values()), "pump_starts_by_pump": starts,
         **f2_roughness(outflow, traj.step_s, f2_jump_m3h),
         **wear(traj, best_efficiency_flow_m3h),
-        "hard_violations": report.hard_violations, "violations": report.counts(),
+        "hard_violations": report.hard_violations, "violations": report.counts(stamp),
         "alarms_above_alarm_level": len(report.alarms),
-        "runs_cut_by_outage": [{"time": b.time.isoformat(), "detail": b.detail} for b in report.trips],
+        "runs_cut_by_outage": [{"time": stamp(b.time), "detail": b.detail} for b in report.trips],
         "emptied_by_day": {d.isoformat(): ok for d, ok in report.emptied_by_day.items()},
         "decision_time_s": percentiles(solve),
     }

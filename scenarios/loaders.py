@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from kernel.clock import SiteClock
 from kernel.errors import DataError
 from kernel.recorded import (
     Array,
@@ -33,16 +34,18 @@ PER_STEP_TO_PER_HOUR = 4.0  # m3 per 15 min -> m3/h
 PRICE_EUR_MAX = 5.0  # EUR/kWh; anything above is a c/kWh column with a wrong unit label
 # Excel row 1 holds names, row 2 units: data starts on row 3.
 WORKBOOK_FIRST_ROW = 3
+UTC_CLOCK = SiteClock("UTC")  # no site given: naive times are taken as they are
 
 
-def load_recorded(path: Path) -> RecordedData:
-    """Pick the loader by file type."""
+def load_recorded(path: Path, clock: SiteClock = UTC_CLOCK) -> RecordedData:
+    """Pick the loader by file type. ``clock``: the site's, which reads naive wall-clock times
+    in its zone and turns every time into plant time (kernel/clock.py)."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return load_workbook(path)
+        return load_workbook(path, clock)
     if path.suffix.lower() == ".csv":
-        return load_tidy_csv(path)
+        return load_tidy_csv(path, clock)
     raise DataError(f"{path}: unknown data file type {path.suffix!r} (expected .xlsx or .csv)")
 
 
@@ -58,7 +61,7 @@ PUMP_COLUMN = re.compile(r"^pump (flow|efficiency|frequency) (\d+\.\d+)$")
 PRICE_COLUMN = re.compile(r"^electricity price \d+: *(\w+)$")
 
 
-def load_workbook(path: Path) -> RecordedData:
+def load_workbook(path: Path, clock: SiteClock = UTC_CLOCK) -> RecordedData:
     import openpyxl  # imported here: only this loader needs it
 
     try:
@@ -75,7 +78,7 @@ def load_workbook(path: Path) -> RecordedData:
     names = [str(v).strip() if v is not None else "" for v in rows[0]]
     units = [str(v).strip() if v is not None else "" for v in rows[1]]
     data = [r for r in rows[2:] if any(v is not None for v in r)]
-    return _from_workbook_columns(str(path), names, units, data)
+    return _from_workbook_columns(str(path), names, units, data, clock)
 
 
 def _workbook_column(source: str, data: list[tuple[Any, ...]], index: int, name: str) -> Array:
@@ -105,7 +108,7 @@ def _workbook_stamps(source: str, data: list[tuple[Any, ...]], name: str) -> lis
 
 
 def _from_workbook_columns(source: str, names: list[str], units: list[str],
-                           data: list[tuple[Any, ...]]) -> RecordedData:
+                           data: list[tuple[Any, ...]], clock: SiteClock) -> RecordedData:
     cols: dict[str, Array] = {}
     col_units: dict[str, str] = {}
     for index, (name, unit) in enumerate(zip(names, units, strict=False)):
@@ -123,7 +126,7 @@ def _from_workbook_columns(source: str, names: list[str], units: list[str],
         if key.startswith("power:") and unit != "kw":
             raise DataError(f"{source}: column for pump {key[6:]} power: unit {unit!r} is not kW; "
                             "an efficiency in % cannot give the energy")
-    return build(source, stamps, cols, WORKBOOK_FIRST_ROW, price_unit="EUR/kWh")
+    return build(source, stamps, cols, WORKBOOK_FIRST_ROW, price_unit="EUR/kWh", clock=clock)
 
 
 def _workbook_key(name: str) -> str | None:
@@ -154,19 +157,27 @@ TIDY_PRICE = re.compile(r"^price_(\w+?)_(c|eur)_per_kWh$")
 TIDY_UNITS = {"Q": "m3h", "P": "kW", "f": "Hz"}
 
 
-def load_tidy_csv(path: Path) -> RecordedData:
+def load_tidy_csv(path: Path, clock: SiteClock = UTC_CLOCK) -> RecordedData:
+    """Comma-separated with decimal points, or what a spreadsheet set to Finnish (and most of
+    Europe) exports: semicolons with decimal commas. The header line tells which."""
     source = str(path)
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            body = list(reader)
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a spreadsheet's byte-order mark
     except UnicodeDecodeError as exc:
         raise DataError(f"{source}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from exc
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    try:
+        rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
     except csv.Error as exc:
         raise DataError(f"{source}: not a readable CSV: {exc}") from exc
-    if not header or header[0] != "timestamp":
+    header, body = (rows[0] if rows else None), rows[1:]
+    if not header or header[0].strip() != "timestamp":
         raise DataError(f"{source}: first column must be 'timestamp' (found {(header or [''])[0]!r})")
+    header = [h.strip() for h in header]
+    if delimiter == ";":  # a decimal comma is the reason for semicolons
+        body = [[row[0], *(v.replace("\u00a0", "").replace(" ", "").replace(",", ".") for v in row[1:])]
+                for row in body]
     cols, price_units = _tidy_columns(source, header, body)
     stamps = _tidy_stamps(source, body)
     if "inflow_per_step" in cols:
@@ -180,7 +191,7 @@ def load_tidy_csv(path: Path) -> RecordedData:
     for name, unit in price_units.items():
         if unit == "c":
             cols[f"price:{name}"] = cols[f"price:{name}"] / 100.0
-    return build(source, stamps, cols, 2, price_unit=None)
+    return build(source, stamps, cols, 2, price_unit=None, clock=clock)
 
 
 def _tidy_columns(source: str, header: list[str],
@@ -229,8 +240,9 @@ def _tidy_stamps(source: str, body: list[list[str]]) -> list[datetime]:
 # ---------------------------------------------------------------- shared validation
 
 def build(source: str, stamps: list[datetime], cols: dict[str, Array], first_row: int,
-          price_unit: str | None) -> RecordedData:
+          price_unit: str | None, clock: SiteClock = UTC_CLOCK) -> RecordedData:
     """Check and assemble; ``price_unit`` is the label the file claims (None: already EUR/kWh)."""
+    stamps = clock.plant_times(source, "timestamp", stamps, first_row)
     check_timestamps(source, "timestamp", stamps, first_row)
     for key, values in cols.items():
         check_finite(source, key, values, first_row)

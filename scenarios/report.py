@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from kernel.clock import SiteClock
 from kernel.site import Rules
 from scenarios import svg
 from twin.trajectory import Trajectory
@@ -18,7 +19,9 @@ BASE_COLUMNS = ("level_m", "volume_m3", "inflow_m3h", "outflow_m3h", "price_eur_
                 "energy_kwh", "cost_eur")
 
 
-def write_trajectory(traj: Trajectory, path: Path) -> None:
+def write_trajectory(traj: Trajectory, path: Path, clock: SiteClock | None = None) -> None:
+    """One row per step; times with the site's offset (plant time is the site's standard time)."""
+    stamp = (clock or SiteClock()).stamp
     per_pump = [(f"pump_{p}_{k}", j, k) for j, p in enumerate(traj.pump_ids)
                 for k in ("on", "freq_hz", "flow_m3h", "power_kw")]
     arrays: dict[str, list[list[bool]] | list[list[float]]] = {
@@ -30,7 +33,7 @@ def write_trajectory(traj: Trajectory, path: Path) -> None:
         for i, t in enumerate(traj.timestamps):
             base = [f"{traj.rows[c][i]:.6g}" for c in BASE_COLUMNS]
             pumps = [_cell(arrays[k][i][j]) for _, j, k in per_pump]
-            w.writerow([t.isoformat(), *base, *pumps])
+            w.writerow([stamp(t), *base, *pumps])
 
 
 def _cell(value: object) -> str:

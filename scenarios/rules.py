@@ -6,7 +6,7 @@ the first row, or still running at the last, may have started or may stop outsid
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -36,11 +36,11 @@ class RuleReport:
     trips: list[Breach]  # runs cut short by the pump going out of service: forced, not a control decision
     emptied_by_day: dict[date, bool | None]  # None: wet day or partial day, rule does not apply
 
-    def counts(self) -> dict[str, dict[str, object]]:
+    def counts(self, stamp: Callable[[datetime], str] = datetime.isoformat) -> dict[str, dict[str, object]]:
         out: dict[str, dict[str, object]] = {}
         for rule in HARD_RULES:
             hits = [b for b in self.breaches if b.rule == rule]
-            out[rule] = {"count": len(hits), "first": hits[0].time.isoformat() if hits else None}
+            out[rule] = {"count": len(hits), "first": stamp(hits[0].time) if hits else None}
         return out
 
     @property

@@ -106,7 +106,7 @@ def with_forecast(setup: ReplaySetup, inflow_forecast: Path | None) -> ReplaySet
     such as ``inflow_p90_m3h``) for the MPC to use."""
     if inflow_forecast is None:
         return setup
-    return dataclasses.replace(setup, inflow_forecast=ExternalInflow.from_csv(inflow_forecast))
+    return dataclasses.replace(setup, inflow_forecast=ExternalInflow.from_csv(inflow_forecast, setup.site.clock))
 
 
 def with_perfect_forecast(setup: ReplaySetup) -> ReplaySetup:
@@ -133,12 +133,13 @@ def score(traj: Trajectory, setup: PlantSetup, controller: str) -> dict[str, Any
     """The one rule checker and KPI summary, for a trajectory however it was driven."""
     site = setup.site
     bep = {p.id: site.pump_types[p.type].curve_50hz.best_efficiency_flow_m3h() * p.flow_scale for p in site.pumps}
-    return summary(traj, check(traj, site.rules), setup.name, controller, site.rules.f2_step_soft_m3h, bep)
+    return summary(traj, check(traj, site.rules), setup.name, controller, site.rules.f2_step_soft_m3h, bep,
+                   site.clock)
 
 
 def write_run(traj: Trajectory, result: dict[str, Any], site: Site, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_trajectory(traj, out / "trajectory.csv")
+    write_trajectory(traj, out / "trajectory.csv", site.clock)
     write_summary(result, out / "summary.json")
     write_html({result["controller"]: (traj, result)}, site.rules, out / "report.html",
                f"{result['scenario']}: {result['controller']}")

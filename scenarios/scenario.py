@@ -100,7 +100,8 @@ def with_rules(site: Site, overrides: dict[str, float], path: Path) -> Site:
 
 def from_recorded(path: Path, site: Site, prices: str, start: datetime | None,
                   end: datetime | None) -> ReplaySetup:
-    data = load_recorded(path).window(start, end)
+    clock = site.clock
+    data = load_recorded(path, clock).window(start and clock.plant(start), end and clock.plant(end))
     if prices not in data.prices_eur_per_kwh:
         raise DataError(f"{path}: no price series {prices!r} (has {sorted(data.prices_eur_per_kwh)})")
     unknown = set(data.pump_flow_m3h) - set(site.pump_ids)

@@ -100,5 +100,5 @@ def test_mpc_settings_out_of_bounds_are_refused(tmp_path: Path, body: str, says:
 ])
 def test_a_bad_address_on_the_command_line_is_an_error_not_a_traceback(
         flags: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", *flags, "--duration-h", "1"]) == 2
+    assert main(["run", *flags, "--duration-h", "1"]) == 3
     assert says in capsys.readouterr().err

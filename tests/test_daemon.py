@@ -305,5 +305,5 @@ def test_tags_composes_with_every_other_run_flag(tmp_path: Path, plant: str) -> 
 
 
 def test_tags_on_a_plant_that_takes_none_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--plant", "sim", "--tags", "x.toml", "--duration-h", "1"]) == 2
+    assert main(["run", "--plant", "sim", "--tags", "x.toml", "--duration-h", "1"]) == 3
     assert "--tags x.toml: plant 'sim' takes no tag map" in capsys.readouterr().err

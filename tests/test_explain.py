@@ -87,4 +87,4 @@ def test_the_objective_terms_add_up_to_the_objective(audited: Path, site: Site) 
 def test_a_tick_the_audit_lacks_is_a_clear_error(audited: Path) -> None:
     with pytest.raises(ConfigError, match="no tick at plant time 2031-01-01T00:00:00"):
         read_problem(audited, datetime(2031, 1, 1))
-    assert main(["explain", str(audited), "--tick", "2031-01-01T00:00:00"]) == 2
+    assert main(["explain", str(audited), "--tick", "2031-01-01T00:00:00"]) == 3

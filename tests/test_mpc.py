@@ -257,7 +257,7 @@ def test_compare_oracle_ends_no_fuller_than_the_mpc_and_bounds_its_cost(tmp_path
 
 def test_compare_rejects_an_unknown_controller(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["compare", str(EXCERPT), "--controllers", "mpc,genius", "--out", str(tmp_path)])
-    assert code == 2
+    assert code == 3
     assert "genius" in capsys.readouterr().err
 
 

@@ -107,9 +107,9 @@ def test_systemd_unit_runs_the_daemon_with_its_watchdog() -> None:
     assert lines["Type"] == "notify" and int(lines["WatchdogSec"]) > 900  # longer than a 15 min interval
     command = lines["ExecStart"].split()[1:]
     assert cli._parser().parse_args(command).command == "run"
-    # a configuration error exits 2; restarting every 5 s forever cannot mend it
-    assert lines["RestartPreventExitStatus"] == "2"
-    assert cli.main(["--mpc", "/nonexistent/mpc.toml", "run", "--duration-h", "1"]) == 2
+    # a configuration error exits 3; restarting every 5 s forever cannot mend it
+    assert lines["RestartPreventExitStatus"] == "2 3 4"  # usage, configuration, data
+    assert cli.main(["--mpc", "/nonexistent/mpc.toml", "run", "--duration-h", "1"]) == 3
 
 
 UNITS = [DOCKERFILE.parent / "deploy" / "tunneltwin.service", DOCKERFILE.parent / "deploy" / "tunneltwin@.service"]
@@ -171,7 +171,7 @@ def test_a_missing_extra_is_one_line_saying_what_to_install(monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "asyncua", None)  # an import of asyncua now fails as if not installed
     for name in [m for m in sys.modules if m.startswith(("adapters.client.opcua", "adapters.opcua_common"))]:
         monkeypatch.delitem(sys.modules, name)
-    assert cli.main(["run", "--plant", "opcua", "--duration-h", "1"]) == 2
+    assert cli.main(["run", "--plant", "opcua", "--duration-h", "1"]) == 3
     err = capsys.readouterr().err.strip()
     assert err == ("tunneltwin: error: run needs asyncua, which comes with the opcua extra: "
                    "pip install 'tunneltwin[opcua]'")

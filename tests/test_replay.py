@@ -76,7 +76,7 @@ def test_unknown_scenario_lists_the_bundled_ones(site: Site) -> None:
 
 
 def test_cli_reports_errors_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", "nope", "--out", str(tmp_path)]) == 2
+    assert main(["replay", "nope", "--out", str(tmp_path)]) == 3
     assert "tunneltwin: error: nope: not a bundled scenario" in capsys.readouterr().err
 
 
@@ -94,7 +94,7 @@ def test_calibrate_writes_a_loadable_site_and_keeps_the_old_one_on_failure(tmp_p
     calibrated = load_site(out)
     assert 1.0 < calibrated.pump_types["large"].power_factor < 1.3
     before = out.read_text()
-    assert main(["calibrate", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
+    assert main(["calibrate", str(tmp_path / "missing.csv"), "--out", str(out)]) == 4
     assert out.read_text() == before
 
 

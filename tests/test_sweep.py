@@ -139,10 +139,10 @@ def test_overrides_are_checked_like_the_file() -> None:
 
 
 def test_cli_refuses_a_bad_vary_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sweep", str(_ensemble(tmp_path)), "--out", str(tmp_path / "o"), "--vary", "horizon_h=0"]) == 2
+    assert main(["sweep", str(_ensemble(tmp_path)), "--out", str(tmp_path / "o"), "--vary", "horizon_h=0"]) == 3
     assert "horizon_h" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
-    assert main(["sweep", str(_ensemble(tmp_path)), "--out", str(tmp_path / "o"), "--vary", "nothing"]) == 2
+    assert main(["sweep", str(_ensemble(tmp_path)), "--out", str(tmp_path / "o"), "--vary", "nothing"]) == 3
 
 
 def test_each_varies_one_key_at_a_time(tmp_path: Path) -> None:

@@ -48,6 +48,23 @@ def test_units_convert_both_ways(tmp_path: Path) -> None:
     assert price.decode([5.0, 10.0]) == pytest.approx([0.05, 0.10])
 
 
+def test_times_on_the_wire_become_plant_time_and_go_out_as_instants() -> None:
+    """An OPC UA DateTime (UTC) and a gateway's naive summer wall clock both become the site's
+    standard time (Helsinki: UTC+2 all year); written back, the time carries that offset."""
+    from datetime import UTC, datetime, timedelta
+
+    from kernel.clock import SiteClock
+
+    clock = SiteClock("Europe/Helsinki")
+    t = Binding("station", "time", None, Tag(path="S/T", unit="datetime"), "Europe/Helsinki", clock)
+    assert t.decode(datetime(2025, 7, 1, 9, 0, tzinfo=UTC)) == datetime(2025, 7, 1, 11, 0)
+    assert t.decode(datetime(2025, 7, 1, 12, 0)) == datetime(2025, 7, 1, 11, 0)  # 12:00 EEST is 09:00 UTC
+    assert t.decode("2025-01-10T06:00:00+02:00") == datetime(2025, 1, 10, 6, 0)
+    out = t.encode(datetime(2025, 7, 1, 11, 0))
+    assert out.utcoffset() == timedelta(hours=2) and out == datetime(2025, 7, 1, 9, 0, tzinfo=UTC)
+    assert t.decode(out) == datetime(2025, 7, 1, 11, 0)  # the round trip
+
+
 def test_a_bad_value_on_the_wire_names_the_tag(tmp_path: Path) -> None:
     tags = load_tagmap(_write(tmp_path, MINIMAL))
     level = Binding("station", "level_m", None, tags.station["level_m"])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from kernel.errors import ConfigError, TunneltwinError
+from kernel.errors import ConfigError, DataError, PlantError, TunneltwinError
 from kernel.settings import CONFIG_DIR
 from tunneltwin import __version__
 from tunneltwin.settings import Settings
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handlers[args.command](args, settings)
     except TunneltwinError as exc:
         print(f"tunneltwin: error: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     except BrokenPipeError:  # the reader went away (`| head`): stop writing, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -177,7 +177,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"tunneltwin: error: {args.command} needs {exc.name}, which comes with the {extra} extra: "
               f"pip install 'tunneltwin[{extra}]'", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
+
+
+# Exit codes (README, Operations). Usage, configuration and data errors cannot mend by
+# themselves, so the systemd unit does not restart on them; a lost plant can.
+EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG, EXIT_DATA, EXIT_PLANT = 1, 2, 3, 4, 5
+
+
+def exit_code(exc: TunneltwinError) -> int:
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, DataError):
+        return EXIT_DATA
+    if isinstance(exc, PlantError):
+        return EXIT_PLANT
+    return EXIT_FAILED
 
 
 def _configure_logging(level: str, fmt: str = "console") -> None:
@@ -236,7 +251,8 @@ def _calibrate(args: argparse.Namespace, settings: Settings) -> int:
     from scenarios.fidelity import calibrate
     from scenarios.loaders import load_recorded
 
-    site, fits = calibrate(load_recorded(args.datafile), settings.site())
+    site = settings.site()
+    site, fits = calibrate(load_recorded(args.datafile, site.clock), site)
     lines = [f"calibrated from {args.datafile}"]
     for name, fit in fits.items():
         pt = fit.pump_type
@@ -253,7 +269,8 @@ def _fidelity(args: argparse.Namespace, settings: Settings) -> int:
     from scenarios.fidelity import fidelity, format_fidelity
     from scenarios.loaders import load_recorded
 
-    print(format_fidelity(fidelity(load_recorded(args.datafile), settings.site())))
+    site = settings.site()
+    print(format_fidelity(fidelity(load_recorded(args.datafile, site.clock), site)))
     return 0
 
 
@@ -261,8 +278,9 @@ def _fit_generator(args: argparse.Namespace, settings: Settings) -> int:
     from scenarios.loaders import load_recorded
     from scenarios.synthetic import fit, step_change_report, write_params
 
-    data = load_recorded(args.datafile)
-    dry_limit = settings.site().rules.dry_day_max_inflow_m3
+    site = settings.site()
+    data = load_recorded(args.datafile, site.clock)
+    dry_limit = site.rules.dry_day_max_inflow_m3
     params = fit(data, dry_limit)
     write_params(params, args.out, source=str(args.datafile))
     print(f"generator statistics written to {args.out}")
@@ -333,7 +351,7 @@ def _sweep(args: argparse.Namespace, settings: Settings) -> int:
               f"{len(summary['storm_safety'])} runs pass"
               + "".join(f"\n    {v['scenario']} {v['settings']}: fails "
                         f"{', '.join(k for k, ok in v.items() if ok is False)}" for v in bad))
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else 0
 
 
 def _vary(text: str) -> tuple[str, list[object]]:
@@ -377,10 +395,12 @@ def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     from tunneltwin.daemon.wiring import run_daemon
 
     cfg = daemon_config(args, settings)
-    run = asyncio.run(run_daemon(cfg, settings.site(), settings.mpc()))
+    site = settings.site()
+    run = asyncio.run(run_daemon(cfg, site, settings.mpc()))
     st = run.stats
+    span = " .. ".join(site.clock.stamp(t) if t else "-" for t in (st.first, st.last))
     print(f"tunneltwin run: {cfg.daemon.controller} on {cfg.daemon.plant}, {st.ticks} ticks "
-          f"({st.first} .. {st.last}) in {st.wall_s:.1f} s wall")
+          f"({span}) in {st.wall_s:.1f} s wall")
     print(f"  level {st.level_min_m:.2f}..{st.level_max_m:.2f} m; from telemetry: energy "
           f"{st.energy_kwh:.0f} kWh, cost {st.cost_eur:.2f} EUR")
     d = percentiles(st.decide_s) if st.decide_s else {}
@@ -459,7 +479,9 @@ def _certs(args: argparse.Namespace, settings: Settings) -> int:
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     from tunneltwin.daemon.audit_export import export
 
-    text = export(args.db, args.since, args.until, args.format, settings.site().timing.control_interval_s)
+    site = settings.site()
+    since, until = (site.clock.plant(t) if t else None for t in (args.since, args.until))
+    text = export(args.db, since, until, args.format, site.timing.control_interval_s)
     if args.out:
         args.out.write_text(text)
         print(f"-> {args.out}")
@@ -475,10 +497,12 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
     from controller.model import StationModel
     from tunneltwin.daemon.audit import read_problem
 
-    tick, data = read_problem(args.db, args.tick)
+    site = settings.site()
+    at = site.clock.plant(args.tick)
+    tick, data = read_problem(args.db, at)
     problem = problem_from_json(data)
-    out = args.out or Path(f"tick-{args.tick.strftime('%Y%m%dT%H%M%S')}")
-    ex = explain(problem, StationModel(settings.site()), out, mip_gap=args.mip_gap)
+    out = args.out or Path(f"tick-{at.strftime('%Y%m%dT%H%M%S')}")
+    ex = explain(problem, StationModel(site), out, mip_gap=args.mip_gap)
     print(f"tick {tick['plant_time']} (run {tick['run_id']}, {tick['solver_status']}): {ex.rows} rows, "
           f"{ex.cols} columns ({ex.integers} integer), {problem.horizon} steps of {problem.step_h * 60:.0f} min")
     print(f"wrote {out.with_suffix('.lp')} and {out.with_suffix('.mps')}")

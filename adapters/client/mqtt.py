@@ -33,10 +33,10 @@ class MqttPort:
         self.link, self.tags, self.site = link, tags, site
         self.timeout_s, self.poll_s = timeout_s, poll_s
         self.reads_stop_levels = not tags.readback or "stop_below_m" in tags.readback  # none: echoes the command
-        self.reads = bindings(tags, site.pump_ids, ("station", "pump"))
-        self.writes = bindings(tags, site.pump_ids, ("setpoint",))
-        self.readback = bindings(tags, site.pump_ids, ("readback",))
-        self.steps = bindings(tags, site.pump_ids, ("step",))
+        self.reads = bindings(tags, site.pump_ids, ("station", "pump"), site.clock)
+        self.writes = bindings(tags, site.pump_ids, ("setpoint",), site.clock)
+        self.readback = bindings(tags, site.pump_ids, ("readback",), site.clock)
+        self.steps = bindings(tags, site.pump_ids, ("step",), site.clock)
         self.cache: dict[str, dict[str, Any]] = {}
         self.seq: dict[str, int] = {}  # messages seen per topic, to tell a fresh read-back
         self.changed = asyncio.Event()

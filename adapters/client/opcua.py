@@ -63,9 +63,9 @@ class OpcuaPort:
         self.endpoint, self.tags, self.site = endpoint, tags, site
         self.security, self.timeout_s, self.poll_s = security, timeout_s, poll_s
         self.reads_stop_levels = "stop_below_m" in tags.setpoint  # read back from the nodes written
-        self.reads = bindings(tags, site.pump_ids, ("station", "pump"))
-        self.writes = bindings(tags, site.pump_ids, ("setpoint",))
-        self.steps = bindings(tags, site.pump_ids, ("step",))
+        self.reads = bindings(tags, site.pump_ids, ("station", "pump"), site.clock)
+        self.writes = bindings(tags, site.pump_ids, ("setpoint",), site.clock)
+        self.steps = bindings(tags, site.pump_ids, ("step",), site.clock)
         self.client: Client | None = None
         self.nodes: dict[Key, Node] = {}
         self.types: dict[Key, ua.VariantType] = {}

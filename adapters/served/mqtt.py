@@ -28,9 +28,10 @@ class MqttSimulator:
     def __init__(self, plant: LockstepPlant, tags: TagMap, link: MqttLink, speed: float = 0.0) -> None:
         self.plant, self.tags, self.link, self.speed = plant, tags, link, speed
         ids = plant.twin.ids
-        self.telemetry = bindings(tags, ids, ("station", "pump", "step"))
-        self.setpoints = bindings(tags, ids, ("setpoint",))
-        self.readback = bindings(tags, ids, ("readback",))
+        clock = plant.setup.site.clock
+        self.telemetry = bindings(tags, ids, ("station", "pump", "step"), clock)
+        self.setpoints = bindings(tags, ids, ("setpoint",), clock)
+        self.readback = bindings(tags, ids, ("readback",), clock)
         self.request = next((b for b in self.telemetry if b.table == "step" and b.field == "request"), None)
         self.wanted = plant.held().as_dict()
         self.inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()

@@ -48,7 +48,7 @@ class OpcuaSimulator:
         self.server.set_server_name("tunneltwin simulator")
         await secure_server(self.server, self.security, SIMULATOR_URI)
         ns = await self.server.register_namespace(self.tags.namespace)
-        for b in bindings(self.tags, self.plant.twin.ids, SERVED):
+        for b in bindings(self.tags, self.plant.twin.ids, SERVED, self.plant.setup.site.clock):
             key = (b.table, b.field, b.pump)
             self.nodes[key], self.bound[key] = await self._add(b, ns), b
         await self._write_setpoints(self.accepted)

@@ -149,7 +149,7 @@ class Service:
         decide_s = t2 - t1
         self.stats.record(obs, decide_s, time.perf_counter() - t2 + t1 - t0)
         said = controller.report()
-        rep = report(obs, sp, controller.name, said, self.stats)
+        rep = report(obs, sp, controller.name, said, self.stats, self.site.clock)
         observe_tick(self.metrics, obs, self.site.rules, time.perf_counter() - t0, decide_s, self.stats.cost_eur,
                      overrides(said, obs.telemetry.time), forecast_error(said, obs), said.status)
         await self._audit(obs, sp, readback, controller.name, said, decide_s, rep, cmd)
