@@ -183,3 +183,26 @@ async def test_the_optimisers_solver_status_is_counted_per_decision(day: ReplayS
     counted = {s.labels["status"]: s.value for f in text_string_to_metric_families(_exposition(service))
                for s in f.samples if s.name == "tunneltwin_solver_status_total"}
     assert sum(counted.values()) == 3 and all(counted), counted  # one per decision, each a named status
+
+
+def test_library_loggers_keep_the_json_log_stream_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    """asyncua and paho log through the stdlib; under --log-format json their lines are JSON
+    objects like ours, named by logger, and their INFO chatter stays out."""
+    import json
+    import logging
+
+    import structlog
+
+    from tunneltwin.cli import _configure_logging
+
+    _configure_logging("info", "json")
+    try:
+        logging.getLogger("asyncua.client.client").warning("connection lost to %s", "opc.tcp://x:4840")
+        logging.getLogger("paho.mqtt.client").info("sending PINGREQ")
+        structlog.get_logger().info("tick", level_m=2.5)
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        _configure_logging("warning", "console")
+    assert [(x["event"], x["level"], x.get("logger")) for x in lines] == [
+        ("connection lost to opc.tcp://x:4840", "warning", "asyncua.client.client"), ("tick", "info", None)]
+    assert all("timestamp" in x for x in lines)

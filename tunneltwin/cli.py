@@ -199,10 +199,31 @@ def _configure_logging(level: str, fmt: str = "console") -> None:
     """Log events (supervisor overrides, fallbacks) to stderr, so stdout stays the command's result."""
     renderer: structlog.typing.Processor = (structlog.processors.JSONRenderer() if fmt == "json"
                                             else structlog.dev.ConsoleRenderer(colors=False))
+    stamp = structlog.processors.TimeStamper(fmt="iso")
     structlog.configure(
-        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"), renderer],
+        processors=[structlog.processors.add_log_level, stamp, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=_stderr_logger, cache_logger_on_first_use=False)
+    # The libraries' stdlib loggers (asyncua, paho, uvicorn, distributed) go through the same
+    # renderer, so `--log-format json` stays one JSON object per line. Their INFO is chatter
+    # about sessions and subscriptions: they log from WARNING whatever --log-level says.
+    handler = _StderrHandler()
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, stamp]))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """sys.stderr looked up per record, like _stderr_logger."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def _stderr_logger(*_: object) -> structlog.PrintLogger:
