@@ -38,7 +38,7 @@ def compare(scenario: str, site: Site, out: Path, prices: str | None = None, sta
         write_trajectory(traj, out / name / "trajectory.csv", setup.site.clock)
     result = {"scenario": setup.name, "reference": table["reference"], "runs": [s for _, s in runs.values()]}
     (out / "comparison.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    write_html(runs, setup.site.rules, out / "report.html", f"{setup.name}: comparison")
+    write_html(runs, setup.site.rules, out / "report.html", f"{setup.name}: comparison", setup.site.clock)
     return result
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import html
 import json
+from datetime import timezone
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,6 @@ import numpy as np
 
 from kernel.clock import SiteClock
 from kernel.site import Rules
-from scenarios import svg
 from twin.trajectory import Trajectory
 
 BASE_COLUMNS = ("level_m", "volume_m3", "inflow_m3h", "outflow_m3h", "price_eur_per_kwh", "power_kw",
@@ -47,17 +48,63 @@ def write_summary(summary: dict[str, Any], path: Path) -> None:
 
 
 def write_html(runs: dict[str, tuple[Trajectory, dict[str, Any]]], rules: Rules, path: Path,
-               title: str) -> None:
-    """One page for one or several controllers on the same scenario."""
-    parts = [f"<h1>{html.escape(title)}</h1>", _table([s for _, s in runs.values()])]
-    for name, (traj, _) in runs.items():
-        parts.append(f"<h2>{html.escape(name)}</h2>")
-        parts.extend(_charts(traj, rules))
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
-            "</title><style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-            "</style></head><body>" + "\n".join(parts) + "</body></html>\n")
+               title: str, clock: SiteClock | None = None) -> None:
+    """One self-contained page for one or several controllers on the same scenario: the KPI
+    table, then charts with every controller on shared time axes (uPlot, vendored, MIT). It
+    works offline; times show in the site's zone."""
+    clock = clock or SiteClock()
+    vendor = files("scenarios") / "data" / "vendor" / "uplot"
+    data = json.dumps(_chart_data(runs, rules, clock), separators=(",", ":")).replace("</", "<\\/")
+    page = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title>"
+        f"<style>{(vendor / 'uPlot.min.css').read_text()}{PAGE_CSS}</style>"
+        f"<!-- uPlot 1.6.32, {html.escape((vendor / 'LICENSE').read_text().splitlines()[0])}: "
+        f"{html.escape(' '.join((vendor / 'LICENSE').read_text().split()))} -->"
+        f"<script>{(vendor / 'uPlot.iife.min.js').read_text()}</script></head><body>"
+        f"<h1>{html.escape(title)}</h1>{_table([s for _, s in runs.values()])}"
+        "<p class='hint'>Drag across a chart to zoom (all follow), double-click to reset, click a "
+        "legend entry to hide or show it; the legend shows the values under the cursor.</p>"
+        f"<div id='charts'></div><script id='data' type='application/json'>{data}</script>"
+        f"<script>{(files('scenarios') / 'data' / 'report.js').read_text()}</script></body></html>\n")
     path.write_text(page)
+
+
+PAGE_CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:0 1em}"
+            "table.kpi{border-collapse:collapse;width:100%;font-size:0.9em;table-layout:fixed}"
+            "table.kpi td,table.kpi th{border:1px solid #ccc;padding:2px 6px;text-align:right;"
+            "overflow-wrap:anywhere}table.kpi th:first-child,table.kpi td:first-child{text-align:left;width:16em}"
+            ".chart h3{margin:1em 0 0.2em;font-size:1em}.hint{color:#555;font-size:0.9em}")
+
+
+def _chart_data(runs: dict[str, tuple[Trajectory, dict[str, Any]]], rules: Rules, clock: SiteClock
+                ) -> dict[str, Any]:
+    """Every run's series on the first run's time steps (runs of one scenario share them)."""
+    first = next(iter(runs.values()))[0]
+    index = {t: i for i, t in enumerate(first.timestamps)}
+    offset = timezone(clock.offset)
+
+    def aligned(traj: Trajectory, values: Any) -> list[float | None]:
+        out: list[float | None] = [None] * len(index)
+        for t, v in zip(traj.timestamps, values, strict=True):
+            if t in index:
+                out[index[t]] = round(float(v), 4)
+        return out
+
+    return {
+        "zone": clock.zone_name, "t": [t.replace(tzinfo=offset).timestamp() for t in first.timestamps],
+        "inflow_m3h": aligned(first, first.col("inflow_m3h")),
+        "price_eur_per_mwh": aligned(first, first.col("price_eur_per_kwh") * 1000),
+        "limits": {"level": [[rules.min_level_m, "min"], [rules.alarm_level_m, "alarm"], [rules.max_level_m, "max"]],
+                   "f2_max": rules.max_outflow_m3h},
+        "runs": {name: {"level_m": aligned(traj, traj.col("level_m")),
+                        "outflow_m3h": aligned(traj, traj.col("outflow_m3h")),
+                        "power_kw": aligned(traj, traj.col("power_kw")),
+                        "pumps_on": aligned(traj, np.asarray(traj.pump_on, dtype=float).reshape(len(traj), -1).sum(1)),
+                        "cost_cum_eur": aligned(traj, np.cumsum(traj.col("cost_eur")))}
+                 for name, (traj, _) in runs.items()},
+    }
 
 
 TABLE_FIELDS = (("controller", "controller"), ("cost_eur", "cost EUR"), ("energy_kwh", "energy kWh"),
@@ -81,23 +128,9 @@ def _field(summary: dict[str, Any], key: str) -> object:
 
 
 def _table(summaries: list[dict[str, Any]]) -> str:
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in TABLE_FIELDS)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(_field(s, k)))}</td>" for k, _ in TABLE_FIELDS)
-                   + "</tr>" for s in summaries)
-    return f"<table><tr>{head}</tr>{rows}</table>"
-
-
-def _charts(traj: Trajectory, rules: Rules) -> list[str]:
-    x = np.array([(t - traj.timestamps[0]).total_seconds() / 3600 for t in traj.timestamps])
-    level = traj.col("level_m")
-    limits = [(rules.min_level_m, "min"), (rules.alarm_level_m, "alarm"), (rules.max_level_m, "max")]
-    return [
-        svg.lines("Tunnel level (m) with limits", x, {"level": level}, hlines=limits),
-        svg.lines("Inflow and pumped flow (m3/h)", x,
-                  {"inflow": traj.col("inflow_m3h"), "pumped F2": traj.col("outflow_m3h")},
-                  hlines=[(rules.max_outflow_m3h, "F2 max")]),
-        svg.lines("Price (EUR/MWh) and pumping power (kW/10)", x,
-                  {"price": traj.col("price_eur_per_kwh") * 1000, "power/10": traj.col("power_kw") / 10}),
-        svg.timeline("Pumps on", x, traj.pump_ids, np.asarray(traj.pump_on, dtype=bool).reshape(len(x), -1)),
-        svg.lines("Cumulative cost (EUR)", x, {"cost": np.cumsum(traj.col("cost_eur"))}),
-    ]
+    """One column per controller, one row per figure: as many controllers as needed fit the page."""
+    head = "<th>figure</th>" + "".join(f"<th>{html.escape(str(s.get('controller', '')))}</th>" for s in summaries)
+    rows = "".join(f"<tr><td>{html.escape(label)}</td>"
+                   + "".join(f"<td>{html.escape(str(_field(s, k)))}</td>" for s in summaries) + "</tr>"
+                   for k, label in TABLE_FIELDS if k != "controller")
+    return f"<table class='kpi'><tr>{head}</tr>{rows}</table>"

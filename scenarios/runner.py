@@ -142,4 +142,4 @@ def write_run(traj: Trajectory, result: dict[str, Any], site: Site, out: Path) -
     write_trajectory(traj, out / "trajectory.csv", site.clock)
     write_summary(result, out / "summary.json")
     write_html({result["controller"]: (traj, result)}, site.rules, out / "report.html",
-               f"{result['scenario']}: {result['controller']}")
+               f"{result['scenario']}: {result['controller']}", site.clock)

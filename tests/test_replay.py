@@ -60,7 +60,7 @@ def test_replay_cli_writes_trajectory_summary_and_report(tmp_path: Path) -> None
     header = (tmp_path / "trajectory.csv").read_text().splitlines()[0].split(",")
     assert header[:3] == ["timestamp", "level_m", "volume_m3"] and "pump_2.4_flow_m3h" in header
     assert len((tmp_path / "trajectory.csv").read_text().splitlines()) == 192  # 191 steps + header
-    assert "<svg" in (tmp_path / "report.html").read_text()
+    assert "<script id='data' type='application/json'>" in (tmp_path / "report.html").read_text()
 
 
 def test_bad_scenario_file_names_file_and_field(tmp_path: Path, site: Site) -> None:
