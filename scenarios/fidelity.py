@@ -9,6 +9,7 @@ import numpy as np
 from kernel.physics import PumpHydraulics
 from kernel.recorded import RecordedData
 from kernel.site import Pump, Site
+from scenarios import progress
 from scenarios.drive import open_loop
 from twin.calibrate import FitResult, RunningPoints, fit_pump_type, mape_by, predict
 
@@ -36,12 +37,14 @@ def running_points(data: RecordedData, site: Site, type_name: str, min_hz: float
 def calibrate(data: RecordedData, site: Site) -> tuple[Site, dict[str, FitResult]]:
     """Fit every pump type that has running points; returns the calibrated site."""
     fits = {}
-    for name, ptype in site.pump_types.items():
+    for i, (name, ptype) in enumerate(site.pump_types.items()):
+        progress.report("calibrate: pump types", i, len(site.pump_types))
         pts = running_points(data, site, name, site.rules.min_freq_hz)
         if len(pts.freq_hz) >= 10:
             fits[name] = fit_pump_type(ptype, site.discharge_level_m, pts)
     types = {n: (fits[n].pump_type if n in fits else t) for n, t in site.pump_types.items()}
     site = site.model_copy(update={"pump_types": types})
+    progress.report("calibrate: pump types", len(site.pump_types), len(site.pump_types))
     pumps = [_scaled(pump, data, site) for pump in site.pumps]
     return site.model_copy(update={"pumps": pumps}), fits
 

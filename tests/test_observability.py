@@ -206,3 +206,28 @@ def test_library_loggers_keep_the_json_log_stream_whole(capsys: pytest.CaptureFi
     assert [(x["event"], x["level"], x.get("logger")) for x in lines] == [
         ("connection lost to opc.tcp://x:4840", "warning", "asyncua.client.client"), ("tick", "info", None)]
     assert all("timestamp" in x for x in lines)
+
+
+def test_a_warning_from_a_run_names_the_run(day: ReplaySetup, capsys: pytest.CaptureFixture[str]) -> None:
+    """compare runs several controllers; a supervisor's warning must say whose run it was."""
+    import json
+
+    import structlog
+
+    from scenarios.replay import run_controller
+    from tunneltwin.cli import _configure_logging
+
+    baseline = BaselineController(day.site)
+
+    def warns(obs: Observation) -> Setpoints:
+        structlog.get_logger().warning("override", rule="min_level")
+        return baseline.decide(obs)
+
+    short = dataclasses.replace(day, inflow_m3h=day.inflow_m3h[:2], price_eur_per_kwh=day.price_eur_per_kwh[:2])
+    _configure_logging("warning", "json")
+    try:
+        run_controller(short, fake_controller("careful", warns))
+        lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    finally:
+        _configure_logging("warning", "console")
+    assert lines and all(x["run"] == f"{day.name} / careful" for x in lines)

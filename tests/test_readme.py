@@ -45,3 +45,20 @@ def test_the_readmes_daemon_sample_matches_a_fresh_run(capsys: pytest.CaptureFix
     assert got["cost"] == pytest.approx(shown["cost"], rel=COST_TOLERANCE)
     assert got["level_min"] == pytest.approx(shown["level_min"], abs=LEVEL_TOLERANCE_M)
     assert got["level_max"] == pytest.approx(shown["level_max"], abs=LEVEL_TOLERANCE_M)
+
+
+def test_every_marked_figure_is_the_one_the_results_script_wrote() -> None:
+    """bench/results.py measures each figure the README marks and writes docs/results.md with
+    the date, commit and package versions of the run; the README's block must be that one."""
+    import json
+
+    results_md = README.parent / "docs" / "results.md"
+    found = re.search(r"```json\n(.*?)\n```", results_md.read_text(encoding="utf-8"), re.S)
+    assert found, f"{results_md}: no data block; run python bench/results.py"
+    results = json.loads(found[1])
+    blocks = re.findall(r"<!-- results:([\w-]+) -->(.*?)<!-- /results -->", README.read_text(encoding="utf-8"), re.S)
+    assert {key for key, _ in blocks} >= {"daemon-sample", "daemon-wall", "suite", "shadow-mode", "report-size"}
+    for key, body in blocks:
+        assert key in results, f"README figure {key!r} has no measured value in docs/results.md"
+        assert body == results[key]["value"], f"README figure {key!r} differs from docs/results.md"
+        assert "highspy" in results[key]["stamp"] and "commit" in results[key]["stamp"]

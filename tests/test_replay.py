@@ -1,7 +1,9 @@
 """Replays end to end: bundled scenarios, the recorded operation, the CLI and its outputs."""
 
 import dataclasses
+import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -153,3 +155,41 @@ def test_meter_check_tells_a_drifting_flow_meter_from_a_drifting_pump(excerpt: R
     assert after.power_daily_std_pct == pytest.approx(0.0, abs=0.05)
     assert after.flow_seen_in_power_pct == pytest.approx(0.0, abs=0.2)
     assert 0.1 < after.elasticity < 0.5  # power rises with flow along the large pump's curve
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("stream", "flags", "shown"), [
+    (_Terminal, [], True),  # on a terminal: a bar per run
+    (io.StringIO, [], False),  # piped: quiet
+    (_Terminal, ["--log-format", "json"], False),  # logging JSON: quiet, the stream stays JSON
+])
+def test_long_commands_show_progress_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        stream: type[io.StringIO], flags: list[str],
+                                                        shown: bool) -> None:
+    err = stream()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main([*flags, "replay", str(EXCERPT), "--controller", "baseline", "--out", str(tmp_path)]) == 0
+    text = err.getvalue()
+    assert ("hsy_excerpt_2days / baseline:" in text and "/191 [" in text) is shown, text[-500:]
+
+
+def test_a_replay_tells_its_listener_each_step() -> None:
+    import contextvars
+
+    from scenarios import progress
+    from scenarios.runner import evaluate
+
+    heard: list[tuple[str, int, int]] = []
+    setup = load_scenario(str(EXCERPT), load_site())
+
+    def run() -> None:
+        progress.LISTENER.set(lambda what, done, total: heard.append((what, done, total)))
+        evaluate(setup, "baseline")
+
+    contextvars.copy_context().run(run)
+    assert [d for _, d, _ in heard] == list(range(setup.steps + 1))
+    assert {(w, t) for w, _, t in heard} == {(f"{setup.name} / baseline", setup.steps)}

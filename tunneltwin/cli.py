@@ -11,12 +11,14 @@ import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
 from kernel.errors import ConfigError, DataError, PlantError, TunneltwinError
 from kernel.settings import CONFIG_DIR
+from scenarios.progress import LISTENER
+from scenarios.progress import report as report_progress
 from tunneltwin import __version__
 from tunneltwin.settings import Settings
 
@@ -156,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level, args.log_format)
     settings = Settings.build(args.site, args.mpc, getattr(args, "config", None))
+    LISTENER.set(Bars(sys.stderr) if _shows_progress(sys.stderr, args) else None)
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "replay": _replay, "compare": _compare, "calibrate": _calibrate, "fidelity": _fidelity,
         "fit-generator": _fit_generator, "scenarios": _scenarios, "sweep": _sweep,
@@ -195,13 +198,39 @@ def exit_code(exc: TunneltwinError) -> int:
     return EXIT_FAILED
 
 
+def _shows_progress(stream: TextIO, args: argparse.Namespace) -> bool:
+    """Bars for the long commands, on a terminal only: quiet when piped or logging JSON."""
+    return (args.command in ("replay", "compare", "calibrate", "sweep") and stream.isatty()
+            and args.log_format != "json")
+
+
+class Bars:
+    """One tqdm bar per thing in progress (a replay, each run of a compare, a sweep's runs)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.open: dict[str, Any] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.open.get(what)
+        if bar is None:
+            bar = self.open[what] = tqdm(total=total, desc=what, file=self.stream, leave=False, unit="step",
+                                         dynamic_ncols=True)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            del self.open[what]
+
+
 def _configure_logging(level: str, fmt: str = "console") -> None:
     """Log events (supervisor overrides, fallbacks) to stderr, so stdout stays the command's result."""
     renderer: structlog.typing.Processor = (structlog.processors.JSONRenderer() if fmt == "json"
                                             else structlog.dev.ConsoleRenderer(colors=False))
     stamp = structlog.processors.TimeStamper(fmt="iso")
     structlog.configure(
-        processors=[structlog.processors.add_log_level, stamp, renderer],
+        processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level, stamp, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=_stderr_logger, cache_logger_on_first_use=False)
     # The libraries' stdlib loggers (asyncua, paho, uvicorn, distributed) go through the same
@@ -352,10 +381,10 @@ def _sweep(args: argparse.Namespace, settings: Settings) -> int:
     t0 = time.perf_counter()
 
     def progress(done: int, total: int, row: dict[str, object]) -> None:
-        what = f"cost {row['cost_eur']:.0f} EUR, peak {row['level_max_m']} m" if row["status"] == "ok" \
-            else str(row["error"])
-        print(f"[{done}/{total} {time.perf_counter() - t0:6.0f} s] {row['scenario']} {row['controller']} "
-              f"{row['settings']}: {row['status']}, {what}", file=sys.stderr, flush=True)
+        if row["status"] != "ok":  # said whether anyone watches: the row has it too
+            print(f"tunneltwin: warning: sweep run {row['scenario']} {row['controller']} {row['settings']} "
+                  f"failed: {row['error']}", file=sys.stderr, flush=True)
+        report_progress("sweep: runs", done, total)
 
     rows = sweep.sweep(batch, executor, progress)
     rules = settings.site().rules
