@@ -177,6 +177,16 @@ def test_a_missing_extra_is_one_line_saying_what_to_install(monkeypatch: pytest.
                    "pip install 'tunneltwin[opcua]'")
 
 
+def test_global_flags_work_before_and_after_the_command() -> None:
+    parse = cli._parser().parse_args
+    after = parse(["replay", "storm", "--out", "o", "--log-format", "json", "--site", "s.toml", "--log-level", "info"])
+    assert (after.log_format, after.site, after.log_level, after.mpc) == ("json", "s.toml", "info", None)
+    before = parse(["--log-format", "json", "--mpc", "m.toml", "replay", "storm", "--out", "o"])
+    assert (before.log_format, before.mpc, before.log_level, before.site) == ("json", "m.toml", "warning", None)
+    both = parse(["--log-level", "error", "run", "--log-level", "debug"])
+    assert both.log_level == "debug"  # the later one, as a user reads the line
+
+
 def test_version_and_python_dash_m(capsys: pytest.CaptureFixture[str]) -> None:
     from tunneltwin import __version__
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -41,16 +42,29 @@ def _time(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from exc
 
 
+def _global_flags(p: argparse.ArgumentParser, defaults: bool) -> None:
+    """--site, --mpc, --log-level and --log-format, taken before or after the command."""
+    def default(value: str | None) -> str | None:
+        return value if defaults else argparse.SUPPRESS
+
+    p.add_argument("--site", default=default(None),
+                   help="site TOML (default: bundled reference plant; env TUNNELTWIN_SITE)")
+    p.add_argument("--mpc", default=default(None),
+                   help="MPC settings TOML (default: config/mpc.toml; env TUNNELTWIN_MPC)")
+    p.add_argument("--log-level", default=default("warning"), choices=("debug", "info", "warning", "error"),
+                   help="structured log events at or above this level go to stderr (default: warning)")
+    p.add_argument("--log-format", default=default("console"), choices=("console", "json"),
+                   help="json: one JSON object per event (a daemon's log collector wants this)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tunneltwin", description=__doc__)
     p.add_argument("--version", action="version", version=f"tunneltwin {__version__}")
-    p.add_argument("--site", help="site TOML (default: bundled reference plant; env TUNNELTWIN_SITE)")
-    p.add_argument("--mpc", help="MPC settings TOML (default: config/mpc.toml; env TUNNELTWIN_MPC)")
-    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-                   help="structured log events at or above this level go to stderr (default: warning)")
-    p.add_argument("--log-format", default="console", choices=("console", "json"),
-                   help="json: one JSON object per event (a daemon's log collector wants this)")
+    _global_flags(p, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)  # the same flags after the command: absent, no effect
+    _global_flags(common, defaults=False)
     sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser = functools.partial(sub.add_parser, parents=[common])  # type: ignore[method-assign]
     r = sub.add_parser("replay", help="replay a scenario with one controller and write a report")
     r.add_argument("scenario", help="bundled name, scenario TOML, or recorded data file (.xlsx/.csv)")
     r.add_argument("--controller", choices=CONTROLLERS, default="baseline")
