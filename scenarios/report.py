@@ -53,22 +53,30 @@ def write_html(runs: dict[str, tuple[Trajectory, dict[str, Any]]], rules: Rules,
     table, then charts with every controller on shared time axes (uPlot, vendored, MIT). It
     works offline; times show in the site's zone."""
     clock = clock or SiteClock()
-    vendor = files("scenarios") / "data" / "vendor" / "uplot"
     data = json.dumps(_chart_data(runs, rules, clock), separators=(",", ":")).replace("</", "<\\/")
     page = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)}</title>"
-        f"<style>{(vendor / 'uPlot.min.css').read_text()}{PAGE_CSS}</style>"
-        f"<!-- uPlot 1.6.32, {html.escape((vendor / 'LICENSE').read_text().splitlines()[0])}: "
-        f"{html.escape(' '.join((vendor / 'LICENSE').read_text().split()))} -->"
-        f"<script>{(vendor / 'uPlot.iife.min.js').read_text()}</script></head><body>"
+        f"{page_head(title)}<body>"
         f"<h1>{html.escape(title)}</h1>{_table([s for _, s in runs.values()])}"
         "<p class='hint'>Drag across a chart to zoom (all follow), double-click to reset, click a "
         "legend entry to hide or show it; the legend shows the values under the cursor.</p>"
         f"<div id='charts'></div><script id='data' type='application/json'>{data}</script>"
         f"<script>{(files('scenarios') / 'data' / 'report.js').read_text()}</script></body></html>\n")
     path.write_text(page)
+
+
+def page_head(title: str) -> str:
+    """The head of a page that draws with our charts: uPlot (vendored, its licence kept in a
+    comment) and scenarios/data/charts.js, inlined, so the page works offline."""
+    data = files("scenarios") / "data"
+    vendor = data / "vendor" / "uplot"
+    licence = (vendor / "LICENSE").read_text()
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title>"
+            f"<style>{(vendor / 'uPlot.min.css').read_text()}{PAGE_CSS}</style>"
+            f"<!-- uPlot 1.6.32, {html.escape(' '.join(licence.split()))} -->"
+            f"<script>{(vendor / 'uPlot.iife.min.js').read_text()}</script>"
+            f"<script>{(data / 'charts.js').read_text()}</script></head>")
 
 
 PAGE_CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:0 1em}"

@@ -35,8 +35,10 @@ def _browser() -> str:
     return found
 
 
-def _chromium(*args: str) -> str:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=10000"]
+def _chromium(*args: str, budget_ms: int = 10_000) -> str:
+    """Runs a headless chromium; ``budget_ms`` of the page's (virtual) time pass before it
+    dumps or shoots, while network requests still in flight hold the clock."""
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--virtual-time-budget={budget_ms}"]
     out = subprocess.run([_browser(), *flags, *args], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout

@@ -27,13 +27,15 @@ import structlog
 from pydantic import BaseModel
 
 from kernel.errors import ConfigError, PlantUnavailable
-from kernel.operator import OperatorDesk
+from kernel.operator import OperatorCommands, OperatorDesk, describe
+from kernel.site import Site
 from tunneltwin.daemon.config import host_port
 
 log = structlog.get_logger()
 QUEUE_EVENTS = 32  # per client: a reader this far behind loses its oldest events
 KEEPALIVE_S = 15.0  # a comment line on a quiet stream, so proxies keep it open
 AUDIT_ROWS_MAX = 5000  # one request's ticks (52 days at 15 min)
+HISTORY_TICKS = 96  # the live page's past: a day at 15 min
 
 
 class PumpCommand(BaseModel):
@@ -43,14 +45,34 @@ class PumpCommand(BaseModel):
 
 
 class State(BaseModel):
-    """The latest tick: validated telemetry and the command written."""
+    """The latest tick: validated telemetry and the command written (times with the site's offset)."""
 
     state: str
     time: str
     controller: str
     level_m: float
     inflow_m3h: float
+    outflow_m3h: float | None = None
     setpoints: dict[str, PumpCommand]
+
+
+class Measured(BaseModel):
+    """One past tick, for the live page's history."""
+
+    time: str
+    level_m: float
+    inflow_m3h: float
+    outflow_m3h: float | None = None
+
+
+class Operator(BaseModel):
+    """The operator's command in force (every surface's), as the daemon follows it."""
+
+    optimiser_on: bool
+    modes: dict[str, str]
+    limits: dict[str, float]
+    smooth_eur_per_m3h: float | None
+    text: str
 
 
 class Forecasts(BaseModel):
@@ -86,11 +108,15 @@ class Alerts(BaseModel):
 
 
 class HttpApi:
-    def __init__(self, listen: str, read_token: str | None, audit_db: Path | None = None) -> None:
-        """``read_token``: None means reads are open (turned off explicitly in the daemon TOML)."""
+    def __init__(self, listen: str, read_token: str | None, audit_db: Path | None = None,
+                 site: Site | None = None) -> None:
+        """``read_token``: None means reads are open (turned off explicitly in the daemon TOML).
+        ``site``: its zone and limits for the live page."""
         self.host, self.port = host_port(listen, "[publish] http_listen =")
-        self.read_token, self.audit_db = read_token, audit_db
+        self.read_token, self.audit_db, self.site = read_token, audit_db, site
+        self.desk: OperatorDesk | None = None
         self.latest: dict[str, Any] | None = None
+        self.measured: deque[dict[str, Any]] = deque(maxlen=HISTORY_TICKS)
         self.history: deque[dict[str, Any]] = deque(maxlen=500)
         self.clients: set[asyncio.Queue[str]] = set()
         self.seq = 0
@@ -101,6 +127,7 @@ class HttpApi:
     # -- the surface --------------------------------------------------------------------
 
     async def start(self, desk: OperatorDesk, alert: Callable[[str, str], None]) -> None:
+        self.desk = desk
         try:
             import uvicorn
         except ImportError as exc:
@@ -124,6 +151,8 @@ class HttpApi:
 
     async def publish(self, report: dict[str, Any]) -> None:
         self.latest = report
+        status = report["status"]
+        self.measured.append({k: status.get(k) for k in ("time", "level_m", "inflow_m3h", "outflow_m3h")})
         self.seq += 1
         self._push("tick", {"seq": self.seq, **report})
 
@@ -154,7 +183,9 @@ class HttpApi:
 
     def app(self) -> Any:
         from fastapi import Depends, FastAPI, HTTPException, Query, Request
-        from fastapi.responses import StreamingResponse
+        from fastapi.responses import HTMLResponse, StreamingResponse
+
+        from tunneltwin.daemon.live import live_page
 
         def reader(request: Request) -> None:
             if self.read_token is None:
@@ -188,6 +219,22 @@ class HttpApi:
         def schedule() -> Schedule:
             rep = latest()
             return Schedule.model_validate({**rep.get("plan", {}), "setpoints": rep["status"]["setpoints"]})
+
+        @app.get("/system/history", dependencies=[Depends(reader)])
+        def history() -> list[Measured]:
+            """The last ticks (up to a day at 15 min), oldest first."""
+            return [Measured.model_validate(m) for m in self.measured]
+
+        @app.get("/operator", dependencies=[Depends(reader)])
+        def operator() -> Operator:
+            cmd = self.desk.current if self.desk is not None else OperatorCommands()
+            return Operator(optimiser_on=cmd.optimiser_on, modes=cmd.modes, limits=cmd.limits,
+                            smooth_eur_per_m3h=cmd.smooth_eur_per_m3h, text=describe(cmd))
+
+        @app.get("/live", response_class=HTMLResponse)
+        def live() -> str:
+            """The live page (no plant data in it: it reads the routes with ?token=)."""
+            return live_page(self.site)
 
         @app.get("/kpis", dependencies=[Depends(reader)])
         def kpis() -> dict[str, Any]:

@@ -52,7 +52,7 @@ class Service:
         self.audit = audit
         self.validator = Validator(site)
         self.metrics = Metrics(site.name)
-        self.bulletin = Bulletin(surfaces, self.stats, self.metrics)
+        self.bulletin = Bulletin(surfaces, self.stats, self.metrics, site.clock)
         self.alerts = self.bulletin.alerts
         self.decider = Decider(controller, fallback, site, deadline_s, self.stats, self.metrics, self.alert)
         self.health = Health(stale_after_s)

@@ -21,6 +21,7 @@ def report(obs: Observation, sp: Setpoints, name: str, said: Report, stats: Stat
     out: dict[str, Any] = {
         "status": {"state": "running", "time": stamp(tel.time), "controller": name,
                    "level_m": round(tel.level_m, 3), "inflow_m3h": round(tel.inflow_m3h, 1),
+                   "outflow_m3h": round(tel.outflow_m3h, 1),
                    "setpoints": {p.id: {"on": p.on, "freq_hz": round(p.freq_hz, 2),
                                         "stop_below_m": round(p.stop_below_m, 3)} for p in sp.pumps}},
         "kpis": stats.summary(),

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from kernel.clock import SiteClock
 from kernel.errors import PlantError
 from kernel.operator import OperatorDesk
 from tunneltwin.daemon.metrics import Metrics
@@ -36,9 +37,10 @@ class Bulletin:
     """The surfaces and the alerts: every alert is logged, counted, kept for the status report,
     pushed to every surface with the next report, and kept for the tick's audit record."""
 
-    def __init__(self, surfaces: Sequence[Surface], stats: Stats, metrics: Metrics) -> None:
+    def __init__(self, surfaces: Sequence[Surface], stats: Stats, metrics: Metrics,
+                 clock: SiteClock | None = None) -> None:
         self.surfaces = list(surfaces)
-        self.stats, self.metrics = stats, metrics
+        self.stats, self.metrics, self.clock = stats, metrics, clock or SiteClock()
         self.alerts: deque[dict[str, Any]] = deque(maxlen=50)
         self._unsent: list[dict[str, Any]] = []  # alerts not yet pushed to the surfaces
         self._tick: list[dict[str, Any]] = []  # raised during the tick in hand, for the audit
@@ -58,7 +60,8 @@ class Bulletin:
                 await surface.stop(failure)
 
     def alert(self, kind: str, message: str) -> None:
-        entry = {"time": str(self.stats.last), "kind": kind, "message": message}
+        when = self.stats.last  # the plant time of the last tick, with the site's offset
+        entry = {"time": self.clock.stamp(when) if when else "", "kind": kind, "message": message}
         self.alerts.append(entry)
         self.metrics.alerts(kind).inc()
         log.warning("alert", kind=kind, message=message)

@@ -135,7 +135,7 @@ def build_surfaces(cfg: DaemonConfig, site: Site) -> list[Surface]:
         if p.http_read_auth == "token" and not token:
             raise ConfigError(f"{cfg.source}: [publish] http_listen needs env TUNNELTWIN_HTTP_READ_TOKEN "
                               "(or http_read_auth = \"off\" to let anyone who reaches it read)")
-        surfaces.append(HttpApi(p.http_listen, token if p.http_read_auth == "token" else None, cfg.audit.db))
+        surfaces.append(HttpApi(p.http_listen, token if p.http_read_auth == "token" else None, cfg.audit.db, site))
     return surfaces
 
 
