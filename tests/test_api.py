@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from twin.lockstep import LockstepPlant
 
 TOKEN = "read-secret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ALICE = "alice-operator-token-0123"  # an operator's own token
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ class Running:
 @pytest.fixture
 async def daemon(tmp_path: Path, day: ReplaySetup) -> AsyncIterator[Running]:
     """The MPC on the twin at 15 plant minutes per 0.3 s, with an audit log and the API."""
-    api = HttpApi("127.0.0.1:0", TOKEN, tmp_path / "audit.sqlite")
+    api = HttpApi("127.0.0.1:0", TOKEN, tmp_path / "audit.sqlite", day.site, {"alice": ALICE})
     audit = AuditLog(tmp_path / "audit.sqlite")
     service = Service(SimPort(LockstepPlant(day), speed=3000), MpcController(day.site), BaselineController(day.site),
                       day.site, max_ticks=150, surfaces=[api], audit=audit)
@@ -152,7 +154,7 @@ async def test_reads_open_only_when_turned_off(tmp_path: Path) -> None:
         build_surfaces(load_daemon(path), load_site())
     path.write_text('[publish]\nhttp_listen = "127.0.0.1:0"\nhttp_read_auth = "off"\n')
     (api,) = build_surfaces(load_daemon(path), load_site())
-    assert isinstance(api, HttpApi) and api.read_token is None
+    assert isinstance(api, HttpApi) and api.access.read_token is None and not api.access.operators
     path.write_text('[publish]\nhttp_listen = ":99999"\nhttp_read_auth = "off"\n')
     with pytest.raises(ConfigError, match=r"http_listen = ':99999': expected HOST:PORT"):
         build_surfaces(load_daemon(path), load_site())
@@ -168,3 +170,123 @@ async def test_a_client_that_stops_reading_loses_its_oldest_events_not_the_ticks
         await api.publish({"status": {"state": "running"}})  # returns at once, queue full or not
     assert stalled.qsize() == QUEUE_EVENTS and api.dropped == 8
     assert stalled.get_nowait().startswith("id: 9\n")  # the oldest kept is the ninth
+
+
+async def test_operator_actions_need_an_operators_token_and_are_audited_with_the_name(daemon: Running) -> None:
+    command = {"optimiser": "off", "limits": {"max_outflow_m3h": 12000}}
+    async with httpx.AsyncClient(base_url=daemon.url, timeout=10) as client:
+        assert (await client.post("/operator", json=command)).status_code == 401  # no token
+        assert (await client.post("/operator", json=command, headers=AUTH)).status_code == 403  # a reader's
+        assert daemon.service.desk.current.optimiser_on  # nothing changed
+        bad = await client.post("/operator", json={"limits": {"max_outflow_m3h": 99000}},
+                                headers={"Authorization": f"Bearer {ALICE}"})
+        assert bad.status_code == 422 and "max_outflow_m3h" in bad.json()["detail"]  # the desk's own check
+        done = await client.post("/operator", json=command, headers={"Authorization": f"Bearer {ALICE}"})
+        assert done.status_code == 200 and done.json()["optimiser_on"] is False
+        assert done.json()["limits"] == {"max_outflow_m3h": 12000.0}
+        assert (await client.get("/operator", headers={"Authorization": f"Bearer {ALICE}"})).json() == done.json()
+        ticks = daemon.service.stats.ticks
+        while daemon.service.stats.ticks < ticks + 2:  # the next tick takes it, and audits the alert
+            await asyncio.sleep(0.05)
+    said = [(a["kind"], a["message"]) for r in read_ticks(daemon.db) for a in r["alarms"]]
+    assert ("operator_write_refused", "HTTP from 127.0.0.1: an operator token is needed (Authorization: "
+            "Bearer ...)") in said
+    assert any(k == "operator_command_refused" and m.startswith("HTTP, from alice: ") for k, m in said)
+    assert any(k == "operator_command" and m.startswith("HTTP, from alice: optimiser off") for k, m in said)
+    assert daemon.service.stats.ticks > ticks and not daemon.service.desk.current.optimiser_on
+
+
+async def test_operator_actions_over_http_are_off_unless_configured(tmp_path: Path) -> None:
+    from kernel.operator import OperatorDesk
+    from kernel.site import load_site
+
+    site = load_site()
+    api = HttpApi("127.0.0.1:0", TOKEN, site=site)  # no operators: the default
+    refused: list[str] = []
+    await api.start(OperatorDesk(site.pump_ids, site.rules), lambda kind, message: refused.append(kind))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}", timeout=10) as client:
+            answer = await client.post("/operator", json={"optimiser": "off"}, headers=AUTH)
+    finally:
+        await api.stop()
+    assert answer.status_code == 403 and "off" in answer.json()["detail"] and refused == ["operator_write_refused"]
+
+
+def test_operator_tokens_are_named_and_checked() -> None:
+    from kernel.errors import ConfigError
+    from tunneltwin.daemon.api_access import operator_tokens
+
+    assert operator_tokens("alice=aaaaaaaaaaaaaaaa1, bob=bbbbbbbbbbbbbbbb2", "env X") == {
+        "alice": "aaaaaaaaaaaaaaaa1", "bob": "bbbbbbbbbbbbbbbb2"}
+    for text, says in (("alice", "entry 1: expected NAME=TOKEN"), ("alice=short", "16 characters"),
+                       ("a=aaaaaaaaaaaaaaaa1,b=aaaaaaaaaaaaaaaa1", r"entry 2 \(b\): the same token")):
+        with pytest.raises(ConfigError, match=says) as caught:
+            operator_tokens(text, "env X")
+        assert "aaaaaaaaaaaaaaaa1" not in str(caught.value)  # a token never appears in an error
+
+
+async def test_the_api_speaks_https_with_the_configured_certificate(tmp_path: Path) -> None:
+    import datetime as dt
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "api.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "api.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    from kernel.operator import OperatorDesk
+    from kernel.site import load_site
+
+    site = load_site()
+    api = HttpApi("127.0.0.1:0", TOKEN, site=site, tls=(tmp_path / "api.pem", tmp_path / "api.key"))
+    await api.start(OperatorDesk(site.pump_ids, site.rules), lambda kind, message: None)
+    try:
+        trust = ssl.create_default_context(cafile=str(tmp_path / "api.pem"))
+        async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{api.port}", verify=trust, timeout=10) as client:
+            assert (await client.get("/openapi.json")).status_code == 200
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}", timeout=5) as plain:
+            with pytest.raises(httpx.HTTPError):  # no plain HTTP on a TLS port
+                (await plain.get("/openapi.json")).raise_for_status()
+    finally:
+        await api.stop()
+
+
+def test_the_api_and_the_probes_share_one_address_when_told_so(tmp_path: Path) -> None:
+    """[daemon] listen equal to [publish] http_listen: one server answers /metrics, /healthz,
+    /readyz (open, for scrapers and orchestrators) and the API (with its token)."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.plants import free_port
+    from tests.test_daemon import _wait_ticking
+
+    port = free_port()
+    (tmp_path / "daemon.toml").write_text(f'[daemon]\ncontroller = "baseline"\nduration_h = 0\n'
+                                          f'listen = "127.0.0.1:{port}"\n[sim]\nspeed = 900\n'
+                                          f'[publish]\nhttp_listen = "127.0.0.1:{port}"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "tunneltwin.cli", "run", "--config", str(tmp_path / "daemon.toml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TUNNELTWIN_HTTP_READ_TOKEN": TOKEN})
+    try:
+        _wait_ticking(port, proc)  # /metrics, from the API's server
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+            assert client.get("/system/state").status_code == 401
+            assert client.get("/system/state", headers=AUTH).json()["controller"] == "baseline"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "baseline on sim" in out, err

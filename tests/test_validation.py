@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,6 +98,25 @@ def test_f2_against_the_pumps_is_an_alarm_only(site: Site) -> None:
     assert [f.kind for f in checked.flags] == ["inconsistent"] and checked.telemetry is bad
 
 
+class Said:
+    """A reporting surface that keeps what it was given (our Surface protocol)."""
+
+    def __init__(self) -> None:
+        self.reports: list[dict[str, Any]] = []
+
+    async def start(self, desk: Any, alert: Any) -> None:
+        return None
+
+    async def publish(self, report: dict[str, Any]) -> None:
+        self.reports.append(report)
+
+    async def alert(self, alert: dict[str, Any]) -> None:
+        return None
+
+    async def stop(self, failure: str | None = None) -> None:
+        return None
+
+
 async def test_a_frozen_sensor_in_the_plant_is_caught_by_the_daemon(site: Site, tmp_path: Path) -> None:
     """The level reading freezes at 04:30 for 3 h as the baseline draws the tunnel down. Unchecked, it
     pumps it dry on the frozen value; checked, the estimate takes over and the level stays above its
@@ -110,12 +130,16 @@ async def test_a_frozen_sensor_in_the_plant_is_caught_by_the_daemon(site: Site, 
         plant = LockstepPlant(setup)
         baseline = BaselineController(site)
         audit = AuditLog(tmp_path / f"audit-{validated}.db")
-        service = Service(SimPort(plant), baseline, baseline, site, audit=audit)
+        said = Said()
+        service = Service(SimPort(plant), baseline, baseline, site, audit=audit, surfaces=[said])
         if not validated:
             service.validator.check = lambda tel: Checked(tel, (), False)  # type: ignore[method-assign]
         await service.run()
         low = [b for b in check(plant.traj, site.rules).breaches if b.rule == "level_below_min"]
         results[validated] = (len(low), {a["kind"] for a in service.alerts})
+        reported = [r["status"] for r in said.reports if "raw" in r["status"]]
+        assert bool(reported) is validated  # the status (MQTT, OPC UA, HTTP) says what the plant said too
+        assert all(s["raw"]["level_m"] != s["level_m"] for s in reported)
     assert results[True][0] == 0 and "telemetry_frozen" in results[True][1]
     assert results[False][0] >= 8  # the same fault, unchecked: 2 h or more under the minimum level
     # the audit keeps the frozen reading beside the estimate the controller used

@@ -14,7 +14,6 @@ that off; every refused request is logged with its address and path.
 # and their types (Request, StreamingResponse) are imported inside app(), where the extra is.
 import asyncio
 import contextlib
-import hmac
 import itertools
 import json
 from collections import deque
@@ -29,6 +28,7 @@ from pydantic import BaseModel
 from kernel.errors import ConfigError, PlantUnavailable
 from kernel.operator import OperatorCommands, OperatorDesk, describe
 from kernel.site import Site
+from tunneltwin.daemon.api_access import Access, Refused
 from tunneltwin.daemon.config import host_port
 
 log = structlog.get_logger()
@@ -54,6 +54,7 @@ class State(BaseModel):
     inflow_m3h: float
     outflow_m3h: float | None = None
     setpoints: dict[str, PumpCommand]
+    raw: dict[str, float] | None = None  # readings validation replaced by its estimate, as read
 
 
 class Measured(BaseModel):
@@ -109,12 +110,17 @@ class Alerts(BaseModel):
 
 class HttpApi:
     def __init__(self, listen: str, read_token: str | None, audit_db: Path | None = None,
-                 site: Site | None = None) -> None:
+                 site: Site | None = None, operators: dict[str, str] | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         """``read_token``: None means reads are open (turned off explicitly in the daemon TOML).
-        ``site``: its zone and limits for the live page."""
+        ``site``: its zone and limits for the live page. ``operators``: name -> token of who
+        may act over HTTP (none: nobody). ``tls``: certificate and private key (PEM)."""
         self.host, self.port = host_port(listen, "[publish] http_listen =")
-        self.read_token, self.audit_db, self.site = read_token, audit_db, site
+        self.access = Access(read_token, operators or {})
+        self.audit_db, self.site, self.tls = audit_db, site, tls
+        self.raise_alert: Callable[[str, str], None] = lambda kind, message: None
         self.desk: OperatorDesk | None = None
+        self.probes: Callable[[str], tuple[str, str, bytes]] | None = None  # /metrics, /healthz, /readyz here
         self.latest: dict[str, Any] | None = None
         self.measured: deque[dict[str, Any]] = deque(maxlen=HISTORY_TICKS)
         self.history: deque[dict[str, Any]] = deque(maxlen=500)
@@ -127,7 +133,7 @@ class HttpApi:
     # -- the surface --------------------------------------------------------------------
 
     async def start(self, desk: OperatorDesk, alert: Callable[[str, str], None]) -> None:
-        self.desk = desk
+        self.desk, self.raise_alert = desk, alert
         try:
             import uvicorn
         except ImportError as exc:
@@ -138,8 +144,10 @@ class HttpApi:
             def capture_signals(self) -> Iterator[None]:  # the daemon owns SIGTERM and SIGINT
                 yield
 
+        cert, key = self.tls or (None, None)
         config = uvicorn.Config(self.app(), host=self.host, port=self.port, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=1)
+                                lifespan="off", timeout_graceful_shutdown=1,
+                                ssl_certfile=cert and str(cert), ssl_keyfile=key and str(key))
         self._server = Server(config)
         self._task = asyncio.ensure_future(self._server.serve())
         while not self._server.started:
@@ -147,7 +155,8 @@ class HttpApi:
                 raise PlantUnavailable(f"HTTP API on {self.host}:{self.port} did not start")
             await asyncio.sleep(0.01)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
-        log.info("HTTP API listening", host=self.host, port=self.port, read_auth=self.read_token is not None)
+        log.info("HTTP API listening", host=self.host, port=self.port, tls=self.tls is not None,
+                 read_auth=self.access.read_token is not None, operators=sorted(self.access.operators))
 
     async def publish(self, report: dict[str, Any]) -> None:
         self.latest = report
@@ -182,87 +191,9 @@ class HttpApi:
     # -- the app ------------------------------------------------------------------------
 
     def app(self) -> Any:
-        from fastapi import Depends, FastAPI, HTTPException, Query, Request
-        from fastapi.responses import HTMLResponse, StreamingResponse
+        return build_app(self)
 
-        from tunneltwin.daemon.live import live_page
-
-        def reader(request: Request) -> None:
-            if self.read_token is None:
-                return
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            given = given or request.query_params.get("token", "")  # EventSource sets no headers
-            if not hmac.compare_digest(given.encode(), self.read_token.encode()):
-                client = request.client.host if request.client else "unknown"
-                log.warning("HTTP request refused: no valid read token", client=client, path=request.url.path)
-                raise HTTPException(401, "a read token is needed (Authorization: Bearer ...)",
-                                    headers={"WWW-Authenticate": "Bearer"})
-
-        def latest() -> dict[str, Any]:
-            if self.latest is None:
-                raise HTTPException(503, "no tick yet")
-            return self.latest
-
-        app = FastAPI(title="tunneltwin daemon", version=_version(), docs_url=None, redoc_url=None,
-                      description="Read-only: the daemon's latest tick, its plan and forecasts, alerts, "
-                                  "and ticks from the audit log. Units are in the field names.")
-
-        @app.get("/system/state", dependencies=[Depends(reader)])
-        def state() -> State:
-            return State.model_validate(latest()["status"])
-
-        @app.get("/system/forecasts", dependencies=[Depends(reader)])
-        def forecasts() -> Forecasts:
-            return Forecasts.model_validate(latest()["forecast"])
-
-        @app.get("/system/schedule", dependencies=[Depends(reader)])
-        def schedule() -> Schedule:
-            rep = latest()
-            return Schedule.model_validate({**rep.get("plan", {}), "setpoints": rep["status"]["setpoints"]})
-
-        @app.get("/system/history", dependencies=[Depends(reader)])
-        def history() -> list[Measured]:
-            """The last ticks (up to a day at 15 min), oldest first."""
-            return [Measured.model_validate(m) for m in self.measured]
-
-        @app.get("/operator", dependencies=[Depends(reader)])
-        def operator() -> Operator:
-            cmd = self.desk.current if self.desk is not None else OperatorCommands()
-            return Operator(optimiser_on=cmd.optimiser_on, modes=cmd.modes, limits=cmd.limits,
-                            smooth_eur_per_m3h=cmd.smooth_eur_per_m3h, text=describe(cmd))
-
-        @app.get("/live", response_class=HTMLResponse)
-        def live() -> str:
-            """The live page (no plant data in it: it reads the routes with ?token=)."""
-            return live_page(self.site)
-
-        @app.get("/kpis", dependencies=[Depends(reader)])
-        def kpis() -> dict[str, Any]:
-            return dict(latest()["kpis"])
-
-        @app.get("/alerts", dependencies=[Depends(reader)])
-        def alerts() -> Alerts:
-            kept = [Alert.model_validate(a) for a in self.history]
-            return Alerts(recent=kept[-10:], history=kept)
-
-        @app.get("/audit", dependencies=[Depends(reader)])
-        async def audit(since: datetime | None = None, until: datetime | None = None,
-                        limit: int = Query(960, ge=1, le=AUDIT_ROWS_MAX)) -> list[dict[str, Any]]:
-            """Ticks recorded between ``since`` and ``until`` (plant time), oldest first."""
-            if self.audit_db is None:
-                raise HTTPException(404, "this daemon keeps no audit log ([audit] db)")
-            return await asyncio.to_thread(_ticks, self.audit_db, since, until, limit)
-
-        @app.get("/events", response_class=StreamingResponse, response_model=None, dependencies=[Depends(reader)])
-        async def events(request: Request) -> StreamingResponse:
-            """Server-sent events: the latest tick first, then one ``tick`` event per tick and
-            one ``alert`` event per alert."""
-            return StreamingResponse(self._stream(request), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-store"})
-
-        return app
-
-    async def _stream(self, request: Any) -> AsyncIterator[str]:
+    async def stream(self, request: Any) -> AsyncIterator[str]:
         queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_EVENTS)
         self.clients.add(queue)
         try:
@@ -281,6 +212,116 @@ class HttpApi:
                 yield event
         finally:
             self.clients.discard(queue)
+
+
+def build_app(api: HttpApi) -> Any:
+    """The routes, read from the surface's state (a function, so the class stays the surface)."""
+    from fastapi import Depends, FastAPI, HTTPException, Query, Request
+    from fastapi.responses import HTMLResponse, Response, StreamingResponse
+
+    from tunneltwin.daemon.live import live_page
+
+    def client(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def reader(request: Request) -> None:
+        try:
+            api.access.read(request.headers, request.query_params, client(request), request.url.path)
+        except Refused as exc:
+            raise HTTPException(exc.status, exc.detail, headers={"WWW-Authenticate": "Bearer"}) from None
+
+    def latest() -> dict[str, Any]:
+        if api.latest is None:
+            raise HTTPException(503, "no tick yet")
+        return api.latest
+
+    app = FastAPI(title="tunneltwin daemon", version=_version(), docs_url=None, redoc_url=None,
+                  description="Read-only: the daemon's latest tick, its plan and forecasts, alerts, "
+                              "and ticks from the audit log. Units are in the field names.")
+
+    @app.get("/system/state", dependencies=[Depends(reader)])
+    def state() -> State:
+        return State.model_validate(latest()["status"])
+
+    @app.get("/system/forecasts", dependencies=[Depends(reader)])
+    def forecasts() -> Forecasts:
+        return Forecasts.model_validate(latest()["forecast"])
+
+    @app.get("/system/schedule", dependencies=[Depends(reader)])
+    def schedule() -> Schedule:
+        rep = latest()
+        return Schedule.model_validate({**rep.get("plan", {}), "setpoints": rep["status"]["setpoints"]})
+
+    @app.get("/system/history", dependencies=[Depends(reader)])
+    def history() -> list[Measured]:
+        """The last ticks (up to a day at 15 min), oldest first."""
+        return [Measured.model_validate(m) for m in api.measured]
+
+    @app.get("/operator", dependencies=[Depends(reader)])
+    def operator() -> Operator:
+        cmd = api.desk.current if api.desk is not None else OperatorCommands()
+        return Operator(optimiser_on=cmd.optimiser_on, modes=cmd.modes, limits=cmd.limits,
+                        smooth_eur_per_m3h=cmd.smooth_eur_per_m3h, text=describe(cmd))
+
+    @app.post("/operator")
+    async def act(request: Request) -> Operator:
+        """An operator's command, as on MQTT and OPC UA: the whole command (an omitted key
+        returns to its default), checked the same way, audited with the operator's name."""
+        try:
+            who = api.access.operator(request.headers, client(request), request.url.path)
+        except Refused as exc:
+            api.raise_alert("operator_write_refused", f"HTTP from {client(request)}: {exc.detail}")
+            raise HTTPException(exc.status, exc.detail, headers={"WWW-Authenticate": "Bearer"}) from None
+        if api.desk is None:
+            raise HTTPException(503, "the daemon is starting")
+        try:
+            api.desk.submit(json.loads(await request.body()))
+        except (ValueError, ConfigError) as exc:  # JSONDecodeError is a ValueError
+            api.raise_alert("operator_command_refused", f"HTTP, from {who}: {exc}")
+            raise HTTPException(422, f"refused: {exc}") from None
+        api.raise_alert("operator_command", f"HTTP, from {who}: {describe(api.desk.current)}")
+        return operator()
+
+    @app.get("/metrics", include_in_schema=False)
+    @app.get("/healthz", include_in_schema=False)
+    @app.get("/readyz", include_in_schema=False)
+    def probe(request: Request) -> Response:
+        """The probes, when [daemon] listen is this address too (no token: a scraper's)."""
+        if api.probes is None:
+            raise HTTPException(404, "the probes are on [daemon] listen")
+        status, ctype, body = api.probes(request.url.path)
+        return Response(body, int(status.split()[0]), media_type=ctype)
+
+    @app.get("/live", response_class=HTMLResponse)
+    def live() -> str:
+        """The live page (no plant data in it: it reads the routes with ?token=)."""
+        return live_page(api.site)
+
+    @app.get("/kpis", dependencies=[Depends(reader)])
+    def kpis() -> dict[str, Any]:
+        return dict(latest()["kpis"])
+
+    @app.get("/alerts", dependencies=[Depends(reader)])
+    def alerts() -> Alerts:
+        kept = [Alert.model_validate(a) for a in api.history]
+        return Alerts(recent=kept[-10:], history=kept)
+
+    @app.get("/audit", dependencies=[Depends(reader)])
+    async def audit(since: datetime | None = None, until: datetime | None = None,
+                    limit: int = Query(960, ge=1, le=AUDIT_ROWS_MAX)) -> list[dict[str, Any]]:
+        """Ticks recorded between ``since`` and ``until`` (plant time), oldest first."""
+        if api.audit_db is None:
+            raise HTTPException(404, "this daemon keeps no audit log ([audit] db)")
+        return await asyncio.to_thread(_ticks, api.audit_db, since, until, limit)
+
+    @app.get("/events", response_class=StreamingResponse, response_model=None, dependencies=[Depends(reader)])
+    async def events(request: Request) -> StreamingResponse:
+        """Server-sent events: the latest tick first, then one ``tick`` event per tick and
+        one ``alert`` event per alert."""
+        return StreamingResponse(api.stream(request), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    return app
 
 
 def _offer(queue: asyncio.Queue[str], event: str) -> bool:

@@ -103,12 +103,17 @@ class PublishSection(_Strict):
     opcua_private_key: Path | None = None
     opcua_trusted: Path | None = None  # directory of trusted client (SCADA) certificates
     opcua_username: str = ""  # one operator login; password from env TUNNELTWIN_PUBLISH_OPCUA_PASSWORD
-    # HOST:PORT of the read-only HTTP API (/system/state, /system/forecasts, /system/schedule,
-    # /kpis, /alerts, /audit, /events, /openapi.json; extra [http]); empty: none
+    # HOST:PORT of the HTTP API (/system/state, ..., /events, /live, /openapi.json; extra [http]);
+    # empty: none
     http_listen: str = ""
     # "token": reads need env TUNNELTWIN_HTTP_READ_TOKEN as a bearer token; "off": anyone who
     # reaches the address reads (say so here, on a network you trust)
     http_read_auth: Literal["token", "off"] = "token"
+    # "token": POST /operator takes commands from the operators named in env
+    # TUNNELTWIN_HTTP_OPERATOR_TOKENS ("alice=TOKEN,bob=TOKEN"), audited with the name; "off": none
+    http_operator: Literal["off", "token"] = "off"
+    http_tls_certificate: Path | None = None  # PEM; with the key: the API speaks HTTPS only
+    http_tls_private_key: Path | None = None
     prefix: str = "tunneltwin/daemon"
     client_id: str = "tunneltwin-daemon-status"
     username: str = ""

@@ -25,7 +25,7 @@ from kernel.site import Site
 from tunneltwin.daemon.audit import AuditLog
 from tunneltwin.daemon.decide import Decider
 from tunneltwin.daemon.metrics import Health, Metrics, ProbeServer, observe_tick
-from tunneltwin.daemon.recording import forecast_error, overrides, tick_record
+from tunneltwin.daemon.recording import forecast_error, overrides, raw_changes, tick_record
 from tunneltwin.daemon.report import report
 from tunneltwin.daemon.sdnotify import notify
 from tunneltwin.daemon.stats import Stats
@@ -150,6 +150,8 @@ class Service:
         self.stats.record(obs, decide_s, time.perf_counter() - t2 + t1 - t0)
         said = controller.report()
         rep = report(obs, sp, controller.name, said, self.stats, self.site.clock)
+        if raw := raw_changes(obs.telemetry, self.validator.raw):  # what the plant said, where we disbelieved it
+            rep["status"]["raw"] = raw
         observe_tick(self.metrics, obs, self.site.rules, time.perf_counter() - t0, decide_s, self.stats.cost_eur,
                      overrides(said, obs.telemetry.time), forecast_error(said, obs), said.status)
         await self._audit(obs, sp, readback, controller.name, said, decide_s, rep, cmd)

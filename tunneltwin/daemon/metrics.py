@@ -150,12 +150,18 @@ class ProbeServer:
             writer.close()
 
     def _answer(self, path: str) -> tuple[str, str, bytes]:
-        if path == "/metrics":
-            return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.metrics.registry)
-        if path in ("/healthz", "/readyz"):
-            ok, why = self.health.healthy() if path == "/healthz" else self.health.ready()
-            return ("200 OK" if ok else "503 Service Unavailable"), "text/plain", f"{why}\n".encode()
-        return "404 Not Found", "text/plain", b"try /metrics, /healthz or /readyz\n"
+        return probe_answer(self.metrics, self.health, path)
+
+
+def probe_answer(metrics: Metrics, health: Health, path: str) -> tuple[str, str, bytes]:
+    """/metrics, /healthz and /readyz: (status line, content type, body); the probes' own
+    server and the HTTP API (on the same address) both answer with this."""
+    if path == "/metrics":
+        return "200 OK", CONTENT_TYPE_LATEST, generate_latest(metrics.registry)
+    if path in ("/healthz", "/readyz"):
+        ok, why = health.healthy() if path == "/healthz" else health.ready()
+        return ("200 OK" if ok else "503 Service Unavailable"), "text/plain", f"{why}\n".encode()
+    return "404 Not Found", "text/plain", b"try /metrics, /healthz or /readyz\n"
 
 
 def observe_tick(m: Metrics, obs: Observation, rules: Rules, tick_s: float, decide_s: float, cost_eur: float,

@@ -14,6 +14,13 @@ from tunneltwin.daemon.audit import TickRecord
 RAW_FIELDS = ("level_m", "volume_m3", "inflow_m3h")  # what validation may replace by an estimate
 
 
+def raw_changes(tel: Telemetry, raw: Telemetry | None) -> dict[str, float]:
+    """The readings validation replaced by an estimate this tick, as the plant gave them."""
+    if raw is None or raw.time != tel.time:
+        return {}
+    return {k: getattr(raw, k) for k in RAW_FIELDS if getattr(raw, k) != getattr(tel, k)}
+
+
 def tick_record(obs: Observation, sp: Setpoints, readback: Setpoints | None, name: str, said: Report,
                 decide_s: float, rep: dict[str, Any], cmd: OperatorCommands,
                 alarms: list[dict[str, Any]], raw: Telemetry | None = None) -> tuple[TickRecord, dict[str, Any]]:
@@ -22,10 +29,8 @@ def tick_record(obs: Observation, sp: Setpoints, readback: Setpoints | None, nam
     both (``telemetry.raw``), since the substituted value alone lost what the plant said."""
     tel = obs.telemetry
     used = tel.model_dump(mode="json")
-    if raw is not None and raw.time == tel.time:
-        changed = {k: getattr(raw, k) for k in RAW_FIELDS if getattr(raw, k) != getattr(tel, k)}
-        if changed:
-            used["raw"] = changed
+    if changed := raw_changes(tel, raw):
+        used["raw"] = changed
     rec = TickRecord(tel.time, name, used, sp.model_dump(mode="json"),
                      readback.model_dump(mode="json") if readback else None, decide_s,
                      forecast=_summary(rep.get("forecast")), plan=rep.get("plan"),

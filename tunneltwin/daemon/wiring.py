@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import os
 import signal
 from collections.abc import Callable
@@ -112,6 +113,28 @@ def _stop_levels_checked(tags: TagMap, path: Path) -> bool:
     return False
 
 
+def _http_operators(cfg: DaemonConfig) -> dict[str, str]:
+    from tunneltwin.daemon.api_access import ENV_OPERATORS, operator_tokens
+
+    if cfg.publish.http_operator == "off":
+        return {}
+    found = operator_tokens(os.environ.get(ENV_OPERATORS, ""), f"env {ENV_OPERATORS}")
+    if not found:
+        raise ConfigError(f"{cfg.source}: [publish] http_operator = 'token' needs env {ENV_OPERATORS} "
+                          "(NAME=TOKEN,NAME=TOKEN), or http_operator = 'off'")
+    return found
+
+
+def _http_tls(cfg: DaemonConfig) -> tuple[Path, Path] | None:
+    cert, key = cfg.publish.http_tls_certificate, cfg.publish.http_tls_private_key
+    if (cert is None) != (key is None):
+        raise ConfigError(f"{cfg.source}: [publish] http_tls_certificate and http_tls_private_key go together")
+    for name, path in (("http_tls_certificate", cert), ("http_tls_private_key", key)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{cfg.source}: [publish] {name} = {str(path)!r}: file not found")
+    return (cert, key) if cert and key else None
+
+
 def build_surfaces(cfg: DaemonConfig, site: Site) -> list[Surface]:
     p = cfg.publish
     surfaces: list[Surface] = []
@@ -135,7 +158,8 @@ def build_surfaces(cfg: DaemonConfig, site: Site) -> list[Surface]:
         if p.http_read_auth == "token" and not token:
             raise ConfigError(f"{cfg.source}: [publish] http_listen needs env TUNNELTWIN_HTTP_READ_TOKEN "
                               "(or http_read_auth = \"off\" to let anyone who reaches it read)")
-        surfaces.append(HttpApi(p.http_listen, token if p.http_read_auth == "token" else None, cfg.audit.db, site))
+        surfaces.append(HttpApi(p.http_listen, token if p.http_read_auth == "token" else None, cfg.audit.db, site,
+                                _http_operators(cfg), _http_tls(cfg)))
     return surfaces
 
 
@@ -176,8 +200,16 @@ async def run_daemon(cfg: DaemonConfig, site: Site, mpc: MpcSettings, signals: b
     if audit is None and cfg.daemon.plant in ("opcua", "mqtt"):
         log.warning("no [audit] db: ticks are not recorded and pump timers do not survive a restart")
     d = cfg.daemon
-    service = Service(port, controller, fallback, site, ticks, d.reconnect_max_s, build_surfaces(cfg, site), audit,
-                      d.decide_deadline_s, d.listen or None, d.stale_after_s)
+    surfaces = build_surfaces(cfg, site)
+    shared = bool(d.listen) and d.listen == cfg.publish.http_listen  # one address: the API answers the probes
+    service = Service(port, controller, fallback, site, ticks, d.reconnect_max_s, surfaces, audit,
+                      d.decide_deadline_s, None if shared else (d.listen or None), d.stale_after_s)
+    if shared:
+        from tunneltwin.daemon.api import HttpApi
+        from tunneltwin.daemon.metrics import probe_answer
+
+        for api in (s for s in surfaces if isinstance(s, HttpApi)):
+            api.probes = functools.partial(probe_answer, service.metrics, service.health)
     try:
         with _on_signals(service.stop if signals else None):
             stats = await service.run()
