@@ -4,7 +4,7 @@ nothing else of a controller."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -33,6 +33,7 @@ class PlanView:
     outflow_m3h: tuple[float, ...]
     power_kw: tuple[float, ...]
     status: str
+    running_by_group: dict[str, tuple[int, ...]] = field(default_factory=dict)  # pumps on per step, by kind
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Report:
     source: str | None = None  # who decided: "mpc", or "baseline" when the solver gave no plan
     status: str | None = None  # the solver's status
     inflow_forecast_m3h: tuple[float, ...] | None = None  # per step from now; None: it does not forecast
+    inflow_quantiles_m3h: dict[float, tuple[float, ...]] | None = None  # its spread: quantile -> per step
     previous_forecast_m3h: float | None = None  # the decision before this one, for the interval just ended
     plan: PlanView | None = None
     overrides: tuple[Override, ...] = ()  # the supervisor's changes to this decision

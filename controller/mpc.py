@@ -191,14 +191,18 @@ class MpcController:
     def report(self) -> Report:
         last = self.log[-1] if self.log else None
         plan = self.plan
+        groups = self.solved.groups if self.solved is not None else []
         view = None if plan is None or self.plan_time is None else PlanView(
             self.plan_time, self.step_s, tuple(map(float, self.model.levels(plan.volumes_m3))),
-            tuple(map(float, plan.outflow_m3h)), tuple(map(float, plan.power_kw)), plan.status)
+            tuple(map(float, plan.outflow_m3h)), tuple(map(float, plan.power_kw)), plan.status,
+            {g.name: tuple(int(c) for c in plan.counts[i]) for i, g in enumerate(groups)
+             if i < plan.counts.shape[0]})
         before = self.log[-2].inflow_forecast_m3h if len(self.log) >= 2 else ()
         now = last.time if last else None
         made = itertools.takewhile(lambda o: o.time == now, reversed(self.supervisor.overrides))
         return Report(source=last.source if last else None, status=last.status if last else None,
                       inflow_forecast_m3h=last.inflow_forecast_m3h if last else (),
+                      inflow_quantiles_m3h=last.inflow_quantiles_m3h if last else None,
                       previous_forecast_m3h=float(before[0]) if before else None, plan=view,
                       overrides=tuple(reversed(list(made))), problem=self.solved)
 

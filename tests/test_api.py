@@ -99,6 +99,13 @@ async def test_each_route_matches_the_audit_row_of_its_tick(daemon: Running) -> 
     assert schedule["status"] == row["plan"]["status"] and schedule["level_m"] == row["plan"]["level_m"]
     assert got["/system/forecasts"]["start"] == state["time"] and len(got["/system/forecasts"]["price_eur_per_kwh"])
     assert got["/kpis"]["ticks"] >= 2
+    today = got["/kpis"]["today"]  # the plant day so far
+    assert today["date"] == state["time"][:10] and today["cost_eur"] >= 0 and today["emptied"] in (True, False)
+    assert set(schedule["running_by_group"]) == {p.type for p in daemon.service.site.pumps}
+    assert all(len(n) == len(schedule["level_m"]) for n in schedule["running_by_group"].values())
+    assert schedule["cost_eur"] is not None and schedule["cost_eur"] > 0
+    spread = got["/system/forecasts"]["inflow_quantiles_m3h"]
+    assert {"p10", "p90"} <= set(spread) and all(lo <= hi for lo, hi in zip(spread["p10"], spread["p90"], strict=True))
     assert [r["tick"] for r in history] == list(range(min(3, got["/kpis"]["ticks"])))
     assert {"/system/state", "/system/forecasts", "/system/schedule", "/kpis", "/alerts", "/audit",
             "/events"} <= set(api["paths"])

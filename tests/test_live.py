@@ -63,7 +63,7 @@ async def test_live_page_follows_the_ticks_and_shows_a_raised_alert(day: ReplayS
     got: dict[str, Any] = json.loads(html.unescape(found.group(1)))
     assert got["why"] == "ok", got
     assert got["points_now"] >= got["points_at_start"] + 2  # the level chart gained the new ticks
-    assert got["plan_points"] > 0  # and shows the plan ahead
+    assert got["plan_points"] > 0 and got["band_points"] > 0  # and the plan ahead, and the inflow's P10..P90
     assert all(px > 2000 for px in got["painted_px"]), got["painted_px"]
     assert any(re.match(r"^\d{2}:\d{2}$", x) for x in got["x_labels"])
     assert any("test_alert: raised while the page watched" in a for a in got["alerts_shown"]), got["alerts_shown"]

@@ -83,6 +83,7 @@ class Forecasts(BaseModel):
     step_s: float
     price_eur_per_kwh: list[float]
     inflow_m3h: list[float] | None = None
+    inflow_quantiles_m3h: dict[str, list[float]] | None = None  # "p10": per step, ... (the learnt spread)
 
 
 class Schedule(BaseModel):
@@ -94,6 +95,8 @@ class Schedule(BaseModel):
     outflow_m3h: list[float] = []
     power_kw: list[float] = []
     status: str | None = None
+    running_by_group: dict[str, list[int]] = {}  # pumps planned on per step, by kind of pump
+    cost_eur: float | None = None  # the plan's energy at the known prices
     setpoints: dict[str, PumpCommand]
 
 

@@ -31,7 +31,8 @@
                                 (fc.price_eur_per_kwh || []).length) : 0;
     const t0 = latest ? secs(latest.status.time) : 0;
     return { t: Array.from({ length: n }, (_, k) => t0 + (k + 1) * step), level: plan.level_m || [],
-             f2: plan.outflow_m3h || [], inflow: fc.inflow_m3h || [], price: (fc.price_eur_per_kwh || []).map((p) => p * 1000) };
+             f2: plan.outflow_m3h || [], inflow: fc.inflow_m3h || [], price: (fc.price_eur_per_kwh || []).map((p) => p * 1000),
+             low: ((fc.inflow_quantiles_m3h || {}).p10) || [], high: ((fc.inflow_quantiles_m3h || {}).p90) || [] };
   }
 
   function series() {
@@ -44,7 +45,8 @@
       x,
       level: [past(hist.level), next(a.level),
               ...(cfg.limits ? [flat(L.min_level_m), flat(L.alarm_level_m), flat(L.max_level_m)] : [])],
-      flows: [past(hist.inflow), next(a.inflow), past(hist.f2), next(a.f2), ...(cfg.limits ? [flat(L.max_outflow_m3h)] : [])],
+      flows: [past(hist.inflow), next(a.inflow), next(a.low), next(a.high), past(hist.f2), next(a.f2),
+              ...(cfg.limits ? [flat(L.max_outflow_m3h)] : [])],
       price: [next(a.price)],
       nh,
     };
@@ -63,9 +65,11 @@
       charts.flows = C.chart("Inflow and F2", "m³/h", s.x, [
         { label: "inflow", values: s.flows[0], stroke: "#555", digits: 0 },
         { label: "inflow forecast", values: s.flows[1], stroke: "#555", dash: [4, 3], digits: 0 },
-        { label: "F2", values: s.flows[2], stroke: C.colour(1), digits: 0 },
-        { label: "F2 plan", values: s.flows[3], stroke: C.colour(1), dash: [4, 3], digits: 0 },
-        ...(cfg.limits ? [Object.assign(lim("F2 max " + L.max_outflow_m3h + " m³/h"), { values: s.flows[4] })] : [])]);
+        { label: "P10", values: s.flows[2], stroke: "#aaa", dash: [2, 3], width: 1, digits: 0 },
+        { label: "P90", values: s.flows[3], stroke: "#aaa", dash: [2, 3], width: 1, digits: 0 },
+        { label: "F2", values: s.flows[4], stroke: C.colour(1), digits: 0 },
+        { label: "F2 plan", values: s.flows[5], stroke: C.colour(1), dash: [4, 3], digits: 0 },
+        ...(cfg.limits ? [Object.assign(lim("F2 max " + L.max_outflow_m3h + " m³/h"), { values: s.flows[6] })] : [])]);
       charts.price = C.chart("Price ahead", "EUR/MWh", s.x, [{ label: "price", values: s.price[0], stroke: "#555", step: true }],
                              { height: 160 });
     } else {
@@ -79,7 +83,8 @@
     const st = latest.status;
     document.getElementById("status").textContent = st.state + " at " + C.label(secs(st.time)) + " (" + cfg.zone +
       "), " + st.controller + " deciding; level " + st.level_m.toFixed(2) + " m, inflow " + Math.round(st.inflow_m3h) +
-      " m³/h" + (latest.plan ? ", plan " + latest.plan.status : "");
+      " m³/h" + (latest.plan ? ", plan " + latest.plan.status + " costing " + latest.plan.cost_eur + " EUR" : "") +
+      (latest.kpis && latest.kpis.today ? "; today " + latest.kpis.today.cost_eur + " EUR" : "");
     const rows = Object.entries(st.setpoints).map(([id, p]) =>
       "<tr><td>" + id + "</td><td>" + (p.on ? "on" : "off") + "</td><td>" + (p.on ? p.freq_hz.toFixed(1) + " Hz" : "") + "</td></tr>");
     document.getElementById("pumps").innerHTML = "<tr><th>pump</th><th>state</th><th>speed</th></tr>" + rows.join("");
@@ -133,6 +138,7 @@
       why, ticks: seen.ticks, alerts_seen: seen.alerts, points_at_start: start.points,
       points_now: charts.level.data[1].filter((v) => v != null).length,
       plan_points: charts.level.data[2].filter((v) => v != null).length,
+      band_points: charts.flows.data[4].filter((v) => v != null).length,
       painted_px: C.plots.map(C.painted), x_labels: C.axisLabels["Tunnel level"] || [],
       alerts_shown: [...document.querySelectorAll("#alerts li")].map((li) => li.textContent),
       pumps_rows: document.querySelectorAll("#pumps tr").length - 1,

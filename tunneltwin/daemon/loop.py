@@ -46,7 +46,7 @@ class Service:
         self.port, self.controller, self.fallback, self.site = port, controller, fallback, site
         self.max_ticks = max_ticks
         self.reconnect_max_s = reconnect_max_s
-        self.stats = Stats(site.timing.control_interval_s / 3600)
+        self.stats = Stats(site.timing.control_interval_s / 3600, site.rules.emptying_level_m)
         self.stopping = asyncio.Event()
         self.desk = OperatorDesk(site.pump_ids, site.rules, least_outflow(fallback, site))
         self.audit = audit

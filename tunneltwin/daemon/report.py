@@ -30,9 +30,16 @@ def report(obs: Observation, sp: Setpoints, name: str, said: Report, stats: Stat
     }
     if said.inflow_forecast_m3h is not None:
         out["forecast"]["inflow_m3h"] = [round(x, 1) for x in said.inflow_forecast_m3h]
+    if said.inflow_quantiles_m3h:
+        out["forecast"]["inflow_quantiles_m3h"] = {f"p{round(q * 100):02d}": [round(x, 1) for x in v]
+                                                   for q, v in sorted(said.inflow_quantiles_m3h.items())}
     if (plan := said.plan) is not None:
+        step_h = obs.prices.step_s / 3600
+        priced = zip(plan.power_kw, obs.prices.eur_per_kwh, strict=False)
         out["plan"] = {"start": stamp(plan.start), "step_s": obs.prices.step_s,
                        "level_m": [round(x, 3) for x in plan.level_m],
                        "outflow_m3h": [round(x, 1) for x in plan.outflow_m3h],
-                       "power_kw": [round(x, 1) for x in plan.power_kw], "status": plan.status}
+                       "power_kw": [round(x, 1) for x in plan.power_kw], "status": plan.status,
+                       "running_by_group": {g: list(n) for g, n in plan.running_by_group.items()},
+                       "cost_eur": round(sum(kw * price * step_h for kw, price in priced), 2)}
     return out
