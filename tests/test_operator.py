@@ -348,3 +348,88 @@ async def test_only_the_operator_login_commands_the_daemon_over_mqtt(day: Replay
         await run
     assert service.desk.current.modes == {"2.1": "out_of_service"}
     assert [a["kind"] for a in service.alerts].count("operator_command") == 1
+
+
+KEY_ALICE = "alice-mqtt-key-0123456789"
+
+
+def test_a_signed_command_names_its_operator_and_an_older_one_is_a_replay() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kernel.operator import Signatures, sign
+
+    t0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    check = Signatures({"alice": KEY_ALICE})
+    first = sign({"optimiser": "off"}, "alice", KEY_ALICE, t0)
+    assert check.check(first) == ("alice", {"optimiser": "off"})
+    check.taken("alice", first)
+    cases = [
+        ({"optimiser": "off"}, "not a signed command"),
+        (sign({"optimiser": "off"}, "mallory", KEY_ALICE, t0), "unknown operator 'mallory'"),
+        (sign({"optimiser": "off"}, "alice", "not-alices-key-0123456", t0 + timedelta(1)), "does not match"),
+        ({**sign({"optimiser": "on"}, "alice", KEY_ALICE, t0 + timedelta(1)), "command": {"optimiser": "off"}},
+         "does not match"),  # the command changed after signing
+        (first, "not after their last"),  # replayed
+        (sign({"optimiser": "on"}, "alice", KEY_ALICE, t0 - timedelta(minutes=1)), "not after their last"),
+    ]
+    for message, says in cases:
+        with pytest.raises(ConfigError, match=says):
+            check.check(message)
+    assert check.check(sign({"optimiser": "on"}, "alice", KEY_ALICE, t0 + timedelta(seconds=1)))[0] == "alice"
+
+
+async def test_signed_commands_over_a_real_broker(broker: Broker, day: ReplaySetup) -> None:
+    """mqtt_commands = "signed": whoever may publish on the topic, only a command signed with a
+    named operator's key is taken, and the alert (so the audit) names them."""
+    from datetime import UTC, datetime, timedelta
+
+    from kernel.operator import Signatures, sign
+
+    surface = MqttSurface(MqttLink("127.0.0.1", broker.port, "daemon-signed"), commands=True,
+                          signatures=Signatures({"alice": KEY_ALICE}))
+    baseline = BaselineController(day.site)
+    service = Service(SimPort(LockstepPlant(day), speed=900 * 8), baseline, baseline, day.site, max_ticks=30,
+                      surfaces=[surface])
+    now = datetime.now(UTC)
+    topic = "tunneltwin/daemon/operator"
+    async with Scada(broker) as scada:
+        run = asyncio.ensure_future(service.run())
+        while service.stats.ticks < 2:
+            await asyncio.sleep(0.02)
+        await scada.link.publish(topic, json.dumps({"optimiser": "off"}))  # unsigned
+        await scada.link.publish(topic, json.dumps(sign({"optimiser": "off"}, "alice", "guessed-key-000000000", now)))
+        taken = sign({"modes": {"2.1": "out_of_service"}}, "alice", KEY_ALICE, now)
+        await scada.link.publish(topic, json.dumps(taken))
+        while not service.desk.current.modes:
+            await asyncio.sleep(0.01)
+        await scada.link.publish(topic, json.dumps(sign({"optimiser": "off"}, "alice", KEY_ALICE,
+                                                        now - timedelta(seconds=5))))  # an older one, replayed
+        await scada.link.publish(topic, json.dumps(taken))  # the same one again
+        await asyncio.sleep(0.5)
+        service.stop()
+        await run
+    said = [(a["kind"], a["message"]) for a in service.alerts]
+    refused = [m for k, m in said if k == "operator_command_refused"]
+    assert len(refused) == 4, said
+    assert "not a signed command" in refused[0] and "does not match their key" in refused[1]
+    assert all("not after their last" in m for m in refused[2:])
+    assert [m for k, m in said if k == "operator_command"] == [
+        "MQTT, from alice (signed): optimiser on, modes {'2.1': 'out_of_service'}, limits site rules, "
+        "price on F2 changes config/mpc.toml's"]
+    assert service.desk.current.optimiser_on and service.desk.current.modes == {"2.1": "out_of_service"}
+
+
+def test_signed_mqtt_commands_need_the_operators_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kernel.site import load_site
+    from tunneltwin.daemon.config import load_daemon
+    from tunneltwin.daemon.wiring import build_surfaces
+
+    path = tmp_path / "daemon.toml"
+    path.write_text('[publish]\nmqtt_url = "mqtt://127.0.0.1:1883"\nmqtt_commands = "signed"\nusername = "daemon"\n')
+    monkeypatch.delenv("TUNNELTWIN_MQTT_OPERATOR_KEYS", raising=False)
+    with pytest.raises(ConfigError, match=r"mqtt_commands = 'signed' needs env TUNNELTWIN_MQTT_OPERATOR_KEYS"):
+        build_surfaces(load_daemon(path), load_site())
+    monkeypatch.setenv("TUNNELTWIN_MQTT_OPERATOR_KEYS", f"alice={KEY_ALICE}")
+    (surface,) = build_surfaces(load_daemon(path), load_site())
+    assert isinstance(surface, MqttSurface) and surface.signatures is not None
+    assert set(surface.signatures.keys) == {"alice"}

@@ -144,6 +144,10 @@ def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     s.add_argument("--opcua-trust", type=Path, help="directory of trusted client certificates (DER)")
     s.add_argument("--opcua-user", help="the one user; password from env TUNNELTWIN_SIM_PASSWORD")
     s.add_argument("--exit-at-end", action="store_true", help="stop when the scenario has run out")
+    o = sub.add_parser("sign-command", help="sign an operator command for the MQTT topic (mqtt_commands = 'signed')")
+    o.add_argument("--operator", required=True, help="your name, as in the daemon's TUNNELTWIN_MQTT_OPERATOR_KEYS")
+    o.add_argument("body", metavar="COMMAND",
+                   help='the command JSON, e.g. \'{"optimiser": "off"}\' (your key: env TUNNELTWIN_OPERATOR_KEY)')
     k = sub.add_parser("certs", help="make OPC UA application certificates for the daemon and the simulator")
     k.add_argument("--out", type=Path, required=True, help="directory (pki/): daemon/ and simulator/ go here")
     k.add_argument("--host", help="host name in the certificates (default: this machine's)")
@@ -176,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
         "replay": _replay, "compare": _compare, "calibrate": _calibrate, "fidelity": _fidelity,
         "fit-generator": _fit_generator, "scenarios": _scenarios, "sweep": _sweep,
-        "run": _run_daemon, "simulate": _simulate, "certs": _certs, "audit": _audit, "explain": _explain}
+        "run": _run_daemon, "simulate": _simulate, "certs": _certs, "audit": _audit, "explain": _explain,
+        "sign-command": _sign_command}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
@@ -537,6 +542,26 @@ def _certs(args: argparse.Namespace, settings: Settings) -> int:
     for name, uri, server in (("daemon", DAEMON_URI, False), ("simulator", SIMULATOR_URI, True)):
         cert, key = make_certificate(args.out / name, name, uri, server, args.host)
         print(f"{name}: {cert} (give to the other side's trust list), {key} (keep private)")
+    return 0
+
+
+def _sign_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Prints the signed message, for mosquitto_pub -r -t tunneltwin/daemon/operator -m ..."""
+    import json
+    from datetime import UTC
+
+    from kernel.operator import sign
+
+    key = os.environ.get("TUNNELTWIN_OPERATOR_KEY", "")
+    if len(key) < 16:
+        raise ConfigError("env TUNNELTWIN_OPERATOR_KEY: your key (16 characters or more) is not set")
+    try:
+        command = json.loads(args.body)
+    except ValueError as exc:
+        raise ConfigError(f"command {args.body!r}: not JSON ({exc})") from None
+    if not isinstance(command, dict):
+        raise ConfigError(f"command {args.body!r}: expected a JSON object")
+    print(json.dumps(sign(command, args.operator, key, datetime.now(UTC))))
     return 0
 
 

@@ -8,6 +8,8 @@ alert), and operator (retained JSON commands, read at the next tick; see README)
 Commands are taken only with ``commands`` on, which the daemon allows only where the broker
 decides who may publish on the operator topic (an ACL; deploy/mosquitto/): MQTT itself does
 not say who sent a message, so without one anybody who may publish there would be an operator.
+With ``signatures`` every command must also be signed by a named operator's own key (HMAC,
+``kernel.operator.sign``), which names them in the audit and refuses a replayed older one.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ import structlog
 
 from adapters.mqtt_link import MqttLink
 from kernel.errors import ConfigError
-from kernel.operator import OperatorDesk, describe
+from kernel.operator import OperatorDesk, Signatures, describe
 
 log = structlog.get_logger()
 OFFLINE = json.dumps({"state": "offline"})  # the Last Will: the broker says it when our link dies
 
 
 class MqttSurface:
-    def __init__(self, link: MqttLink, prefix: str = "tunneltwin/daemon", commands: bool = False) -> None:
-        self.link, self.prefix, self.commands = link, prefix.rstrip("/"), commands
+    def __init__(self, link: MqttLink, prefix: str = "tunneltwin/daemon", commands: bool = False,
+                 signatures: Signatures | None = None) -> None:
+        self.link, self.prefix, self.commands, self.signatures = link, prefix.rstrip("/"), commands, signatures
         self.desk: OperatorDesk | None = None
         self._alert: Callable[[str, str], None] = lambda kind, message: None
         link.handlers.append(self._on_message)
@@ -61,9 +64,16 @@ class MqttSurface:
     def _on_message(self, topic: str, payload: bytes) -> None:
         if topic != self.topic("operator") or self.desk is None or not payload:
             return
+        who, name = "a publisher the broker allows", None
         try:
-            cmd = self.desk.submit(json.loads(payload))
+            body = json.loads(payload)
+            if self.signatures is not None:
+                name, body = self.signatures.check(body)
+                who = f"{name} (signed)"
+            cmd = self.desk.submit(body)
         except (ValueError, ConfigError) as exc:  # JSONDecodeError is a ValueError
-            self._alert("operator_command_refused", f"MQTT, from a publisher the broker allows: {exc}")
+            self._alert("operator_command_refused", f"MQTT, from {who}: {exc}")
             return
-        self._alert("operator_command", f"MQTT, from a publisher the broker allows: {describe(cmd)}")
+        if self.signatures is not None and name is not None:
+            self.signatures.taken(name, json.loads(payload))
+        self._alert("operator_command", f"MQTT, from {who}: {describe(cmd)}")

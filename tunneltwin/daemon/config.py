@@ -96,7 +96,9 @@ class PublishSection(_Strict):
     mqtt_url: str = ""  # empty: not published over MQTT
     # "acl": take operator commands on {prefix}/operator, where the broker's ACL says who may
     # publish (deploy/mosquitto/); needs username. "off": publish only, take no commands.
-    mqtt_commands: Literal["off", "acl"] = "off"
+    # "signed": as "acl", and each command signed by a named operator's key (env
+    # TUNNELTWIN_MQTT_OPERATOR_KEYS = "alice=KEY,bob=KEY"; `tunneltwin sign-command` signs)
+    mqtt_commands: Literal["off", "acl", "signed"] = "off"
     opcua_endpoint: str = ""  # the daemon's own OPC UA server for SCADA; empty: none
     opcua_security: Literal["none", "Basic256Sha256_SignAndEncrypt"] = "none"
     opcua_certificate: Path | None = None  # the daemon server's certificate (DER)

@@ -22,6 +22,7 @@ from controller.baseline import BaselineController
 from controller.mpc import MpcController
 from controller.settings import MpcSettings
 from kernel.errors import ConfigError
+from kernel.operator import Signatures
 from kernel.site import Site
 from scenarios.scenario import load_scenario
 from tunneltwin.daemon.audit import AuditLog
@@ -33,6 +34,7 @@ from twin.lockstep import LockstepPlant
 
 END_GRACE_S = 1.0
 LOG_LIMIT = 192  # the MPC step log a daemon keeps (2 days at 15 min): reports need the last two
+ENV_MQTT_KEYS = "TUNNELTWIN_MQTT_OPERATOR_KEYS"
 log = structlog.get_logger()
 
 
@@ -113,6 +115,18 @@ def _stop_levels_checked(tags: TagMap, path: Path) -> bool:
     return False
 
 
+def _mqtt_signatures(cfg: DaemonConfig) -> Signatures | None:
+    from tunneltwin.daemon.api_access import operator_tokens
+
+    if cfg.publish.mqtt_commands != "signed":
+        return None
+    keys = operator_tokens(os.environ.get(ENV_MQTT_KEYS, ""), f"env {ENV_MQTT_KEYS}")
+    if not keys:
+        raise ConfigError(f"{cfg.source}: [publish] mqtt_commands = 'signed' needs env {ENV_MQTT_KEYS} "
+                          "(NAME=KEY,NAME=KEY)")
+    return Signatures(keys)
+
+
 def _http_operators(cfg: DaemonConfig) -> dict[str, str]:
     from tunneltwin.daemon.api_access import ENV_OPERATORS, operator_tokens
 
@@ -142,11 +156,12 @@ def build_surfaces(cfg: DaemonConfig, site: Site) -> list[Surface]:
         from adapters.mqtt_link import MqttLink
         from adapters.surface.mqtt import MqttSurface
 
-        if p.mqtt_commands == "acl" and not p.username:
-            raise ConfigError(f"{cfg.source}: [publish] mqtt_commands = 'acl' needs username: operator commands "
-                              "are taken only from a broker that knows who publishes (deploy/mosquitto/)")
+        if p.mqtt_commands != "off" and not p.username:
+            raise ConfigError(f"{cfg.source}: [publish] mqtt_commands = '{p.mqtt_commands}' needs username: operator "
+                              "commands are taken only from a broker that knows who publishes (deploy/mosquitto/)")
         link = MqttLink.from_url(p.mqtt_url, p.client_id, p.username, password(p, "mqtt"), p.ca_file)
-        surfaces.append(MqttSurface(link, p.prefix, commands=p.mqtt_commands == "acl"))
+        surfaces.append(MqttSurface(link, p.prefix, commands=p.mqtt_commands != "off",
+                                    signatures=_mqtt_signatures(cfg)))
     if p.opcua_endpoint:
         from adapters.surface.opcua import OpcuaSurface
 
