@@ -235,3 +235,39 @@ def test_a_level_that_jumps_past_any_inflow_is_still_the_suspect(site: Site) -> 
     checked = v.check(jump)
     assert checked.telemetry.inflow_m3h == 5000.0
     assert ("level_m", "inconsistent") in [(f.field, f.kind) for f in checked.flags]
+
+
+@pytest.mark.parametrize(("fault", "factor", "flagged"), [
+    ("bias x2.5", 2.5, True), ("spike x10", 10.0, True), ("sign error", -1.0, True), ("dead at 0", 0.0, True),
+    ("within the model's own scatter", 1.3, False), ("low but plausible", 0.6, False),
+])
+def test_a_pump_flow_reading_is_checked_against_the_pump_model(site: Site, fault: str, factor: float,
+                                                               flagged: bool) -> None:
+    """Pump 1.2 has run for hours at 49 Hz with the tunnel at 3 m; its meter reads the model's
+    flow times ``factor``. A gross error is alarmed naming the meter, and the model's flow is
+    used instead (the raw reading stays in the audit)."""
+    from tunneltwin.daemon.recording import raw_changes
+
+    good = telemetry(site, level_m=3.0, on={"1.2": 49.0})
+    model = good.pump("1.2").flow_m3h
+    bad = good.model_copy(update={"pumps": tuple(p.model_copy(update={"flow_m3h": p.flow_m3h * factor})
+                                                 if p.id == "1.2" else p for p in good.pumps)})
+    v = Validator(site)
+    checked = v.check(bad)
+    pump_flags = [f for f in checked.flags if f.field == "pump 1.2 flow_m3h"]
+    assert bool(pump_flags) is flagged, (fault, checked.flags)
+    used = checked.telemetry.pump("1.2").flow_m3h
+    if flagged:
+        assert pump_flags[0].kind == "inconsistent" and f"gives {model:.0f}" in pump_flags[0].detail
+        assert used == pytest.approx(model, rel=1e-3)  # the model's flow, not the meter's
+        assert raw_changes(checked.telemetry, v.raw) == {"pump 1.2 flow_m3h": pytest.approx(model * factor)}
+    else:
+        assert used == pytest.approx(model * factor)
+
+
+def test_a_pump_that_just_started_is_not_judged_by_the_model(site: Site) -> None:
+    """Within its first interval a pump's 15-min mean flow is part ramp: no verdict."""
+    fresh = telemetry(site, level_m=3.0, on={"1.2": 49.0}, timers={"1.2": 300.0})
+    half = fresh.model_copy(update={"pumps": tuple(p.model_copy(update={"flow_m3h": p.flow_m3h * 0.3})
+                                                   if p.id == "1.2" else p for p in fresh.pumps)})
+    assert not [f for f in Validator(site).check(half).flags if f.field.startswith("pump 1.2")]

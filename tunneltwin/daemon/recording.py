@@ -18,7 +18,9 @@ def raw_changes(tel: Telemetry, raw: Telemetry | None) -> dict[str, float]:
     """The readings validation replaced by an estimate this tick, as the plant gave them."""
     if raw is None or raw.time != tel.time:
         return {}
-    return {k: getattr(raw, k) for k in RAW_FIELDS if getattr(raw, k) != getattr(tel, k)}
+    out = {k: getattr(raw, k) for k in RAW_FIELDS if getattr(raw, k) != getattr(tel, k)}
+    used = {p.id: p.flow_m3h for p in tel.pumps}
+    return out | {f"pump {p.id} flow_m3h": p.flow_m3h for p in raw.pumps if used.get(p.id, p.flow_m3h) != p.flow_m3h}
 
 
 def tick_record(obs: Observation, sp: Setpoints, readback: Setpoints | None, name: str, said: Report,

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from kernel.contracts import Telemetry
-from kernel.physics import LevelVolume
+from kernel.contracts import PumpStatus, Telemetry
+from kernel.physics import LevelVolume, PlantPhysics
 from kernel.site import Site
 
 
@@ -42,6 +42,11 @@ class Limits:
     outflow_tol: float = 0.10  # F2 vs the sum of pump flows: relative
     outflow_tol_m3h: float = 300.0  # ... plus this absolute slack
     max_inflow_m3h: float = 60_000.0  # far above any storm in the data (recorded max ~ 15,000)
+    # a pump's flow reading against the pump model at its speed and the level, as a share of the
+    # model's flow. The model and the recorded 15-min flows of pumps running through three
+    # intervals disagree by up to 52 % (p99 19 %, 1,608 points, the recorded 10 days), so only
+    # a gross error is caught: a dead or sign-flipped meter, a spike, a x2 scale.
+    pump_flow_tol: float = 0.6
     max_estimated: int = 8  # ticks in a row on an estimated level before degrading (2 h)
     low_m: float = 2.0  # below this, a disputed level is taken at the lower of reading and balance
     high_m: float = 5.0  # above this, at the higher
@@ -61,10 +66,13 @@ class Validator:
         self.doubt_m3 = 0.0  # ... and how far it may be off by now
         self.seen_until: datetime | None = None  # after the plant clock went back: the latest time seen before
         self.raw: Telemetry | None = None  # the last telemetry as read
+        self.physics = PlantPhysics.from_site(site)
+        self.pumps = {p.id: p for p in site.pumps}
 
     def check(self, tel: Telemetry) -> Checked:
         self.raw = tel  # as read, for the audit
-        flags = [*self._ranges(tel), *self._outflow(tel)]
+        tel, pump_flags = self._pump_flows(tel)
+        flags = [*self._ranges(self.raw), *pump_flags, *self._outflow(tel)]
         if self.last is not None and tel.time == self.last.time:
             flags.append(Flag("time", "stale", f"{tel.time} is not after the last reading {self.last.time}"))
             return Checked(self.last, tuple(flags), degrade=True)
@@ -116,6 +124,23 @@ class Validator:
                 out.append(Flag(f"pump {p.id}", "out_of_range",
                                 f"flow {p.flow_m3h:.0f} m3/h, power {p.power_kw:.0f} kW, {p.freq_hz:.1f} Hz"))
         return out
+
+    def _pump_flows(self, tel: Telemetry) -> tuple[Telemetry, list[Flag]]:
+        """Each pump running a whole interval, against the pump model at its speed and the level
+        read: a reading off by more than ``pump_flow_tol`` is replaced by the model's flow."""
+        flags, pumps = [], []
+        for p in tel.pumps:
+            spec = self.pumps.get(p.id)
+            steady = p.status is PumpStatus.RUNNING and p.time_in_state_s >= self.site.timing.control_interval_s
+            if spec is not None and steady and p.freq_hz >= self.site.rules.min_freq_hz:
+                model = self.physics.grids[spec.type].point(p.freq_hz, max(tel.level_m, 0.0))[0] * spec.flow_scale
+                if model > 0 and abs(p.flow_m3h - model) > self.lim.pump_flow_tol * model:
+                    flags.append(Flag(f"pump {p.id} flow_m3h", "inconsistent",
+                                      f"{p.flow_m3h:.0f} m3/h read; the pump model at {p.freq_hz:.1f} Hz and "
+                                      f"{tel.level_m:.2f} m gives {model:.0f}"))
+                    p = p.model_copy(update={"flow_m3h": model})
+            pumps.append(p)
+        return (tel.model_copy(update={"pumps": tuple(pumps)}) if flags else tel), flags
 
     def _outflow(self, tel: Telemetry) -> list[Flag]:
         pumps = sum(p.flow_m3h for p in tel.pumps)
