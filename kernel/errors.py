@@ -37,5 +37,10 @@ class WriteRejected(PlantError):
     """The plant refused a setpoint, or reads back something other than what was written."""
 
 
+class SecurityMismatch(ConfigError):
+    """The plant's server offers no way in with our security settings, or is not the server
+    whose certificate we pinned: retrying cannot mend it, the settings must change."""
+
+
 class TagMapError(ConfigError):
     """A tag map names a node or topic the plant does not have, or a unit we cannot convert."""

@@ -77,14 +77,39 @@ async def test_trusted_client_with_password_gets_in(secure_endpoint: str, setup:
 @pytest.mark.parametrize(("who", "expected"), [
     ("wrong password", "BadUserAccessDenied"),
     ("untrusted certificate", "BadCertificateUntrusted|BadSecurityChecksFailed"),
-    ("no security", "No matching endpoints"),
 ])
 async def test_opcua_refuses(who: str, expected: str, secure_endpoint: str, setup: ReplaySetup, pki: Pki) -> None:
-    cert = {"wrong password": pki.daemon, "untrusted certificate": pki.stranger, "no security": None}[who]
+    cert = {"wrong password": pki.daemon, "untrusted certificate": pki.stranger}[who]
     port = _port(secure_endpoint, setup, pki, cert, "guess" if who == "wrong password" else PASSWORD)
     with pytest.raises(PlantError, match=expected) as err:
         await port.connect()
     assert PASSWORD not in str(err.value) and "guess" not in str(err.value)
+
+
+async def test_a_security_mismatch_is_a_clear_error_that_the_daemon_does_not_retry(
+        secure_endpoint: str, setup: ReplaySetup, pki: Pki) -> None:
+    """A client without security against a secure server used to be retried forever, and a
+    wrong pinned server certificate showed as "no answer in time". Both are configuration:
+    said at once, naming what to change, and the daemon stops (exit 3) instead of retrying."""
+    from controller.baseline import BaselineController
+    from kernel.errors import SecurityMismatch
+    from tunneltwin.daemon.loop import Service
+
+    plain = _port(secure_endpoint, setup, pki, None, PASSWORD)
+    with pytest.raises(SecurityMismatch, match=r"offers no endpoint for security none \(it offers: "
+                                               r"Basic256Sha256 SignAndEncrypt\); set \[opcua\] security"):
+        await plain.connect()
+    pinned_wrong = OpcuaPort(secure_endpoint, OPCUA_TAGS, setup.site,
+                             OpcuaSecurity(pki.daemon[0], pki.daemon[1], pki.stranger[0], "operator", PASSWORD),
+                             timeout_s=5)
+    with pytest.raises(SecurityMismatch, match=r"the server's certificate \(SHA-256 [0-9a-f]{16}\) is not the one in "
+                                               r"\[opcua\] server_certificate .*stranger"):
+        await pinned_wrong.connect()
+    baseline = BaselineController(setup.site)
+    service = Service(_port(secure_endpoint, setup, pki, None, PASSWORD), baseline, baseline, setup.site, max_ticks=2)
+    with pytest.raises(SecurityMismatch):
+        await asyncio.wait_for(service.run(), 20)  # not a reconnect loop
+    assert service.stats.reconnects == 0
 
 
 def _tls_files(d: Path) -> tuple[Path, Path, Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from adapters.opcua_common import split_path
 from adapters.pki import DAEMON_URI
 from adapters.tagmap import Binding, TagMap, bindings
 from kernel.contracts import Observation, Setpoints
-from kernel.errors import PlantError, PlantTimeout, PlantUnavailable, TagMapError, WriteRejected
+from kernel.errors import PlantError, PlantTimeout, PlantUnavailable, SecurityMismatch, TagMapError, WriteRejected
 from kernel.site import Site
 
 Key = tuple[str, str, str | None]
@@ -75,6 +76,9 @@ class OpcuaPort:
     # -- connection --------------------------------------------------------------------
 
     async def connect(self) -> None:
+        async with translated(f"ask {self.endpoint} for its endpoints"):
+            offered = await Client(self.endpoint, timeout=self.timeout_s).connect_and_get_server_endpoints()
+        check_endpoints(self.endpoint, offered, self.security)
         client = Client(self.endpoint, timeout=self.timeout_s)
         if self.security:
             await _secure(client, self.security)
@@ -205,6 +209,41 @@ def _setpoints(ids: list[str], targets: list[Binding], values: list[Any]) -> Set
     for b, v in zip(targets, values, strict=True):
         got[b.pump or ""][b.field] = v
     return readback(got)
+
+
+def check_endpoints(url: str, offered: list[Any], sec: OpcuaSecurity | None) -> None:
+    """Before connecting: the server must offer our security, and (when we pinned one) be the
+    server whose certificate we hold. asyncua otherwise retries a mismatch as if the server
+    were down, or reports a wrong certificate as no answer in time."""
+    want = (SecurityPolicyBasic256Sha256.URI, ua.MessageSecurityMode.SignAndEncrypt) if sec else \
+        ("http://opcfoundation.org/UA/SecurityPolicy#None", ua.MessageSecurityMode.None_)
+    modes = sorted({f"{e.SecurityPolicyUri.rsplit('#', 1)[-1]} {e.SecurityMode.name}" for e in offered})
+    matching = [e for e in offered if (e.SecurityPolicyUri, e.SecurityMode) == want]
+    if not matching:
+        ours = "security none" if sec is None else "Basic256Sha256 SignAndEncrypt"
+        raise SecurityMismatch(f"OPC UA {url}: the server offers no endpoint for {ours} (it offers: "
+                               f"{', '.join(modes) or 'none'}); set [opcua] security and its certificates to match")
+    if sec is not None:
+        pinned = _der(sec.server_certificate)
+        if all(bytes(e.ServerCertificate or b"") != pinned for e in matching):
+            raise SecurityMismatch(
+                f"OPC UA {url}: the server's certificate (SHA-256 {_thumb(bytes(matching[0].ServerCertificate))}) "
+                f"is not the one in [opcua] server_certificate {sec.server_certificate} (SHA-256 {_thumb(pinned)}): "
+                "the wrong file, or not the server you meant")
+
+
+def _der(path: Path) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    data = path.read_bytes()
+    pem = data.lstrip().startswith(b"-----")
+    cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
+    return cert.public_bytes(Encoding.DER)
+
+
+def _thumb(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()[:16]
 
 
 async def _secure(client: Client, sec: OpcuaSecurity) -> None:
