@@ -201,6 +201,11 @@ async def test_kill_9_keeps_the_minimum_on_time(tmp_path: Path, site: Site) -> N
         runs.setdefault(str(r["run_id"]), []).append(r)
     assert len(runs) == 2
     before, after = (rows[-1] if i == 0 else rows[0] for i, rows in enumerate(runs.values()))
+    def kinds(row: dict[str, object]) -> list[str]:
+        return [a["kind"] for a in row["alarms"]]  # type: ignore[attr-defined]
+
+    assert kinds(after) == ["daemon_restarted"]  # the restart is alarmed, once, by the run that resumed
+    assert not any("daemon_restarted" in kinds(r) for r in next(iter(runs.values())))
 
     def in_state(row: dict[str, object]) -> float:
         pumps = row["telemetry"]["pumps"]  # type: ignore[index]

@@ -108,6 +108,8 @@ async def test_network_drop(setup: ReplaySetup) -> None:
         await proxy.cut()
         await sim.stop()
     assert service.stats.comms_errors >= 1 and service.stats.reconnects >= 1
+    kinds = [a["kind"] for a in service.alerts]  # the operator hears of it, and of its end
+    assert "plant_link_lost" in kinds and kinds.index("plant_link_lost") < kinds.index("plant_link_restored")
 
 
 async def test_broker_restart(setup: ReplaySetup) -> None:

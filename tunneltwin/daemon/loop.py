@@ -109,8 +109,11 @@ class Service:
             self.metrics.comms_errors.inc()
             self.health.connected = False
             log.warning("plant link lost", error=str(exc))
+            self.alert("plant_link_lost", f"{exc}; reconnecting (the plant keeps its last setpoints)")
             await self.port.close()
             await self._connect()
+            if self.health.connected:
+                self.alert("plant_link_restored", f"after {self.stats.reconnects} reconnect attempt(s) in all")
             return True
         except PlantError as exc:  # the link is up but a value is unusable: no new command; retry shortly
             self.stats.comms_errors += 1
@@ -186,12 +189,14 @@ class Service:
         """Resume from the audit log's state: operator commands, and pump timers for ports that derive them."""
         if self.audit is None:
             return
+        if (timers := self.audit.state("timers")) is not None:  # a run before this one left its state
+            self.alert("daemon_restarted", f"resuming from the audit log {self.audit.path}: operator commands "
+                                           "and pump timers as the last run left them")
         if (saved := self.audit.state("operator")) is not None:
             try:
                 self.desk.submit(saved)
             except ConfigError as exc:
                 self.alert("state_not_restored", f"operator commands: {exc}")
-        timers = self.audit.state("timers")
         if timers and self.port.restore_timers(timers):
             log.info("pump timers restored", pumps=len(timers))
 
