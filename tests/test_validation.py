@@ -237,6 +237,22 @@ def test_a_level_that_jumps_past_any_inflow_is_still_the_suspect(site: Site) -> 
     assert ("level_m", "inconsistent") in [(f.field, f.kind) for f in checked.flags]
 
 
+def test_a_level_read_high_near_the_bottom_is_doubted_not_the_steady_inflow(site: Site) -> None:
+    """The fault soak's case: at 1 m with 3,000 m3/h in and steady, the level reads 1.5 m high.
+    That jump implies ~38,000 m3/h, possible for a storm but not 35,000 m3/h up in 15 min:
+    the level is the suspect and, this near the bottom, the lower of reading and balance is used;
+    the inflow reading stands. (Believed, it had the controller empty the tunnel.)"""
+    v = Validator(site)
+    first = telemetry(site, level_m=1.0, inflow_m3h=3000.0, on={"1.2": 49.0})
+    v.check(first)
+    biased = first.model_copy(update={"time": first.time + STEP, "level_m": 2.5,
+                                      "volume_m3": LevelVolume(site.tunnel).volume(2.5)})
+    checked = v.check(biased)
+    assert checked.telemetry.inflow_m3h == 3000.0
+    assert ("level_m", "inconsistent") in [(f.field, f.kind) for f in checked.flags]
+    assert checked.telemetry.level_m < 1.2  # the balance's level, not the biased reading
+
+
 @pytest.mark.parametrize(("fault", "factor", "flagged"), [
     ("bias x2.5", 2.5, True), ("spike x10", 10.0, True), ("sign error", -1.0, True), ("dead at 0", 0.0, True),
     ("within the model's own scatter", 1.3, False), ("low but plausible", 0.6, False),

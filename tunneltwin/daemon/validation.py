@@ -42,6 +42,10 @@ class Limits:
     outflow_tol: float = 0.10  # F2 vs the sum of pump flows: relative
     outflow_tol_m3h: float = 300.0  # ... plus this absolute slack
     max_inflow_m3h: float = 60_000.0  # far above any storm in the data (recorded max ~ 15,000)
+    # how far the inflow can move from one control interval to the next: 3x the fastest rise in
+    # the recorded 10 days (3,153 m3/h in 15 min) and above the synthetic storms' steepest (x4
+    # in 1 h). A level that moved more than that implies was biased, not the inflow.
+    max_inflow_change_m3h: float = 10_000.0
     # a pump's flow reading against the pump model at its speed and the level, as a share of the
     # model's flow. The model and the recorded 15-min flows of pumps running through three
     # intervals disagree by up to 52 % (p99 19 %, 1,608 points, the recorded 10 days), so only
@@ -172,13 +176,17 @@ class Validator:
         it so). Where that inflow is possible, the level is believed and the inflow reading is
         replaced: an inflow read x4 made the controller drain the tunnel to 0.33 m, and a
         negative one made the balance pull the believed level to 0 m while it was 2.17 m.
-        Where it is not (a level that jumps more than any inflow could move it), the level is
-        the suspect, as before."""
+        Where it is not (a level that jumps more than any inflow could move it, or than the
+        inflow can change in one interval), the level is the suspect: a level read 1.5 m high
+        implied 38,000 m3/h against the 2,960 before it, was believed, and the controller
+        emptied the tunnel on it (bench/fault_soak.py)."""
         assert self.last is not None
         pumps = sum(p.flow_m3h for p in tel.pumps)
         moved_m3 = self.geometry.volume(tel.level_m) - self.geometry.volume(self.last.level_m)
         inflow = moved_m3 / self.step_h + pumps
         if not -self.lim.outflow_tol_m3h <= inflow <= self.lim.max_inflow_m3h:
+            return tel, flag
+        if abs(inflow - self.last.inflow_m3h) > self.lim.max_inflow_change_m3h:
             return tel, flag
         return tel.model_copy(update={"inflow_m3h": max(0.0, inflow)}), None
 
