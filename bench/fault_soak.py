@@ -35,12 +35,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.served.opcua import OpcuaSimulator
-from bench.soak import SCENARIO
+from bench.soak import SCENARIO, serve
 from kernel.contracts import Observation, PumpStatus, Telemetry
 from kernel.settings import CONFIG_DIR
 from scenarios.rules import check
 from scenarios.scenario import load_scenario
-from tests.plants import OPCUA_TAGS, daemon_nodes, free_port
+from tests.plants import daemon_nodes, free_port
 from tunneltwin.daemon.audit import read_ticks
 from tunneltwin.daemon.audit_export import summary
 from tunneltwin.settings import Settings
@@ -154,14 +154,7 @@ class Bench:
     stderr: Path = Path("/dev/null")
 
     async def start_sim(self) -> None:
-        for attempt in range(40):
-            self.sim = OpcuaSimulator(self.plant, OPCUA_TAGS, self.url)
-            try:
-                await self.sim.start()
-                return
-            except OSError:
-                await asyncio.sleep(0.25 * (attempt + 1))
-        raise RuntimeError("the simulator did not come back")
+        self.sim = await serve(self.plant, self.url)
 
     async def start_daemon(self) -> None:
         self.starts += 1

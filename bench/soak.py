@@ -71,6 +71,18 @@ def rss_mb() -> float:
     return float("nan")
 
 
+async def serve(plant: LockstepPlant, url: str) -> OpcuaSimulator:
+    """The twin on an OPC UA server, retried while the last one still holds the port."""
+    for attempt in range(40):
+        sim = OpcuaSimulator(plant, OPCUA_TAGS, url)
+        try:
+            await sim.start()
+            return sim
+        except OSError:
+            await asyncio.sleep(0.25 * (attempt + 1))
+    raise RuntimeError("OPC UA server did not come back")
+
+
 class Controlled:
     """A switch the bench flips on the daemon's own controller: its next decision is held past
     the deadline. The daemon is handed the controller itself, not a wrapper, so what it reports
@@ -98,14 +110,7 @@ class Soak:
         self.rss: dict[int, float] = {}  # plant day -> MB
 
     async def start_server(self) -> None:
-        for attempt in range(40):
-            self.sim = OpcuaSimulator(self.plant, OPCUA_TAGS, self.url)
-            try:
-                await self.sim.start()
-                return
-            except OSError:
-                await asyncio.sleep(0.25 * (attempt + 1))
-        raise RuntimeError("OPC UA server did not come back")
+        self.sim = await serve(self.plant, self.url)
 
     async def server_restart(self) -> None:
         assert self.sim

@@ -2,7 +2,7 @@
 # The project's test command (README): installs what it needs, then lint, types and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e ".[dev,opcua,mqtt,dask,http]"
+python3 -m pip install --quiet --disable-pip-version-check -e ".[dev,opcua,mqtt,dask,http,parquet]"
 # The MQTT adapter's tests use a real broker; install Debian's mosquitto when it is missing.
 if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"

@@ -4,6 +4,7 @@ import dataclasses
 import io
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -193,3 +194,17 @@ def test_a_replay_tells_its_listener_each_step() -> None:
     contextvars.copy_context().run(run)
     assert [d for _, d, _ in heard] == list(range(setup.steps + 1))
     assert {(w, t) for w, _, t in heard} == {(f"{setup.name} / baseline", setup.steps)}
+
+
+def test_a_trajectory_can_also_be_written_as_parquet(tmp_path: Path) -> None:
+    """--parquet (extra [parquet], installed by the test command): the same columns and rows,
+    the time the same instant as the CSV's offset time."""
+    import pyarrow.parquet as pq
+
+    assert main(["replay", str(EXCERPT), "--controller", "baseline", "--out", str(tmp_path), "--parquet"]) == 0
+    table = pq.read_table(tmp_path / "trajectory.parquet")
+    rows = (tmp_path / "trajectory.csv").read_text().splitlines()
+    assert table.column_names == rows[0].split(",") and table.num_rows == len(rows) - 1
+    first = datetime.fromisoformat(rows[1].split(",")[0])
+    assert table.column("timestamp")[0].as_py() == first  # aware, UTC: the same instant
+    assert table.column("level_m")[0].as_py() == pytest.approx(float(rows[1].split(",")[1]))

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 # optional imports -> the extra with them
-EXTRAS = {"asyncua": "opcua", "cryptography": "opcua", "paho": "mqtt", "distributed": "dask"}
+EXTRAS = {"asyncua": "opcua", "cryptography": "opcua", "paho": "mqtt", "distributed": "dask", "pyarrow": "parquet",
+          "fastapi": "http", "uvicorn": "http"}
 CONTROLLERS = ("historical", "baseline", "mpc", "oracle")  # scenarios.runner.CONTROLLERS; a test keeps them equal
 
 
@@ -162,6 +163,8 @@ def _data_window(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inflow-forecast", type=Path,
                    help="external inflow forecast for the MPC (CSV: time,inflow_m3h, optionally inflow_p10_m3h, "
                         "inflow_p90_m3h, inflow_p99_m3h...), used where it covers the horizon")
+    p.add_argument("--parquet", action="store_true",
+                   help="also write each trajectory as trajectory.parquet (pip install 'tunneltwin[parquet]')")
     p.add_argument("--reproducible", action="store_true",
                    help="solve each interval to the MIP gap instead of the clock (60 s backstop): the same "
                         "input gives the same result on any machine load; decision times are not the daemon's")
@@ -288,6 +291,10 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
     summary = replay_to_dir(args.scenario, args.controller, args.out, settings.site(),
                             args.prices, args.start, args.end, _replay_mpc(args, settings), args.inflow_forecast)
+    if args.parquet:
+        from scenarios.report import trajectory_parquet
+
+        trajectory_parquet(args.out / "trajectory.csv")
     print(f"{summary['scenario']} / {summary['controller']}: cost {summary['cost_eur']:.2f} EUR, "
           f"energy {summary['energy_kwh']:.0f} kWh, hard violations {summary['hard_violations']}, "
           f"level {summary['level_min_m']}..{summary['level_max_m']} m -> {args.out}")
@@ -303,6 +310,11 @@ def _compare(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"--controllers: unknown {', '.join(unknown)}; known: {', '.join(CONTROLLERS)}")
     result = compare(args.scenario, settings.site(), args.out, args.prices, args.start, args.end, wanted,
                      _replay_mpc(args, settings), args.inflow_forecast)
+    if args.parquet:
+        from scenarios.report import trajectory_parquet
+
+        for run in result["runs"]:
+            trajectory_parquet(args.out / run["controller"] / "trajectory.csv")
     print(f"{result['scenario']} (reference: {result['reference']})")
     print(f"{'controller':12s} {'cost EUR':>10s} {'vs ref':>7s} {'adj. EUR':>10s} {'viol':>5s} {'starts':>6s} "
           f"{'p95 s':>6s} {'oracle %':>8s}")
