@@ -2,6 +2,7 @@
 process, and every kind of fault injected in rotation.
 
 Usage: python bench/fault_soak.py [--days 30] [--every-h 4] [--keep DIR]
+       (--every-h 0: the same run with no faults, to tell the daemon's own breaches apart)
 
 The twin is served by a real asyncua simulator in this process; `tunneltwin run` connects to
 it in lockstep as a separate process, with its audit log and its own OPC UA operator server.
@@ -251,12 +252,12 @@ async def main(days: float, every_h: float, keep: Path | None) -> None:
         await bench.start_daemon()
         watcher = asyncio.ensure_future(bench.watch())
         faults = sensor_faults() + OTHER_FAULTS
-        every = round(every_h * 3600 / setup.step_s)
+        every = round(every_h * 3600 / setup.step_s)  # 0: no faults, the control run
         t0, n = time.perf_counter(), 0
         next_at = every
         while not plant.done:
             await asyncio.sleep(0.02)
-            if plant.k >= next_at and not plant.done:
+            if every and plant.k >= next_at and not plant.done:
                 await bench.inject(faults[n % len(faults)])
                 n, next_at = n + 1, plant.k + every
         watcher.cancel()
@@ -293,7 +294,7 @@ async def main(days: float, every_h: float, keep: Path | None) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--days", type=float, default=30.0)
-    p.add_argument("--every-h", type=float, default=4.0)
+    p.add_argument("--every-h", type=float, default=4.0, help="plant hours between faults; 0: none")
     p.add_argument("--keep", type=Path, help="keep the audit log and config here")
     a = p.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -54,7 +54,8 @@ def shadow_mode(work: Path) -> dict[str, str]:
 def report_size(work: Path) -> dict[str, str]:
     tunneltwin("compare", str(EXCERPT), "--controllers", "historical,baseline", "--out", str(work / "cmp"), cwd=work)
     size = (work / "cmp" / "report.html").stat().st_size
-    return {"report-size": f"{size / 1000:.0f} KB"}
+    uplot = (ROOT / "scenarios" / "data" / "vendor" / "uplot" / "uPlot.iife.min.js").stat().st_size
+    return {"report-size": f"{size / 1000:.0f} KB", "uplot-size": f"{uplot / 1000:.0f} KB"}
 
 
 def systemd_rating(work: Path) -> dict[str, str]:
