@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from kernel.clock import SiteClock
+from kernel.clock import UTC_CLOCK, SiteClock
 from kernel.errors import PlantError, TagMapError
 from kernel.settings import read_toml, validated
 
@@ -145,9 +145,6 @@ def plant_time(value: datetime, zone: str, clock: SiteClock) -> datetime:
     return clock.from_aware(value if value.tzinfo is not None else value.replace(tzinfo=ZoneInfo(zone)))
 
 
-NAIVE_UTC = SiteClock("UTC")
-
-
 @dataclass(frozen=True)
 class Binding:
     """One field of one table (and pump) bound to its tag."""
@@ -157,7 +154,7 @@ class Binding:
     pump: str | None
     tag: Tag
     zone: str = "UTC"
-    clock: SiteClock = NAIVE_UTC  # the site's, in every binding the adapters make
+    clock: SiteClock = UTC_CLOCK  # the site's, in every binding the adapters make
 
     @property
     def dimension(self) -> str:

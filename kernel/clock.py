@@ -94,3 +94,6 @@ class SiteClock:
                           f"repeats when summer time ends (rows {first_row + repeated[0]}.."
                           f"{first_row + repeated[-1]}) placed by row order", TimeZoneWarning, stacklevel=3)
         return out
+
+
+UTC_CLOCK = SiteClock("UTC")  # no site given: naive times are taken as they are

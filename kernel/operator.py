@@ -189,8 +189,12 @@ def sign(command: dict[str, Any], operator: str, key: str, issued_at: datetime) 
     """A command as an operator's console sends it: named, timed, and HMAC-SHA256 signed with
     that operator's own key (``tunneltwin sign-command`` does this)."""
     stamp = issued_at.isoformat()
-    mac = hmac.new(key.encode(), signed_text(operator, stamp, command), hashlib.sha256).hexdigest()
-    return {"operator": operator, "issued_at": stamp, "command": command, "signature": mac}
+    return {"operator": operator, "issued_at": stamp, "command": command,
+            "signature": _mac(key, operator, stamp, command)}
+
+
+def _mac(key: str, operator: str, issued_at: str, command: dict[str, Any]) -> str:
+    return hmac.new(key.encode(), signed_text(operator, issued_at, command), hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -211,8 +215,7 @@ class Signatures:
             raise ConfigError(f"signed command from unknown operator {who!r}")
         if not isinstance(command, dict) or not isinstance(stamp, str):
             raise ConfigError(f"signed command from {who}: command must be an object, issued_at a time")
-        want = hmac.new(key.encode(), signed_text(who, stamp, command), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(want, str(message["signature"])):
+        if not hmac.compare_digest(_mac(key, who, stamp, command), str(message["signature"])):
             raise ConfigError(f"signed command from {who}: the signature does not match their key")
         try:
             issued = datetime.fromisoformat(stamp)

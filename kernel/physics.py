@@ -8,6 +8,7 @@ for them a million times a simulated year.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -231,7 +232,11 @@ class StackedGrids:
 
 @dataclass(frozen=True)
 class PlantPhysics:
-    """Geometry and per-pump operating grids for one site, built once."""
+    """Geometry and per-pump operating grids for one site, built once.
+
+    Once per process, too: the grids take about 0.5 s, and the twin, the controllers and the
+    daemon's validator each ask for them. Kept by what they are built from (the tunnel, the
+    pump types, the discharge level), so a calibrated site or another plant gets its own."""
 
     geometry: LevelVolume
     hydraulics: dict[str, PumpHydraulics]  # by pump type
@@ -239,9 +244,23 @@ class PlantPhysics:
 
     @classmethod
     def from_site(cls, site: Site) -> PlantPhysics:
+        key = json.dumps([site.tunnel.model_dump(mode="json"), site.discharge_level_m,
+                          {n: t.model_dump(mode="json") for n, t in site.pump_types.items()}], sort_keys=True)
+        if key not in _BUILT:
+            if len(_BUILT) >= BUILT_MAX:
+                _BUILT.pop(next(iter(_BUILT)))  # the oldest
+            _BUILT[key] = cls._build(site)
+        return _BUILT[key]
+
+    @classmethod
+    def _build(cls, site: Site) -> PlantPhysics:
         geometry = LevelVolume(site.tunnel)
         hyd = {
             name: PumpHydraulics(pt, site.discharge_level_m) for name, pt in site.pump_types.items()
         }
         grids = {name: h.grid(geometry.max_level_m) for name, h in hyd.items()}
         return cls(geometry, hyd, grids)
+
+
+BUILT_MAX = 8  # distinct plants kept (a calibration run makes one more)
+_BUILT: dict[str, PlantPhysics] = {}

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from kernel.clock import SiteClock
+from kernel.clock import UTC_CLOCK, SiteClock
 from kernel.errors import DataError
 from kernel.recorded import (
     Array,
@@ -34,7 +34,6 @@ PER_STEP_TO_PER_HOUR = 4.0  # m3 per 15 min -> m3/h
 PRICE_EUR_MAX = 5.0  # EUR/kWh; anything above is a c/kWh column with a wrong unit label
 # Excel row 1 holds names, row 2 units: data starts on row 3.
 WORKBOOK_FIRST_ROW = 3
-UTC_CLOCK = SiteClock("UTC")  # no site given: naive times are taken as they are
 
 
 def load_recorded(path: Path, clock: SiteClock = UTC_CLOCK) -> RecordedData:

@@ -66,14 +66,14 @@ class MqttSurface:
             return
         who, name = "a publisher the broker allows", None
         try:
-            body = json.loads(payload)
+            message = body = json.loads(payload)
             if self.signatures is not None:
-                name, body = self.signatures.check(body)
+                name, body = self.signatures.check(message)
                 who = f"{name} (signed)"
             cmd = self.desk.submit(body)
         except (ValueError, ConfigError) as exc:  # JSONDecodeError is a ValueError
             self._alert("operator_command_refused", f"MQTT, from {who}: {exc}")
             return
         if self.signatures is not None and name is not None:
-            self.signatures.taken(name, json.loads(payload))
+            self.signatures.taken(name, message)
         self._alert("operator_command", f"MQTT, from {who}: {describe(cmd)}")

@@ -59,7 +59,7 @@ class Access:
         if not self.operators:
             log.warning("HTTP operator action refused: off in the daemon TOML", client=client, path=path)
             raise Refused(403, "operator actions over HTTP are off ([publish] http_operator = \"off\")")
-        given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        given = _bearer(headers)
         name = next((n for n, t in self.operators.items() if _same(given, t)), None)
         if name is None:
             log.warning("HTTP operator action refused: no operator token", client=client, path=path)
@@ -69,8 +69,11 @@ class Access:
 
 
 def _token(headers: Any, query: Any) -> str:
-    given: str = headers.get("authorization", "").removeprefix("Bearer ").strip()
-    return given or str(query.get("token", ""))  # EventSource sets no headers
+    return _bearer(headers) or str(query.get("token", ""))  # EventSource sets no headers
+
+
+def _bearer(headers: Any) -> str:
+    return str(headers.get("authorization", "")).removeprefix("Bearer ").strip()
 
 
 def _same(given: str, token: str) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from kernel.contracts import PumpStatus, Telemetry
-from kernel.physics import LevelVolume, PlantPhysics
+from kernel.physics import PlantPhysics
 from kernel.site import Site
 
 
@@ -59,7 +59,8 @@ class Limits:
 class Validator:
     def __init__(self, site: Site, limits: Limits | None = None) -> None:
         self.site, self.lim = site, limits or Limits()
-        self.geometry = LevelVolume(site.tunnel)
+        self.physics = PlantPhysics.from_site(site)
+        self.geometry = self.physics.geometry
         self.step_h = site.timing.control_interval_s / 3600
         self.last: Telemetry | None = None  # the last telemetry we passed on (level possibly estimated)
         self.raw_level_m: float | None = None  # the last level as read, before any substitution
@@ -70,7 +71,6 @@ class Validator:
         self.doubt_m3 = 0.0  # ... and how far it may be off by now
         self.seen_until: datetime | None = None  # after the plant clock went back: the latest time seen before
         self.raw: Telemetry | None = None  # the last telemetry as read
-        self.physics = PlantPhysics.from_site(site)
         self.pumps = {p.id: p for p in site.pumps}
 
     def check(self, tel: Telemetry) -> Checked:
