@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from kernel.clock import UTC_CLOCK, SiteClock
+from kernel.contracts import QUANTILE_FIELDS
 from kernel.errors import PlantError, TagMapError
 from kernel.settings import read_toml, validated
 
@@ -43,7 +44,12 @@ PUMP = {"status": ("status", 1.0, False), "running": ("bool", 1.0, False), "freq
 SETPOINT = {"on": ("bool", 1.0, True), "freq_hz": ("frequency", 1.0, True), "stop_below_m": ("length", 1.0, False)}
 READBACK = {"on": ("bool", 1.0, False), "freq_hz": ("frequency", 1.0, False), "stop_below_m": ("length", 1.0, False)}
 STEP = {"request": ("count", 1.0, False), "done": ("count", 1.0, False), "remaining": ("count", 1.0, False)}
-TABLES = {"station": STATION, "pump": PUMP, "setpoint": SETPOINT, "readback": READBACK, "step": STEP}
+# an external inflow forecast (a rain radar's): the first value's time, the step between values,
+# and per step the inflow and any of its quantiles (arrays)
+FORECAST = {"time": ("time", 1.0, False), "step_s": ("duration", 1.0, False), "inflow_m3h": ("flow", 1.0, False),
+            **{name: ("flow", 1.0, False) for name in QUANTILE_FIELDS.values()}}
+TABLES = {"station": STATION, "pump": PUMP, "setpoint": SETPOINT, "readback": READBACK, "step": STEP,
+          "forecast": FORECAST}
 
 
 class Tag(BaseModel):
@@ -81,6 +87,7 @@ class TagMap(BaseModel):
     setpoint: dict[str, Tag]
     readback: dict[str, Tag] = {}
     step: dict[str, Tag] = {}
+    forecast: dict[str, Tag] = {}  # optional: an external inflow forecast, read every tick
 
     @model_validator(mode="after")
     def _complete(self) -> TagMap:
@@ -89,6 +96,8 @@ class TagMap(BaseModel):
             problems.append("[pump] needs 'status' or 'running'")
         if self.step and not {"request", "done"} <= set(self.step):
             problems.append("[step] needs both 'request' and 'done' (or no [step] at all)")
+        if self.forecast and not {"time", "inflow_m3h"} <= set(self.forecast):
+            problems.append("[forecast] needs both 'time' and 'inflow_m3h' (or no [forecast] at all)")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -49,6 +49,9 @@ class Report:
     plan: PlanView | None = None
     overrides: tuple[Override, ...] = ()  # the supervisor's changes to this decision
     problem: Problem | None = None  # the optimisation problem it solved last (``tunneltwin explain``)
+    # an external inflow forecast at the last decision: "used", "stale" (it did not cover the
+    # horizon), "unusable" (the plant served none this time, or a malformed one); None: none given
+    external_forecast: str | None = None
 
 
 class Controller(Protocol):

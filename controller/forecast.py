@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from kernel.clock import SiteClock
-from kernel.contracts import PriceCurve
+from kernel.contracts import QUANTILE_FIELDS, InflowForecast, PriceCurve
 from kernel.errors import DataError
 
 Array = NDArray[np.float64]
@@ -129,7 +129,7 @@ class InflowForecaster:
 class ExternalInflow:
     """An inflow forecast supplied from outside (a rain radar's or a weather service's), used
     where it covers the whole horizon. CSV: ``time,inflow_m3h``, and optionally quantile
-    columns ``inflow_p10_m3h``, ``inflow_p90_m3h``, ... (any of QUANTILE_COLUMNS): then its
+    columns ``inflow_p10_m3h``, ``inflow_p90_m3h``, ... (any of QUANTILE_FIELDS): then its
     spread is used too, in place of the learnt one."""
 
     def __init__(self, times: list[datetime], inflow_m3h: Array,
@@ -149,7 +149,7 @@ class ExternalInflow:
                 missing = {"time", "inflow_m3h"} - set(fields)
                 if missing:
                     raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-                extra = {p: name for p, name in QUANTILE_COLUMNS.items() if name in fields}
+                extra = {p: name for p, name in QUANTILE_FIELDS.items() if name in fields}
                 quantiles: dict[float, list[float]] = {p: [] for p in extra}
                 for row_no, row in enumerate(reader, start=2):
                     times.append(_parse_time(path, row_no, row["time"]))
@@ -166,9 +166,30 @@ class ExternalInflow:
         for lo, hi in itertools.pairwise(ordered):
             bad = np.flatnonzero(np.asarray(quantiles[lo]) > np.asarray(quantiles[hi]))
             if bad.size:
-                raise DataError(f"{path}: row {int(bad[0]) + 2}: {QUANTILE_COLUMNS[lo]} = {quantiles[lo][bad[0]]} is "
-                                f"over {QUANTILE_COLUMNS[hi]} = {quantiles[hi][bad[0]]}")
+                raise DataError(f"{path}: row {int(bad[0]) + 2}: {QUANTILE_FIELDS[lo]} = {quantiles[lo][bad[0]]} is "
+                                f"over {QUANTILE_FIELDS[hi]} = {quantiles[hi][bad[0]]}")
         return cls(times, np.asarray(values), {p: np.asarray(v) for p, v in quantiles.items()})
+
+    @classmethod
+    def served(cls, forecast: InflowForecast) -> ExternalInflow:
+        """One the plant serves (the daemon's tag map), a value per step from its start."""
+        times = [forecast.start + timedelta(seconds=k * forecast.step_s) for k in range(len(forecast.inflow_m3h))]
+        return cls(times, np.asarray(forecast.inflow_m3h, dtype=float),
+                   {p: np.asarray(v, dtype=float) for p, v in forecast.quantiles.items()})
+
+    def ahead(self, now: datetime, step_s: float, max_steps: int) -> InflowForecast | None:
+        """What a rain radar's gateway would serve at ``now``: the values of the next steps (up to
+        ``max_steps``, as far as this forecast reaches), or None when it reaches under two steps."""
+        end = self.times[-1] if self.times else now
+        steps = min(max_steps, int((end - now).total_seconds() // step_s))
+        if steps < 2:
+            return None
+        point = self._at(self.values, now, steps, step_s)
+        if point is None:
+            return None
+        at = {p: self._at(v, now, steps, step_s) for p, v in self.quantiles.items()}
+        return InflowForecast(start=now + timedelta(seconds=step_s), step_s=step_s, inflow_m3h=tuple(map(float, point)),
+                              quantiles={p: tuple(map(float, v)) for p, v in at.items() if v is not None})
 
     def covers(self, now: datetime, steps: int, step_s: float) -> bool:
         first, last = now + timedelta(seconds=step_s), now + timedelta(seconds=steps * step_s)
@@ -190,8 +211,6 @@ class ExternalInflow:
         return np.interp([w.timestamp() for w in wanted], t, values)
 
 
-QUANTILE_COLUMNS = {0.01: "inflow_p01_m3h", 0.1: "inflow_p10_m3h", 0.5: "inflow_p50_m3h", 0.9: "inflow_p90_m3h",
-                    0.99: "inflow_p99_m3h"}
 
 
 def _parse_time(path: Path, row: int, text: str) -> datetime:

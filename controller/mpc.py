@@ -27,7 +27,7 @@ from controller.base import PlanView, Report
 from controller.baseline import BaselineController
 from controller.dispatch import Dispatcher
 from controller.emptying import Bookings, EmptyingTracker
-from controller.forecast import InflowForecaster, PriceBook
+from controller.forecast import ExternalInflow, InflowForecaster, PriceBook
 from controller.milp import Ints, Plan, Problem
 from controller.model import StationModel
 from controller.problem import ProblemBuilder
@@ -75,6 +75,7 @@ class MpcController:
         self.spread = ForecastSpread(self.step_s, self.steps)
         self.external_misses = 0  # intervals an attached external forecast did not cover (internal used)
         self.external_used = False
+        self.external_state: str | None = None  # the last decision's: "used", "stale", "unusable" or none given
         self.days = EmptyingTracker(site.rules.emptying_level_m)
         self.bookings = Bookings()
         self.plan: Plan | None = None
@@ -138,8 +139,10 @@ class MpcController:
                 log.warning("external_forecast_stale", time=tel.time.isoformat(),
                             detail="the external inflow forecast does not cover the horizon: internal forecast used")
             self.external_used = False
+            self.external_state = "stale"
             return learnt
         self.external_used = True
+        self.external_state = "used"
         return learnt.given(external.window_quantiles(tel.time, self.steps, self.step_s) or {})
 
     def interval_band(self, spread: Spread, inflow: Array) -> InflowBand:
@@ -153,7 +156,16 @@ class MpcController:
         return InflowBand(low=min(max(low, 0.0), 1.0), high=max(high, 1.0))
 
     def observe(self, obs: Observation) -> None:
+        """Learn from the interval just measured; take the external forecast the plant serves
+        (one it could not serve leaves the internal forecast, and is counted)."""
         tel = obs.telemetry
+        self.external_state = None
+        if obs.inflow_forecast is not None:
+            self.forecaster.external = ExternalInflow.served(obs.inflow_forecast)
+        elif obs.inflow_forecast_problem is not None:
+            self.forecaster.external = None
+            self.external_misses += 1
+            self.external_state = "unusable"
         self.spread.observe(tel.time, tel.inflow_m3h)
         self.forecaster.observe(tel.time, tel.inflow_m3h)
         self.prices.observe(obs.prices)
@@ -204,7 +216,8 @@ class MpcController:
                       inflow_forecast_m3h=last.inflow_forecast_m3h if last else (),
                       inflow_quantiles_m3h=last.inflow_quantiles_m3h if last else None,
                       previous_forecast_m3h=float(before[0]) if before else None, plan=view,
-                      overrides=tuple(reversed(list(made))), problem=self.solved)
+                      overrides=tuple(reversed(list(made))), problem=self.solved,
+                      external_forecast=self.external_state)
 
     def _start_counts(self, now: datetime, problem: Problem) -> Ints | None:
         """The previous plan's pump counts from now on, its last step repeated to fill the

@@ -6,10 +6,11 @@ they can never reach the twin or the solver.
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Frozen(BaseModel):
@@ -81,8 +82,48 @@ class PriceCurve(_Frozen):
     eur_per_kwh: tuple[float, ...]
 
 
+# an external forecast's quantile columns (CSV) and fields (tag map), by probability
+QUANTILE_FIELDS = {0.01: "inflow_p01_m3h", 0.1: "inflow_p10_m3h", 0.5: "inflow_p50_m3h", 0.9: "inflow_p90_m3h",
+                   0.99: "inflow_p99_m3h"}
+
+
+class InflowForecast(_Frozen):
+    """An inflow forecast from outside (a rain radar's, a weather service's): one value per step
+    from ``start``, the median or point forecast and, optionally, quantiles of the same length
+    (probability -> m3/h per step), each at or over the one below it."""
+
+    start: datetime
+    step_s: float = Field(gt=0)
+    inflow_m3h: tuple[float, ...] = Field(min_length=2)
+    quantiles: dict[float, tuple[float, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InflowForecast:
+        n = len(self.inflow_m3h)
+        if bad := [p for p in self.quantiles if not 0 < p < 1]:
+            raise ValueError(f"quantile {bad[0]} is not a probability between 0 and 1")
+        series = {"inflow_m3h": self.inflow_m3h, **{f"quantile {p}": v for p, v in self.quantiles.items()}}
+        for name, values in series.items():
+            if len(values) != n:
+                raise ValueError(f"{name} has {len(values)} values, inflow_m3h {n}")
+            if values and min(values) < 0:
+                raise ValueError(f"{name}: a negative inflow {min(values)} m3/h")
+        ps = sorted(self.quantiles)
+        for lo, hi in itertools.pairwise(ps):
+            step = next((k for k, (a, b) in enumerate(zip(self.quantiles[lo], self.quantiles[hi], strict=True))
+                         if a > b), None)
+            if step is not None:
+                raise ValueError(f"step {step}: quantile {lo} ({self.quantiles[lo][step]} m3/h) is over "
+                                 f"quantile {hi} ({self.quantiles[hi][step]} m3/h)")
+        return self
+
+
 class Observation(_Frozen):
-    """Everything a controller may use at one decision: measured state and known prices."""
+    """Everything a controller may use at one decision: measured state and known prices, and an
+    external inflow forecast where the plant serves one (``inflow_forecast_problem`` says why a
+    served one could not be used this time: missing or malformed)."""
 
     telemetry: Telemetry
     prices: PriceCurve
+    inflow_forecast: InflowForecast | None = None
+    inflow_forecast_problem: str | None = None

@@ -117,7 +117,7 @@ async def served(kind: str, setup: ReplaySetup, broker: Broker | None = None,
         from adapters.served.opcua import OpcuaSimulator
 
         url = f"opc.tcp://127.0.0.1:{free_port()}/tunneltwin/"
-        sim = OpcuaSimulator(plant, tags or OPCUA_TAGS, url)
+        sim = OpcuaSimulator(plant, tags or OPCUA_TAGS, url, forecast=setup.inflow_forecast)
         await sim.start()
         try:
             yield OpcuaPort(url, tags or OPCUA_TAGS, setup.site, timeout_s=5), plant
@@ -129,7 +129,8 @@ async def served(kind: str, setup: ReplaySetup, broker: Broker | None = None,
         from adapters.served.mqtt import MqttSimulator
 
         assert broker is not None
-        msim = MqttSimulator(plant, tags or MQTT_TAGS, MqttLink("127.0.0.1", broker.port, "tt-sim"))
+        msim = MqttSimulator(plant, tags or MQTT_TAGS, MqttLink("127.0.0.1", broker.port, "tt-sim"),
+                             forecast=setup.inflow_forecast)
         await msim.start()
         try:
             yield MqttPort(MqttLink("127.0.0.1", broker.port, "tt-daemon"), tags or MQTT_TAGS, setup.site, 5), plant

@@ -145,6 +145,9 @@ def _daemon_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     s.add_argument("--opcua-trust", type=Path, help="directory of trusted client certificates (DER)")
     s.add_argument("--opcua-user", help="the one user; password from env TUNNELTWIN_SIM_PASSWORD")
     s.add_argument("--exit-at-end", action="store_true", help="stop when the scenario has run out")
+    s.add_argument("--inflow-forecast", metavar="perfect|CSV",
+                   help="serve an external inflow forecast on the tag map's [forecast] tags: 'perfect' (the "
+                        "scenario's own inflow) or a CSV as replay takes it")
     o = sub.add_parser("sign-command", help="sign an operator command for the MQTT topic (mqtt_commands = 'signed')")
     o.add_argument("--operator", required=True, help="your name, as in the daemon's TUNNELTWIN_MQTT_OPERATOR_KEYS")
     o.add_argument("body", metavar="COMMAND",
@@ -489,6 +492,9 @@ def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  decide p50/p95/max {times} s; "
           f"fallbacks {st.fallbacks}, write rejections {st.write_rejections}, comms errors {st.comms_errors}, "
           f"reconnects {st.reconnects}")
+    if st.forecast_fallbacks:
+        print(f"  external inflow forecast not used on {st.forecast_fallbacks} decision(s) (stale or unusable: "
+              "the learnt forecast decided)")
     if run.plant is not None:
         _twin_record(run.plant, cfg.daemon.controller, args.out)
     if run.agreement is not None:
@@ -520,8 +526,15 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.opcua and not args.mqtt:
         raise ConfigError("simulate: give --opcua ENDPOINT and/or --mqtt URL")
+    from scenarios.runner import with_forecast, with_perfect_forecast
+
     site = settings.site()
-    plant = LockstepPlant(load_scenario(args.scenario, site, None, None, None))
+    setup = load_scenario(args.scenario, site, None, None, None)
+    if args.inflow_forecast == "perfect":
+        setup = with_perfect_forecast(setup)
+    elif args.inflow_forecast:
+        setup = with_forecast(setup, Path(args.inflow_forecast))
+    plant = LockstepPlant(setup)
     asyncio.run(serve_simulator(plant, (args.opcua, args.opcua_tags) if args.opcua else None,
                                 (args.mqtt, args.mqtt_tags) if args.mqtt else None, args.speed, args.exit_at_end,
                                 _server_security(args)))

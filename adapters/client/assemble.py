@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from kernel.contracts import PriceCurve, PumpStatus, PumpTelemetry, Telemetry
+from pydantic import ValidationError
+
+from kernel.contracts import QUANTILE_FIELDS, InflowForecast, PriceCurve, PumpStatus, PumpTelemetry, Telemetry
 from kernel.errors import PlantError
 from kernel.physics import LevelVolume
 from kernel.site import Site
@@ -83,6 +85,25 @@ class Assembler:
             raise PlantError("the tag map has no 'prices' tag; configure a price source")
         return PriceCurve(start=now, step_s=self.site.timing.control_interval_s,
                           eur_per_kwh=tuple(float(x) for x in values))
+
+
+    def forecast(self, values: Values) -> InflowForecast:
+        """The external inflow forecast from its [forecast] fields; a PlantError says what is wrong."""
+        try:
+            return InflowForecast(
+                start=values["time"], step_s=values.get("step_s", self.site.timing.control_interval_s),
+                inflow_m3h=_series(values, "inflow_m3h"),
+                quantiles={p: _series(values, name) for p, name in QUANTILE_FIELDS.items() if name in values})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'forecast'}: {e['msg']}" for e in exc.errors())
+            raise PlantError(f"[forecast] unusable: {problems}") from exc
+
+
+def _series(values: Values, name: str) -> tuple[float, ...]:
+    value = values.get(name)
+    if not isinstance(value, list | tuple):
+        raise PlantError(f"[forecast] {name} read {value!r}, not an array of flows")
+    return tuple(value)
 
 
 def _number(values: Values, name: str) -> float:

@@ -37,6 +37,7 @@ class MqttPort:
         self.writes = bindings(tags, site.pump_ids, ("setpoint",), site.clock)
         self.readback = bindings(tags, site.pump_ids, ("readback",), site.clock)
         self.steps = bindings(tags, site.pump_ids, ("step",), site.clock)
+        self.forecasts = bindings(tags, site.pump_ids, ("forecast",), site.clock)
         self.cache: dict[str, dict[str, Any]] = {}
         self.seq: dict[str, int] = {}  # messages seen per topic, to tell a fresh read-back
         self.changed = asyncio.Event()
@@ -47,7 +48,7 @@ class MqttPort:
     async def connect(self) -> None:
         await self.link.connect(timeout_s=self.timeout_s)
         watched = self.reads + self.readback + [b for b in self.steps if b.field != "request"]
-        await self.link.subscribe({b.tag.topic or "" for b in watched})
+        await self.link.subscribe({b.tag.topic or "" for b in watched + self.forecasts})  # a forecast is not waited for
         try:
             await self._until(lambda: not self._missing(watched), "the plant's first messages")
         except PlantTimeout as exc:
@@ -106,7 +107,14 @@ class MqttPort:
                 pumps[b.pump][b.field] = self._get(b)
         tel = self.assembler.telemetry(station, pumps)
         self.last_time = tel.time
-        return Observation(telemetry=tel, prices=self.assembler.prices(station, tel.time))
+        obs = Observation(telemetry=tel, prices=self.assembler.prices(station, tel.time))
+        if not self.forecasts:
+            return obs
+        try:
+            forecast = self.assembler.forecast({b.field: self._get(b) for b in self.forecasts})
+        except PlantError as exc:  # the internal forecast decides; the daemon alarms
+            return obs.model_copy(update={"inflow_forecast_problem": str(exc)})
+        return obs.model_copy(update={"inflow_forecast": forecast})
 
     async def write(self, setpoints: Setpoints) -> Setpoints:
         ids = [sp.id for sp in setpoints.pumps]

@@ -67,6 +67,7 @@ class OpcuaPort:
         self.reads = bindings(tags, site.pump_ids, ("station", "pump"), site.clock)
         self.writes = bindings(tags, site.pump_ids, ("setpoint",), site.clock)
         self.steps = bindings(tags, site.pump_ids, ("step",), site.clock)
+        self.forecasts = bindings(tags, site.pump_ids, ("forecast",), site.clock)
         self.client: Client | None = None
         self.nodes: dict[Key, Node] = {}
         self.types: dict[Key, ua.VariantType] = {}
@@ -94,7 +95,7 @@ class OpcuaPort:
     async def _resolve(self) -> None:
         client = self._client()
         ns = await client.get_namespace_index(self.tags.namespace) if self.tags.namespace else 0
-        everything = self.reads + self.writes + self.steps
+        everything = self.reads + self.writes + self.steps + self.forecasts
         nodes = {_key(b): await self._node(b, ns) for b in everything}
         found = {k: n for k, n in nodes.items() if n is not None}
         kinds = await client.read_attributes(list(found.values()), ua.AttributeIds.DataType)
@@ -141,7 +142,15 @@ class OpcuaPort:
                 pumps[b.pump][b.field] = v
         tel = self.assembler.telemetry(station, pumps)
         self.last_time = tel.time
-        return Observation(telemetry=tel, prices=self.assembler.prices(station, tel.time))
+        obs = Observation(telemetry=tel, prices=self.assembler.prices(station, tel.time))
+        if not self.forecasts:
+            return obs
+        try:
+            got = await self._read(self.forecasts)
+            forecast = self.assembler.forecast({b.field: v for b, v in zip(self.forecasts, got, strict=True)})
+        except PlantError as exc:  # the internal forecast decides; the daemon alarms
+            return obs.model_copy(update={"inflow_forecast_problem": str(exc)})
+        return obs.model_copy(update={"inflow_forecast": forecast})
 
     async def write(self, setpoints: Setpoints) -> Setpoints:
         ids = [sp.id for sp in setpoints.pumps]

@@ -17,6 +17,7 @@ from adapters.mqtt_link import MqttLink
 from adapters.served.snapshot import Snapshot
 from adapters.served.stepper import Stepper
 from adapters.tagmap import Binding, TagMap, bindings
+from controller.forecast import ExternalInflow
 from kernel.contracts import Setpoints
 from kernel.errors import PlantError
 from twin.lockstep import LockstepPlant
@@ -25,11 +26,13 @@ log = structlog.get_logger()
 
 
 class MqttSimulator:
-    def __init__(self, plant: LockstepPlant, tags: TagMap, link: MqttLink, speed: float = 0.0) -> None:
+    def __init__(self, plant: LockstepPlant, tags: TagMap, link: MqttLink, speed: float = 0.0,
+                 forecast: ExternalInflow | None = None) -> None:
         self.plant, self.tags, self.link, self.speed = plant, tags, link, speed
+        self.forecast = forecast  # published on the map's [forecast] topics, if it has them
         ids = plant.twin.ids
         clock = plant.setup.site.clock
-        self.telemetry = bindings(tags, ids, ("station", "pump", "step"), clock)
+        self.telemetry = bindings(tags, ids, ("station", "pump", "step", "forecast"), clock)
         self.setpoints = bindings(tags, ids, ("setpoint",), clock)
         self.readback = bindings(tags, ids, ("readback",), clock)
         self.request = next((b for b in self.telemetry if b.table == "step" and b.field == "request"), None)
@@ -107,7 +110,7 @@ class MqttSimulator:
     async def _publish_telemetry(self, observe: bool = True) -> None:
         """Pump topics first, the topic that carries the step count last (ordered delivery)."""
         if observe or self._last is None:
-            self._last = Snapshot(self.plant, self.plant.observe())
+            self._last = Snapshot(self.plant, self.plant.observe(), self.forecast)
         snap = self._last
         messages = _by_topic(self.telemetry, snap.value)
         last = {b.tag.topic or "" for b in self.telemetry if b.table == "step" and b.field == "done"}

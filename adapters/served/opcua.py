@@ -21,18 +21,20 @@ from adapters.pki import SIMULATOR_URI
 from adapters.served.snapshot import Snapshot
 from adapters.served.stepper import Stepper
 from adapters.tagmap import SETPOINT, Binding, TagMap, bindings
+from controller.forecast import ExternalInflow
 from kernel.contracts import Observation, PumpSetpoint, Setpoints
 from twin.lockstep import LockstepPlant
 
 log = structlog.get_logger()
 Key = tuple[str, str, str | None]
-SERVED = ("station", "pump", "setpoint", "step")
+SERVED = ("station", "pump", "setpoint", "step", "forecast")
 
 
 class OpcuaSimulator:
     def __init__(self, plant: LockstepPlant, tags: TagMap, endpoint: str, speed: float = 0.0,
-                 security: ServerSecurity | None = None) -> None:
+                 security: ServerSecurity | None = None, forecast: ExternalInflow | None = None) -> None:
         self.plant, self.tags, self.endpoint, self.speed = plant, tags, endpoint, speed
+        self.forecast = forecast  # served on the map's [forecast] nodes, if it has them
         self.security = security
         self.server = Server(user_manager=users(security))
         self.nodes: dict[Key, Node] = {}
@@ -67,8 +69,8 @@ class OpcuaSimulator:
 
     async def _add(self, b: Binding, ns: int) -> Node:
         variant = VARIANTS.get(b.dimension, ua.VariantType[b.tag.datatype or "Double"])
-        initial = ua.Variant([] if b.field == "prices" else _zero(variant), variant,
-                             is_array=b.field == "prices")
+        array = b.field == "prices" or (b.table == "forecast" and b.dimension == "flow")
+        initial = ua.Variant([] if array else _zero(variant), variant, is_array=array)
         if b.tag.node:
             parent, name, nodeid = await self._folder("Tags", ns), b.tag.node, ua.NodeId.from_string(b.tag.node)
         else:
@@ -93,7 +95,7 @@ class OpcuaSimulator:
     # -- serving the twin --------------------------------------------------------------
 
     async def _publish(self, obs: Observation) -> None:
-        snap = Snapshot(self.plant, obs)
+        snap = Snapshot(self.plant, obs, self.forecast)
         for key, b in self.bound.items():
             value = snap.value(b)
             if value is not None:

@@ -34,6 +34,7 @@ class Decider:
         self._no_pump = False  # the last tick had no pump the daemon may run
         self.site = site
         self._followed = OperatorCommands()  # the operator's limits and price the controllers have
+        self._forecast: str | None = None  # the external forecast's state at the last decision
 
     def follow(self, cmd: OperatorCommands) -> None:
         """Operator limits and the price on F2 changes reach every controller before the tick
@@ -49,6 +50,21 @@ class Decider:
             self.supervisor.site = site
             self.alert("limits", f"operator limits now {cmd.limits or 'the site rules'}")
         self._followed = cmd
+
+    def heed_forecast(self, state: str | None, problem: str | None) -> None:
+        """An external forecast the optimiser could not use (stale: it does not reach the horizon's
+        end; unusable: missing or malformed) is counted at every decision and alarmed when it
+        starts; its return is alarmed too."""
+        if state in ("stale", "unusable"):
+            self.stats.forecast_fallbacks += 1
+            self.metrics.forecast_fallbacks(state).inc()
+            if state != self._forecast:
+                why = problem if state == "unusable" and problem else "it does not reach the end of the horizon"
+                self.alert(f"external_forecast_{state}", f"external inflow forecast not used ({why}); the internal "
+                                                         "forecast decides")
+        elif state == "used" and self._forecast in ("stale", "unusable"):
+            self.alert("external_forecast_restored", "the external inflow forecast is used again")
+        self._forecast = state
 
     def _controllers(self) -> list[Controller]:
         """The optimiser and the baseline, once each (they may be the same one)."""

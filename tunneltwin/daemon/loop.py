@@ -152,6 +152,8 @@ class Service:
         decide_s = t2 - t1
         self.stats.record(obs, decide_s, time.perf_counter() - t2 + t1 - t0)
         said = controller.report()
+        if controller is self.decider.controller:
+            self.decider.heed_forecast(said.external_forecast, obs.inflow_forecast_problem)
         rep = report(obs, sp, controller.name, said, self.stats, self.site.clock)
         if raw := raw_changes(obs.telemetry, self.validator.raw):  # what the plant said, where we disbelieved it
             rep["status"]["raw"] = raw

@@ -59,6 +59,10 @@ class Metrics:
         self.fallbacks = _each(Counter("tunneltwin_fallbacks_total",
                                        "ticks the baseline decided instead of the optimiser", ["station", "reason"],
                                        registry=r), s)
+        self.forecast_fallbacks = _each(Counter(
+            "tunneltwin_external_forecast_fallbacks_total",
+            "decisions on the internal forecast because the external one was stale or unusable",
+            ["station", "reason"], registry=r), s)
         self.comms_errors = Counter("tunneltwin_comms_errors_total", "failed reads, writes or steps", ["station"],
                                     registry=r).labels(s)
         self.alerts = _each(Counter("tunneltwin_alerts_total", "alerts raised", ["station", "kind"], registry=r), s)

@@ -30,6 +30,7 @@ class Stats:
     io_s: deque[float] = field(default_factory=lambda: deque(maxlen=KEEP))  # read telemetry + write + read back
     step_s: deque[float] = field(default_factory=lambda: deque(maxlen=KEEP))  # the lockstep handshake or the wait
     fallbacks: int = 0
+    forecast_fallbacks: int = 0  # decisions on the internal forecast: the external one stale or unusable
     write_rejections: int = 0
     comms_errors: int = 0
     reconnects: int = 0
@@ -64,7 +65,8 @@ class Stats:
                 "decide_s": percentiles(self.decide_s) if self.decide_s else {},
                 "io_s": percentiles(self.io_s) if self.io_s else {},
                 "step_s": percentiles(self.step_s) if self.step_s else {},
-                "fallbacks": self.fallbacks, "write_rejections": self.write_rejections,
+                "fallbacks": self.fallbacks, "external_forecast_fallbacks": self.forecast_fallbacks,
+                "write_rejections": self.write_rejections,
                 "comms_errors": self.comms_errors, "reconnects": self.reconnects, "wall_s": round(self.wall_s, 2),
                 "today": self.today.summary(self.emptying_level_m) if self.today else None}
 

@@ -261,14 +261,15 @@ async def serve_simulator(plant: LockstepPlant, opcua: tuple[str, Path] | None,
 
     stop = asyncio.Event()
     servers: list[Any] = []
+    forecast = getattr(plant.setup, "inflow_forecast", None)  # a replay setup's external forecast, served
     if opcua:
-        servers.append(OpcuaSimulator(plant, load_tagmap(opcua[1]), opcua[0], speed, security))
+        servers.append(OpcuaSimulator(plant, load_tagmap(opcua[1]), opcua[0], speed, security, forecast))
     if mqtt:
         from adapters.mqtt_link import MqttLink
         from adapters.served.mqtt import MqttSimulator
 
         servers.append(MqttSimulator(plant, load_tagmap(mqtt[1]), MqttLink.from_url(mqtt[0], "tunneltwin-sim"),
-                                     speed))
+                                     speed, forecast))
     with _on_signals(stop.set):
         for s in servers:
             await s.start()
