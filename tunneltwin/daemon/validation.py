@@ -51,9 +51,38 @@ class Limits:
     # intervals disagree by up to 52 % (p99 19 %, 1,608 points, the recorded 10 days), so only
     # a gross error is caught: a dead or sign-flipped meter, a spike, a x2 scale.
     pump_flow_tol: float = 0.6
+    # an inflow, or the flow of a pump running throughout, read identical this many times in a
+    # row is a stuck meter: in the recorded 10 days the inflow repeats at most twice in a row
+    # and a running pump's flow never (a steady level does repeat: 3 times at 1.8485 m with
+    # inflow and outflow level, so the level is judged by the flow balance instead)
+    stuck_readings: int = 3
     max_estimated: int = 8  # ticks in a row on an estimated level before degrading (2 h)
     low_m: float = 2.0  # below this, a disputed level is taken at the lower of reading and balance
     high_m: float = 5.0  # above this, at the higher
+
+
+class StuckMeters:
+    """Meters whose reading has not moved for ``readings`` readings: the inflow, and each pump's
+    flow while it runs. Alarmed, and kept: a reading stuck near the truth harms nothing, and once
+    it drifts from it the flow balance or the pump model replaces it."""
+
+    def __init__(self, readings: int) -> None:
+        self.readings = readings
+        self.repeats: dict[str, tuple[float | None, int]] = {}  # meter -> (last reading, readings identical to it)
+
+    def check(self, tel: Telemetry) -> list[Flag]:
+        meters = {"inflow_m3h": tel.inflow_m3h if tel.inflow_m3h > 0 else None}
+        meters |= {f"pump {p.id} flow_m3h": p.flow_m3h if p.status is PumpStatus.RUNNING and p.flow_m3h > 0 else None
+                   for p in tel.pumps}
+        flags = []
+        for meter, value in meters.items():
+            last, count = self.repeats.get(meter, (None, 0))
+            count = count + 1 if value is not None and value == last else 1
+            self.repeats[meter] = (value, count) if value is not None else (None, 0)
+            if value is not None and count >= self.readings:
+                flags.append(Flag(meter, "frozen", f"{value:.1f} m3/h for {count} readings in a row: a meter "
+                                                   "that does not move is stuck"))
+        return flags
 
 
 class Validator:
@@ -72,11 +101,12 @@ class Validator:
         self.seen_until: datetime | None = None  # after the plant clock went back: the latest time seen before
         self.raw: Telemetry | None = None  # the last telemetry as read
         self.pumps = {p.id: p for p in site.pumps}
+        self.stuck = StuckMeters(self.lim.stuck_readings)
 
     def check(self, tel: Telemetry) -> Checked:
         self.raw = tel  # as read, for the audit
         tel, pump_flags = self._pump_flows(tel)
-        flags = [*self._ranges(self.raw), *pump_flags, *self._outflow(tel)]
+        flags = [*self._ranges(self.raw), *self.stuck.check(self.raw), *pump_flags, *self._outflow(tel)]
         if self.last is not None and tel.time == self.last.time:
             flags.append(Flag("time", "stale", f"{tel.time} is not after the last reading {self.last.time}"))
             return Checked(self.last, tuple(flags), degrade=True)
