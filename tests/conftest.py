@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from kernel.recorded import DataRepairWarning, RecordedData
 from kernel.site import Site, load_site
 from scenarios.loaders import load_recorded
+from tests.plants import Broker, mosquitto
 
 DATA = Path(__file__).parent / "data"
 EXCERPT = DATA / "hsy_excerpt_2days.csv"
@@ -43,3 +45,10 @@ def recorded() -> RecordedData:
     if not SHARED_TIDY.exists():
         pytest.skip(f"full recorded data not present at {SHARED}")
     return load_quietly(SHARED_TIDY)
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Broker]:
+    """A real mosquitto on a free loopback port, anonymous clients allowed, one per test module."""
+    with mosquitto("allow_anonymous true\n") as b:
+        yield b

@@ -8,7 +8,6 @@ in-process replay's, value for value.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -21,17 +20,11 @@ from kernel.errors import WriteRejected
 from kernel.site import Site
 from scenarios.replay import ReplaySetup, run_controller
 from scenarios.scenario import load_scenario
-from tests.plants import FIELD_TAGS, OPCUA_TAGS, Broker, mosquitto, served
+from tests.plants import FIELD_TAGS, OPCUA_TAGS, Broker, served
 from tunneltwin.daemon.loop import Service
 from twin.lockstep import LockstepPlant
 
 TRANSPORTS = ["sim", "opcua", "mqtt"]
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Broker]:
-    with mosquitto("allow_anonymous true\n") as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

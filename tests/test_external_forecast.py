@@ -9,7 +9,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,12 +46,6 @@ def _with_forecast_tags(tags: TagMap) -> TagMap:
 
 
 TAGS = {"opcua": _with_forecast_tags(OPCUA_TAGS), "mqtt": _with_forecast_tags(MQTT_TAGS)}
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Broker]:
-    with mosquitto("allow_anonymous true\n") as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

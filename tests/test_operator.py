@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,12 +33,6 @@ from tunneltwin.daemon.audit import AuditLog
 from tunneltwin.daemon.loop import Service, least_outflow
 from tunneltwin.settings import Settings
 from twin.lockstep import LockstepPlant
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Broker]:
-    with mosquitto("allow_anonymous true\n") as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -215,7 +215,11 @@ class Validator:
         moved_m3 = self.geometry.volume(tel.level_m) - self.geometry.volume(self.last.level_m)
         inflow = moved_m3 / self.step_h + pumps
         if not -self.lim.outflow_tol_m3h <= inflow <= self.lim.max_inflow_m3h:
-            return tel, flag
+            # no inflow could have made this move: the reading is impossible, not merely disputed, and
+            # is not a candidate for the worse of the two (a +5 m spike at 2 m was believed near
+            # the top, started five pumps, and their minimum run drained the tunnel to 0.08 m)
+            return tel, Flag("level_m", "out_of_range", f"{tel.level_m:.2f} m: a change of {moved_m3:.0f} m3 in one "
+                                                         f"interval, which would take {inflow:.0f} m3/h of inflow")
         if abs(inflow - self.last.inflow_m3h) > self.lim.max_inflow_change_m3h:
             return tel, flag
         return tel.model_copy(update={"inflow_m3h": max(0.0, inflow)}), None
