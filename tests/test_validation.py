@@ -329,3 +329,20 @@ def test_a_meter_that_does_not_move_is_stuck_by_the_third_reading(site: Site, me
     stopped = telemetry(site, level_m=level, inflow_m3h=3001.0)
     assert not [f for f in v.check(stopped.model_copy(update={"time": stopped.time + 5 * STEP})).flags
                 if f.kind == "frozen"]
+
+
+def test_a_level_sign_error_does_not_judge_the_pumps_by_its_impossible_level(site: Site) -> None:
+    """The fault soak's case: five pumps draining the tunnel at 0.8 m, the level read -0.82 m.
+    The pump model at that reading (clamped to 0 m) gave 789 m3/h against a good meter's 1,269,
+    the good meters were replaced, the dead reckoning believed the level rising, and the
+    tunnel reached 0.026 m. The pumps are judged at the last level believed instead."""
+    on = {"1.1": 50.0, "2.1": 49.0, "2.2": 49.0}
+    v = Validator(site)
+    first = telemetry(site, level_m=0.8, inflow_m3h=3000.0, on=on)
+    v.check(first)
+    flipped = telemetry(site, level_m=0.8, inflow_m3h=3003.0, on=on).model_copy(
+        update={"time": first.time + STEP, "level_m": -0.8})
+    checked = v.check(flipped)
+    assert [(f.field, f.kind) for f in checked.flags] == [("level_m", "out_of_range")]
+    assert checked.telemetry.pumps == flipped.pumps  # the meters stand
+    assert checked.telemetry.level_m < 0.8  # and the estimate falls with what they pump

@@ -61,6 +61,17 @@ class Limits:
     high_m: float = 5.0  # above this, at the higher
 
 
+def _ranges(tel: Telemetry, lim: Limits) -> list[Flag]:
+    out = []
+    if not -0.2 <= tel.inflow_m3h <= lim.max_inflow_m3h:
+        out.append(Flag("inflow_m3h", "out_of_range", f"{tel.inflow_m3h:.0f} m3/h"))
+    for p in tel.pumps:
+        if p.flow_m3h < -1 or p.power_kw < -1 or not 0 <= p.freq_hz <= 60:
+            out.append(Flag(f"pump {p.id}", "out_of_range",
+                            f"flow {p.flow_m3h:.0f} m3/h, power {p.power_kw:.0f} kW, {p.freq_hz:.1f} Hz"))
+    return out
+
+
 class StuckMeters:
     """Meters whose reading has not moved for ``readings`` readings: the inflow, and each pump's
     flow while it runs. Alarmed, and kept: a reading stuck near the truth harms nothing, and once
@@ -106,7 +117,7 @@ class Validator:
     def check(self, tel: Telemetry) -> Checked:
         self.raw = tel  # as read, for the audit
         tel, pump_flags = self._pump_flows(tel)
-        flags = [*self._ranges(self.raw), *self.stuck.check(self.raw), *pump_flags, *self._outflow(tel)]
+        flags = [*_ranges(self.raw, self.lim), *self.stuck.check(self.raw), *pump_flags, *self._outflow(tel)]
         if self.last is not None and tel.time == self.last.time:
             flags.append(Flag("time", "stale", f"{tel.time} is not after the last reading {self.last.time}"))
             return Checked(self.last, tuple(flags), degrade=True)
@@ -149,29 +160,24 @@ class Validator:
 
     # -- the checks --------------------------------------------------------------------
 
-    def _ranges(self, tel: Telemetry) -> list[Flag]:
-        out = []
-        if not -0.2 <= tel.inflow_m3h <= self.lim.max_inflow_m3h:
-            out.append(Flag("inflow_m3h", "out_of_range", f"{tel.inflow_m3h:.0f} m3/h"))
-        for p in tel.pumps:
-            if p.flow_m3h < -1 or p.power_kw < -1 or not 0 <= p.freq_hz <= 60:
-                out.append(Flag(f"pump {p.id}", "out_of_range",
-                                f"flow {p.flow_m3h:.0f} m3/h, power {p.power_kw:.0f} kW, {p.freq_hz:.1f} Hz"))
-        return out
-
     def _pump_flows(self, tel: Telemetry) -> tuple[Telemetry, list[Flag]]:
         """Each pump running a whole interval, against the pump model at its speed and the level
         read: a reading off by more than ``pump_flow_tol`` is replaced by the model's flow."""
         flags, pumps = [], []
+        level = tel.level_m  # the head the model needs; an impossible reading must not judge the pumps
+        if not self._in_range(level):
+            if self.last is None:
+                return tel, []
+            level = self.last.level_m  # (a sign error's -0.82 m once had good meters replaced by 62 %)
         for p in tel.pumps:
             spec = self.pumps.get(p.id)
             steady = p.status is PumpStatus.RUNNING and p.time_in_state_s >= self.site.timing.control_interval_s
             if spec is not None and steady and p.freq_hz >= self.site.rules.min_freq_hz:
-                model = self.physics.grids[spec.type].point(p.freq_hz, max(tel.level_m, 0.0))[0] * spec.flow_scale
+                model = self.physics.grids[spec.type].point(p.freq_hz, max(level, 0.0))[0] * spec.flow_scale
                 if model > 0 and abs(p.flow_m3h - model) > self.lim.pump_flow_tol * model:
                     flags.append(Flag(f"pump {p.id} flow_m3h", "inconsistent",
                                       f"{p.flow_m3h:.0f} m3/h read; the pump model at {p.freq_hz:.1f} Hz and "
-                                      f"{tel.level_m:.2f} m gives {model:.0f}"))
+                                      f"{level:.2f} m gives {model:.0f}"))
                     p = p.model_copy(update={"flow_m3h": model})
             pumps.append(p)
         return (tel.model_copy(update={"pumps": tuple(pumps)}) if flags else tel), flags
@@ -183,8 +189,11 @@ class Validator:
                                                         f"{pumps:.0f}")]
         return []
 
+    def _in_range(self, level_m: float) -> bool:
+        return -0.2 <= level_m <= self.geometry.max_level_m + 0.5
+
     def _level(self, tel: Telemetry) -> Flag | None:
-        if not -0.2 <= tel.level_m <= self.geometry.max_level_m + 0.5:
+        if not self._in_range(tel.level_m):
             return Flag("level_m", "out_of_range", f"{tel.level_m:.2f} m")
         if self.last is None:
             self.raw_level_m = tel.level_m
