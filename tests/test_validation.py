@@ -346,3 +346,19 @@ def test_a_level_sign_error_does_not_judge_the_pumps_by_its_impossible_level(sit
     assert [(f.field, f.kind) for f in checked.flags] == [("level_m", "out_of_range")]
     assert checked.telemetry.pumps == flipped.pumps  # the meters stand
     assert checked.telemetry.level_m < 0.8  # and the estimate falls with what they pump
+
+
+def test_a_true_low_reading_after_pumps_stopped_mid_interval_is_believed(site: Site) -> None:
+    """The fault soak's false alarm: four pumps ran at 1.03 m, the PLC stopped three at their
+    stop level during the interval, and the level read a true 0.54 m. With the one pump read at
+    the tick the move looks like a negative inflow, but the pumps that ran at the last tick
+    explain it: disputed, not impossible, and near the bottom the lower (the reading) is used."""
+    four = {"1.1": 50.0, "1.4": 50.0, "2.1": 49.0, "2.2": 49.0}
+    v = Validator(site)
+    before = telemetry(site, level_m=1.03, inflow_m3h=3208.0, on=four)
+    v.check(before)
+    after = telemetry(site, level_m=0.54, inflow_m3h=1894.0, on={"1.4": 49.0}).model_copy(
+        update={"time": before.time + STEP})
+    checked = v.check(after)
+    assert ("level_m", "out_of_range") not in [(f.field, f.kind) for f in checked.flags]
+    assert checked.telemetry.level_m == pytest.approx(0.54, abs=0.02)
