@@ -225,14 +225,21 @@ def alarmed(rows: list[dict[str, Any]], info: dict[str, Any], skip: int = 0) -> 
     """An alarm naming the fault within WITHIN_TICKS audited ticks after its injection, the first
     ``skip`` of them not counted: its kind, or a telemetry alarm on its field (a pump's flow, or
     F2 against the pumps' sum)."""
+    first = alarm_tick(rows, info)
+    return first is not None and first < skip + WITHIN_TICKS
+
+
+def alarm_tick(rows: list[dict[str, Any]], info: dict[str, Any], within: int = 24) -> int | None:
+    """How many audited ticks after the injection the first alarm naming the fault came (0: at the
+    first faulty reading), looking ``within`` ticks; None if none came."""
     names = {f"pump {info['pump']} flow_m3h", f"pump {info['pump']}", "outflow_m3h"} if "pump" in info \
         else {info["field"]}
-    for row in [r for r in rows if r["seq"] > info["seq"]][:skip + WITHIN_TICKS]:
+    for n, row in enumerate([r for r in rows if r["seq"] > info["seq"]][:within]):
         for a in row["alarms"] or []:
             kind, said = a.get("kind", ""), str(a.get("message", "")).split(":")[0]
             if kind == info["field"] or (kind.startswith("telemetry_") and said in names):
-                return True
-    return False
+                return n
+    return None
 
 
 async def main(days: float, every_h: float, keep: Path | None) -> None:
@@ -293,7 +300,12 @@ async def main(days: float, every_h: float, keep: Path | None) -> None:
           "injection, where that is earlier), by fault:")
     for name, hits in by_kind.items():
         wrong, injected = sum(h[0] for h in hits), sum(h[1] for h in hits)
-        print(f"  {name:28s} {wrong} of {len(hits)}" + (f" ({injected})" if injected != wrong else ""))
+        late = sorted(t for i in bench.injected if i["fault"] == name and (t := alarm_tick(rows, i)) is not None
+                      and t >= i["true_readings"] + WITHIN_TICKS)
+        never = sum(1 for i in bench.injected if i["fault"] == name and alarm_tick(rows, i) is None)
+        print(f"  {name:28s} {wrong} of {len(hits)}" + (f" ({injected})" if injected != wrong else "")
+              + (f"; later: at {', '.join(map(str, late))} ticks" if late else "")
+              + (f"; not within 24 ticks: {never}" if never else ""))
     refused = [i["refused"] for i in bench.injected if "refused" in i]
     print(f"anonymous operator writes: {len(refused)}, answered {sorted(set(refused))}")
 
