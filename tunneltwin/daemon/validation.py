@@ -174,13 +174,14 @@ class Validator:
 
     def _pump_flows(self, tel: Telemetry) -> tuple[Telemetry, list[Flag]]:
         """Each pump running a whole interval, against the pump model at its speed and the level
-        read: a reading off by more than ``pump_flow_tol`` is replaced by the model's flow."""
+        read (the last level believed, when the reading is out of range): a reading off by more
+        than ``pump_flow_tol`` is replaced by the model's flow."""
         flags, pumps = [], []
         level = tel.level_m  # the head the model needs; an impossible reading must not judge the pumps
         if not self._in_range(level):
             if self.last is None:
                 return tel, []
-            level = self.last.level_m  # (a sign error's -0.82 m once had good meters replaced by 62 %)
+            level = self.last.level_m  # (a sign error's -0.82 m had a good 1,269 m3/h meter replaced by 789)
         for p in tel.pumps:
             spec = self.pumps.get(p.id)
             steady = p.status is PumpStatus.RUNNING and p.time_in_state_s >= self.site.timing.control_interval_s
