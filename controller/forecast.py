@@ -211,8 +211,6 @@ class ExternalInflow:
         return np.interp([w.timestamp() for w in wanted], t, values)
 
 
-
-
 def _parse_time(path: Path, row: int, text: str) -> datetime:
     try:
         return datetime.fromisoformat(text)

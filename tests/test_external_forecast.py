@@ -70,6 +70,17 @@ async def _forget_retained(broker: Broker | None) -> None:
         await link.close()
 
 
+async def _first_observation(kind: str, setup: ReplaySetup,
+                             request: pytest.FixtureRequest) -> tuple[Observation, Observation]:
+    """The daemon's first reading of a served plant (with the [forecast] map), and the twin's own."""
+    async with served(kind, setup, _broker(kind, request), tags=TAGS[kind]) as (port, plant):
+        await port.connect()
+        try:
+            return await port.observe(), plant.observe()
+        finally:
+            await port.close()
+
+
 def _p90(setup: ReplaySetup) -> ReplaySetup:
     """The perfect forecast with a P10 and P90 band around it (so quantiles cross the wire)."""
     perfect = with_perfect_forecast(setup).inflow_forecast
@@ -82,12 +93,7 @@ def _p90(setup: ReplaySetup) -> ReplaySetup:
 async def test_a_served_forecast_crosses_the_wire_with_its_quantiles(kind: str, day: ReplaySetup,
                                                                     request: pytest.FixtureRequest) -> None:
     setup = _p90(day)
-    async with served(kind, setup, _broker(kind, request), tags=TAGS[kind]) as (port, plant):
-        await port.connect()
-        try:
-            obs = await port.observe()
-        finally:
-            await port.close()
+    obs, truth = await _first_observation(kind, setup, request)
     assert setup.inflow_forecast is not None
     expected = setup.inflow_forecast.ahead(obs.telemetry.time, setup.step_s, 192)
     assert obs.inflow_forecast_problem is None and expected is not None
@@ -96,19 +102,14 @@ async def test_a_served_forecast_crosses_the_wire_with_its_quantiles(kind: str, 
     assert got.inflow_m3h == pytest.approx(expected.inflow_m3h, rel=1e-9)
     assert set(got.quantiles) == {0.1, 0.9}
     assert got.quantiles[0.9] == pytest.approx(expected.quantiles[0.9], rel=1e-6)  # l/s on the wire
-    assert obs.telemetry == plant.observe().telemetry  # the forecast does not disturb the rest
+    assert obs.telemetry == truth.telemetry  # the forecast does not disturb the rest
 
 
 @pytest.mark.parametrize("kind", ["opcua", "mqtt"])
 async def test_a_forecast_the_plant_does_not_serve_is_a_problem_not_a_failed_read(
         kind: str, day: ReplaySetup, request: pytest.FixtureRequest) -> None:
     await _forget_retained(_broker(kind, request))
-    async with served(kind, day, _broker(kind, request), tags=TAGS[kind]) as (port, _plant):
-        await port.connect()
-        try:
-            obs = await port.observe()
-        finally:
-            await port.close()
+    obs, _truth = await _first_observation(kind, day, request)
     assert obs.inflow_forecast is None
     assert obs.inflow_forecast_problem is not None and "[forecast]" in obs.inflow_forecast_problem
     assert obs.telemetry.level_m > 0  # telemetry and prices read as ever

@@ -454,7 +454,6 @@ def _vary(text: str) -> tuple[str, list[object]]:
     return key.strip(), out
 
 
-
 def daemon_config(args: argparse.Namespace, settings: Settings) -> DaemonConfig:
     """The daemon TOML with every flag laid over it; ``--tags`` goes to the transport the plant
     uses, after ``--plant`` has chosen it (it once rebuilt the config and lost the other flags)."""
@@ -541,7 +540,6 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     print(f"simulate: {plant.setup.name}, {plant.k} of {plant.setup.steps} steps run")
     _twin_record(plant, "served", args.out)
     return 0
-
 
 
 def _server_security(args: argparse.Namespace) -> object:

@@ -86,7 +86,6 @@ class Assembler:
         return PriceCurve(start=now, step_s=self.site.timing.control_interval_s,
                           eur_per_kwh=tuple(float(x) for x in values))
 
-
     def forecast(self, values: Values) -> InflowForecast:
         """The external inflow forecast from its [forecast] fields; a PlantError says what is wrong."""
         try:

@@ -116,26 +116,28 @@ def _stop_levels_checked(tags: TagMap, path: Path) -> bool:
 
 
 def _mqtt_signatures(cfg: DaemonConfig) -> Signatures | None:
-    from tunneltwin.daemon.api_access import operator_tokens
-
     if cfg.publish.mqtt_commands != "signed":
         return None
-    keys = operator_tokens(os.environ.get(ENV_MQTT_KEYS, ""), f"env {ENV_MQTT_KEYS}")
-    if not keys:
-        raise ConfigError(f"{cfg.source}: [publish] mqtt_commands = 'signed' needs env {ENV_MQTT_KEYS} "
-                          "(NAME=KEY,NAME=KEY)")
-    return Signatures(keys)
+    return Signatures(_operator_secrets(cfg, ENV_MQTT_KEYS, "mqtt_commands = 'signed'", "NAME=KEY,NAME=KEY"))
 
 
 def _http_operators(cfg: DaemonConfig) -> dict[str, str]:
-    from tunneltwin.daemon.api_access import ENV_OPERATORS, operator_tokens
+    from tunneltwin.daemon.api_access import ENV_OPERATORS
 
     if cfg.publish.http_operator == "off":
         return {}
-    found = operator_tokens(os.environ.get(ENV_OPERATORS, ""), f"env {ENV_OPERATORS}")
+    return _operator_secrets(cfg, ENV_OPERATORS, "http_operator = 'token'", "NAME=TOKEN,NAME=TOKEN",
+                             ", or http_operator = 'off'")
+
+
+def _operator_secrets(cfg: DaemonConfig, env: str, setting: str, form: str, otherwise: str = "") -> dict[str, str]:
+    """Each operator's own key or token from ``env`` (``NAME=SECRET,...``); the ``[publish]``
+    setting that needs them is a configuration error without any."""
+    from tunneltwin.daemon.api_access import operator_tokens
+
+    found = operator_tokens(os.environ.get(env, ""), f"env {env}")
     if not found:
-        raise ConfigError(f"{cfg.source}: [publish] http_operator = 'token' needs env {ENV_OPERATORS} "
-                          "(NAME=TOKEN,NAME=TOKEN), or http_operator = 'off'")
+        raise ConfigError(f"{cfg.source}: [publish] {setting} needs env {env} ({form}){otherwise}")
     return found
 
 
