@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,26 +159,50 @@ async def test_a_frozen_sensor_in_the_plant_is_caught_by_the_daemon(site: Site, 
     assert not any("raw" in r["telemetry"] for r in read_ticks(tmp_path / "audit-False.db"))
 
 
-def test_a_plant_clock_that_goes_back_gives_fresh_readings_to_the_baseline(site: Site) -> None:
-    """After a simulator restart the plant clock fell back 15 h. The validator handed the baseline
-    its last reading (1.206 m) for 60 ticks while the tunnel rose to 4.7 m: the readings after a
-    jump back are new, and they are what the baseline must decide on."""
+def test_a_plant_clock_that_goes_back_does_not_move_the_daemons_time_back(site: Site) -> None:
+    """After a simulator restart the plant clock fell back 15 h. Holding the last reading until
+    the clock caught up fed the baseline 1.206 m for 60 ticks while the tunnel rose to 4.7 m;
+    keeping plant time after the jump booked the daily emptying on plant days 15 h off the true
+    ones (4 true dry days missed in the 30-day fault soak). The readings after the jump are
+    new, and they are re-stamped onto the daemon's timeline: the clock is taken as having lost
+    what it went back, until it is set right again."""
     v = Validator(site)
     before = _series(site, [1.2, 1.206])
     for tel in before:
         v.check(tel)
-    jump = before[-1].time - timedelta(hours=15)
-    after = [t.model_copy(update={"time": jump + k * STEP}) for k, t in enumerate(_series(site, [4.7, 4.72, 4.74]))]
+    lost = timedelta(hours=15)
+    after = [t.model_copy(update={"time": before[-1].time - lost + (k + 1) * STEP})
+             for k, t in enumerate(_series(site, [4.7, 4.72, 4.74]))]
     first = v.check(after[0])
-    assert first.telemetry.level_m == 4.7 and first.degrade
-    assert [f.kind for f in first.flags] == ["backwards"] and "15:00:00 before" in first.flags[0].detail
-    for tel in after[1:]:
+    assert first.telemetry.level_m == 4.7 and first.degrade  # the baseline decides the jump's tick
+    assert first.telemetry.time == before[-1].time + STEP
+    assert [f.kind for f in first.flags] == ["backwards"] and "now runs 15:00:00 behind" in first.flags[0].detail
+    assert v.clock.behind == lost
+    for k, tel in enumerate(after[1:], start=2):
         checked = v.check(tel)
-        assert checked.telemetry.level_m == tel.level_m and checked.degrade  # fresh readings; the baseline decides
-        assert "behind" in {f.kind for f in checked.flags}
-    caught_up = after[-1].model_copy(update={"time": before[-1].time + STEP, "level_m": 4.75})
-    done = v.check(caught_up.model_copy(update={"volume_m3": LevelVolume(site.tunnel).volume(4.75)}))
-    assert not done.degrade and "behind" not in {f.kind for f in done.flags}
+        assert checked.telemetry.level_m == tel.level_m and not checked.degrade
+        assert not [f for f in checked.flags if f.field == "time"]
+        assert checked.telemetry.time == before[-1].time + k * STEP  # on the daemon's time, not the plant's
+    set_right = _series(site, [4.76])[0].model_copy(update={"time": before[-1].time + 4 * STEP})
+    fixed = v.check(set_right.model_copy(update={"volume_m3": LevelVolume(site.tunnel).volume(4.76)}))
+    assert [f.kind for f in fixed.flags if f.field == "time"] == ["forward"] and not fixed.degrade
+    assert v.clock.behind == timedelta(0) and fixed.telemetry.time == before[-1].time + 4 * STEP
+
+
+def test_a_gap_while_the_plant_clock_runs_behind_shortens_what_it_is_behind_by_at_most_the_gap(site: Site) -> None:
+    """A jump forward is taken as the clock set right only up to what it ran behind."""
+    v = Validator(site)
+    tel = _series(site, [2.0, 2.0, 2.0, 2.0])
+    v.check(tel[0])
+    v.check(tel[1].model_copy(update={"time": tel[0].time - timedelta(hours=2)}))  # 2 h 15 min behind
+    assert v.clock.behind == timedelta(hours=2, minutes=15)
+    gap = timedelta(hours=1)  # the link lost for an hour: taken as the clock set right by that much
+    checked = v.check(tel[2].model_copy(update={"time": tel[0].time - timedelta(hours=2) + STEP + gap}))
+    assert v.clock.behind == timedelta(hours=1, minutes=15)
+    assert checked.telemetry.time == tel[0].time + 2 * STEP  # an hour short: what the alarm says
+    assert [f.kind for f in checked.flags if f.field == "time"] == ["forward"]
+    checked = v.check(tel[3].model_copy(update={"time": tel[0].time + timedelta(hours=9)}))  # far past it
+    assert v.clock.behind == timedelta(0) and checked.telemetry.time == tel[0].time + timedelta(hours=9)
 
 
 async def test_the_daemon_acts_on_the_plant_after_its_clock_jumped_back(site: Site) -> None:
@@ -206,9 +230,50 @@ async def test_the_daemon_acts_on_the_plant_after_its_clock_jumped_back(site: Si
     service = Service(port, baseline, baseline, site, max_ticks=10)
     stats = await service.run()
     kinds = [a["kind"] for a in service.alerts]
-    assert kinds.count("telemetry_backwards") == 1 and "telemetry_behind" in kinds
+    assert kinds.count("telemetry_backwards") == 1 and "telemetry_behind" not in kinds
     assert stats.level_max_m >= 4.6  # the new plant's level reached the decisions
     assert any(any(row) for row in second.traj.pump_on)  # and it was pumped
+
+
+async def test_a_restarted_daemon_resumes_the_plant_clocks_lag_from_the_audit(site: Site, tmp_path: Path) -> None:
+    """The plant clock falls back 15 h and stays behind; the daemon is killed and started
+    again on the same audit log. Its time runs on from where it was (not 15 h back), the
+    audit keeps the plant's time beside it, and the restart says how far the clock is behind."""
+    setup = load_scenario("dry-week", site, None, None, None)
+    lag = timedelta(hours=15)
+
+    def plant_from(step: int) -> LockstepPlant:  # the true plant from ``step`` on, its clock ``lag`` behind
+        return LockstepPlant(dataclasses.replace(setup, start=setup.start + step * STEP - lag,
+                                                 inflow_m3h=setup.inflow_m3h[step:]))
+
+    first = SimPort(LockstepPlant(setup))
+    real_step, steps = first.step, 0
+
+    async def clock_back_after_four() -> bool:
+        nonlocal steps
+        steps += 1
+        if steps == 4:
+            first.plant = plant_from(4)
+            return True
+        return await real_step()
+
+    first.step = clock_back_after_four  # type: ignore[method-assign]
+    baseline = BaselineController(site)
+    path = tmp_path / "audit.sqlite"
+    audit = AuditLog(path)
+    await Service(first, baseline, baseline, site, max_ticks=8, audit=audit).run()
+    audit.close()
+    audit = AuditLog(path)
+    again = Service(SimPort(plant_from(8)), baseline, baseline, site, max_ticks=3, audit=audit)
+    await again.run()
+    audit.close()
+    assert again.validator.clock.behind == lag
+    assert any(a["kind"] == "telemetry_behind" and "15:00:00" in a["message"] for a in again.alerts)
+    rows = list(read_ticks(path))
+    times = [datetime.fromisoformat(r["plant_time"]) for r in rows]
+    assert times == [setup.start + k * STEP for k in range(11)]  # on and on, one interval apart
+    assert "raw" not in rows[2]["telemetry"]
+    assert all(r["telemetry"]["raw"]["time"] == (t - lag).isoformat() for r, t in zip(rows[4:], times[4:], strict=True))
 
 
 @pytest.mark.parametrize("factor", [4.0, -0.5])

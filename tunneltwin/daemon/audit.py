@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS ticks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT NOT NULL,          -- one per daemon start
     tick INTEGER NOT NULL,         -- 0, 1, 2 ... within the run: a gap means a lost record
-    plant_time TEXT NOT NULL,
+    plant_time TEXT NOT NULL,      -- the reading's time; where the plant clock went back, moved on by its lag
     wall_time TEXT NOT NULL,
     controller TEXT NOT NULL,
     telemetry TEXT NOT NULL,       -- JSON, as read

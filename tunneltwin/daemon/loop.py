@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Sequence
-from datetime import datetime
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
@@ -30,7 +30,7 @@ from tunneltwin.daemon.report import report
 from tunneltwin.daemon.sdnotify import notify
 from tunneltwin.daemon.stats import Stats
 from tunneltwin.daemon.surfaces import Bulletin, Surface
-from tunneltwin.daemon.validation import Validator
+from tunneltwin.daemon.validation import PlantClock, Validator, restamped
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -72,7 +72,8 @@ class Service:
         t0 = time.perf_counter()
         if self.probe:
             await self.probe.start()
-        self._restore()  # first: a command retained while we were down is newer and must win over it
+        if self.audit is not None:  # first: a command retained while we were down is newer and must win over it
+            resume(self.audit, self.desk, self.port, self.validator.clock, self.alert)
         await self.bulletin.start(self.desk)
         failure: str | None = None  # a crash leaves the surfaces saying "offline" and why, not "stopped"
         try:
@@ -134,13 +135,15 @@ class Service:
             # the same plant time again (the step after it failed): send the same decision, and do not
             # feed the controller's forecasts and day records the same interval twice
             controller, sp = self._decided[1], self._decided[2]
+            obs = restamped(obs, self.validator.clock.behind)
         else:
+            plant_time = obs.telemetry.time
             obs, degrade = self._validated(obs)
             self.decider.follow(cmd)
             await self.decider.settle_late()
             controller = self.decider.choose(cmd, degrade)
             sp = ours(await self.decider.decide(controller, for_controller(obs, cmd)), cmd)
-            self._decided = (obs.telemetry.time, controller, sp)
+            self._decided = (plant_time, controller, sp)
         t2 = time.perf_counter()
         readback: Setpoints | None = None
         try:
@@ -155,7 +158,8 @@ class Service:
         if controller is self.decider.controller:
             self.decider.heed_forecast(said.external_forecast, obs.inflow_forecast_problem)
         rep = report(obs, sp, controller.name, said, self.stats, self.site.clock)
-        if raw := raw_changes(obs.telemetry, self.validator.raw):  # what the plant said, where we disbelieved it
+        # what the plant said, where we disbelieved it (and its clock, where that runs behind)
+        if raw := raw_changes(obs.telemetry, self.validator.raw, self.validator.clock.behind):
             rep["status"]["raw"] = raw
         observe_tick(self.metrics, obs, self.site.rules, time.perf_counter() - t0, decide_s, self.stats.cost_eur,
                      overrides(said, obs.telemetry.time), forecast_error(said, obs), said.status)
@@ -175,39 +179,27 @@ class Service:
         clock = {f.kind for f in checked.flags if f.field == "time"}
         if "stale" not in clock:
             self.health.last_fresh = time.monotonic()
-        self.health.clock_behind = bool(clock & {"backwards", "behind"})
+        self.health.clock_went_back = "backwards" in clock
         self.metrics.plant_time.set(obs.telemetry.time.timestamp())
+        self.metrics.plant_clock_behind.set(self.validator.clock.behind.total_seconds())
         now = {(f.field, f.kind) for f in checked.flags}
         for flag in checked.flags:  # an alarm when a flag appears; while it stays, the log has it
             if (flag.field, flag.kind) not in self._flagged:
                 self.alert(f"telemetry_{flag.kind}", f"{flag.field}: {flag.detail}")
             log.info("telemetry flag", field=flag.field, kind=flag.kind, detail=flag.detail)
         self._flagged = now
+        obs = restamped(obs, self.validator.clock.behind)  # prices and a served forecast: on the plant's clock too
         if checked.telemetry is not obs.telemetry:
             obs = obs.model_copy(update={"telemetry": checked.telemetry})
         return obs, checked.degrade
-
-    def _restore(self) -> None:
-        """Resume from the audit log's state: operator commands, and pump timers for ports that derive them."""
-        if self.audit is None:
-            return
-        if (timers := self.audit.state("timers")) is not None:  # a run before this one left its state
-            self.alert("daemon_restarted", f"resuming from the audit log {self.audit.path}: operator commands "
-                                           "and pump timers as the last run left them")
-        if (saved := self.audit.state("operator")) is not None:
-            try:
-                self.desk.submit(saved)
-            except ConfigError as exc:
-                self.alert("state_not_restored", f"operator commands: {exc}")
-        if timers and self.port.restore_timers(timers):
-            log.info("pump timers restored", pumps=len(timers))
 
     async def _audit(self, obs: Observation, sp: Setpoints, readback: Setpoints | None, name: str, said: Report,
                      decide_s: float, rep: dict[str, Any], cmd: OperatorCommands) -> None:
         alarms = self.bulletin.tick_alerts()
         if self.audit is None:
             return
-        rec, state = tick_record(obs, sp, readback, name, said, decide_s, rep, cmd, alarms, self.validator.raw)
+        rec, state = tick_record(obs, sp, readback, name, said, decide_s, rep, cmd, alarms, self.validator.raw,
+                                 self.validator.clock.behind)
         ok = await asyncio.to_thread(self.audit.record, rec, state)
         if ok == self._audit_failing:  # the disk started or stopped refusing: say so once
             self._audit_failing = not ok
@@ -250,6 +242,26 @@ async def unless_stopped(stopping: asyncio.Event, work: Coroutine[Any, Any, T]) 
         return None
     return task.result()
 
+
+
+def resume(audit: AuditLog, desk: OperatorDesk, port: PlantPort, clock: PlantClock,
+           alert: Callable[[str, str], None]) -> None:
+    """Resume from the audit log's state: operator commands, how far the plant clock runs
+    behind, and pump timers for ports that derive them."""
+    if (timers := audit.state("timers")) is not None:  # a run before this one left its state
+        alert("daemon_restarted", f"resuming from the audit log {audit.path}: operator commands "
+                                  "and pump timers as the last run left them")
+    if (saved := audit.state("operator")) is not None:
+        try:
+            desk.submit(saved)
+        except ConfigError as exc:
+            alert("state_not_restored", f"operator commands: {exc}")
+    if (clock_state := audit.state("clock")) is not None and clock_state.get("plant_behind_s"):
+        clock.behind = timedelta(seconds=float(clock_state["plant_behind_s"]))
+        alert("telemetry_behind", f"the plant clock ran {clock.behind} behind the daemon's time when the last "
+                                  "run stopped: its readings are moved on by that")
+    if timers and port.restore_timers(timers):
+        log.info("pump timers restored", pumps=len(timers))
 
 
 def least_outflow(baseline: BaselineController, site: Site) -> float:

@@ -73,6 +73,9 @@ class Metrics:
         self.plant_time = Gauge("tunneltwin_plant_time_seconds",
                                 "the plant time of the last reading, as seconds since the epoch", ["station"],
                                 registry=r).labels(s)
+        self.plant_clock_behind = Gauge("tunneltwin_plant_clock_behind_seconds",
+                                        "how far the plant clock runs behind the daemon's timeline (it went back)",
+                                        ["station"], registry=r).labels(s)
         self.telemetry_age = Gauge("tunneltwin_telemetry_age_seconds",
                                    "wall seconds since the plant time last advanced", ["station"],
                                    registry=r).labels(s)
@@ -94,7 +97,7 @@ class Health:
     started: float = field(default_factory=time.monotonic)
     last_tick: float | None = None
     last_fresh: float | None = None  # when a reading last brought a plant time after the one before
-    clock_behind: bool = False  # the plant clock went back; the baseline decides until it catches up
+    clock_went_back: bool = False  # this tick: the plant clock went back and the baseline decided
     connected: bool = False
     stopping: bool = False
 
@@ -113,8 +116,8 @@ class Health:
             return False, "not connected to the plant"
         if self.last_tick is None:
             return False, "no tick yet"
-        if self.clock_behind:
-            return False, "the plant clock went back: the baseline decides until it passes the last time seen"
+        if self.clock_went_back:
+            return False, "the plant clock went back: this tick the baseline decided"
         if (age := self.telemetry_age_s()) > self.stale_after_s:
             return False, f"the plant time has not advanced for {age:.1f} s (limit {self.stale_after_s:.0f} s)"
         return ok, why

@@ -5,16 +5,18 @@ A frozen or impossible level is replaced by the estimate from the last level and
 balance (the twin's own arithmetic); a disputed one by the worse of reading and estimate
 near the bottom or the top. That is safe for a while: after ``max_estimated`` ticks in a
 row the estimate has drifted too far to optimise on, and the tick degrades to the baseline.
-Stale time degrades at once. Every flag becomes an alarm. NaN cannot get here: the typed
-telemetry refuses it where it is read.
+Stale time degrades at once. A plant clock that goes back does not move the daemon's time
+back: its readings are re-stamped onto the daemon's own timeline (``PlantClock``).
+Every flag becomes an alarm. NaN cannot get here: the typed telemetry refuses it where it is
+read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from kernel.contracts import PumpStatus, Telemetry
+from kernel.contracts import Observation, PumpStatus, Telemetry
 from kernel.physics import PlantPhysics
 from kernel.site import Site
 
@@ -59,6 +61,19 @@ class Limits:
     max_estimated: int = 8  # ticks in a row on an estimated level before degrading (2 h)
     low_m: float = 2.0  # below this, a disputed level is taken at the lower of reading and balance
     high_m: float = 5.0  # above this, at the higher
+
+
+def restamped(obs: Observation, behind: timedelta) -> Observation:
+    """``obs`` moved from the plant's clock onto the daemon's timeline: its reading, the prices
+    (stamped with the reading's time where they are read) and a served forecast."""
+    if not behind:
+        return obs
+    tel = obs.telemetry.model_copy(update={"time": obs.telemetry.time + behind})
+    prices = obs.prices.model_copy(update={"start": obs.prices.start + behind})
+    forecast = obs.inflow_forecast
+    if forecast is not None:
+        forecast = forecast.model_copy(update={"start": forecast.start + behind})
+    return obs.model_copy(update={"telemetry": tel, "prices": prices, "inflow_forecast": forecast})
 
 
 def _ranges(tel: Telemetry, lim: Limits) -> list[Flag]:
@@ -108,6 +123,42 @@ class StuckMeters:
         return flags
 
 
+class PlantClock:
+    """The daemon's own timeline: the plant clock plus how far it is known to run ``behind``.
+    The daemon's time never goes back. A plant clock that does (a PLC or gateway restart, a
+    clock set by hand) is taken as having lost that much: its reading is the next interval's,
+    and every later one is moved on by the same amount, so the day records, prices and
+    forecasts keep their true hours. (Before, the controllers kept plant time: after a clock
+    fell back 15 h the day's emptying was booked on plant days 15 h off the true ones, and the
+    30-day fault soak missed 4 true dry days by it.) A jump forward while the clock is behind
+    is taken as the clock set right, up to what it was behind; a gap in the readings (the link
+    lost) while it is behind is mistaken for that and shortens the daemon's day by the gap,
+    which the alarm says."""
+
+    def __init__(self, interval: timedelta) -> None:
+        self.interval = interval
+        self.behind = timedelta(0)
+
+    def timeline(self, tel: Telemetry, last: datetime | None) -> tuple[Telemetry, list[Flag]]:
+        """``tel`` on the daemon's timeline, ``last`` being the time of the reading before."""
+        flags: list[Flag] = []
+        at = tel.time + self.behind
+        if last is not None and at < last:
+            self.behind += last + self.interval - at
+            flags.append(Flag("time", "backwards", f"the plant clock read {tel.time}, {last - at} before the last "
+                                                   f"reading: taken as the next interval; the plant clock now runs "
+                                                   f"{self.behind} behind the daemon's time"))
+        elif last is not None and self.behind and at - last > self.interval:
+            ahead = min(self.behind, at - last - self.interval)
+            self.behind -= ahead
+            flags.append(Flag("time", "forward", f"the plant clock read {tel.time}, {at - last} after the last "
+                                                 f"reading while it ran behind: taken as set right by {ahead}; it "
+                                                 f"now runs {self.behind} behind the daemon's time"))
+        if not self.behind:
+            return tel, flags
+        return tel.model_copy(update={"time": tel.time + self.behind}), flags
+
+
 class Validator:
     def __init__(self, site: Site, limits: Limits | None = None) -> None:
         self.site, self.lim = site, limits or Limits()
@@ -121,28 +172,22 @@ class Validator:
         self.estimated = 0
         self.dead_m3: float | None = None  # while estimating: the volume dead-reckoned from flows
         self.doubt_m3 = 0.0  # ... and how far it may be off by now
-        self.seen_until: datetime | None = None  # after the plant clock went back: the latest time seen before
-        self.raw: Telemetry | None = None  # the last telemetry as read
+        self.clock = PlantClock(timedelta(seconds=site.timing.control_interval_s))
+        self.raw: Telemetry | None = None  # the last telemetry as read (on the plant's clock)
         self.pumps = {p.id: p for p in site.pumps}
         self.stuck = StuckMeters(self.lim.stuck_readings)
 
     def check(self, tel: Telemetry) -> Checked:
         self.raw = tel  # as read, for the audit
+        tel, clock_flags = self.clock.timeline(tel, None if self.last is None else self.last.time)
+        if any(f.kind == "backwards" for f in clock_flags):
+            self._start_over()
         tel, pump_flags = self._pump_flows(tel)
-        flags = [*_ranges(self.raw, self.lim), *self.stuck.check(self.raw), *pump_flags, *self._outflow(tel)]
+        flags = [*clock_flags, *_ranges(self.raw, self.lim), *self.stuck.check(self.raw), *pump_flags,
+                 *self._outflow(tel)]
         if self.last is not None and tel.time == self.last.time:
-            flags.append(Flag("time", "stale", f"{tel.time} is not after the last reading {self.last.time}"))
+            flags.append(Flag("time", "stale", f"{self.raw.time} is not after the last reading"))
             return Checked(self.last, tuple(flags), degrade=True)
-        if self.last is not None and tel.time < self.last.time:
-            flags.append(Flag("time", "backwards", f"{tel.time} is {self.last.time - tel.time} before the last "
-                                                   f"reading {self.last.time}: the readings are taken as new"))
-            self._start_over(self.last.time)
-        behind = self.seen_until is not None and tel.time <= self.seen_until
-        if behind and not any(f.kind == "backwards" for f in flags):
-            flags.append(Flag("time", "behind", f"{tel.time} is before {self.seen_until}, which the controllers "
-                                                f"have seen: the baseline decides until the plant clock passes it"))
-        if not behind:
-            self.seen_until = None
         level_flag = self._level(tel)
         read = tel
         if level_flag is not None and level_flag.kind == "inconsistent":
@@ -159,14 +204,12 @@ class Validator:
         if self.estimated == 0 or level_flag is None or level_flag.kind == "inconsistent":
             self.dead_m3, self.doubt_m3 = None, 0.0
         self.last = use
-        return Checked(use, tuple(flags), degrade=behind or self.estimated > self.lim.max_estimated)
+        went_back = any(f.kind == "backwards" for f in clock_flags)
+        return Checked(use, tuple(flags), degrade=went_back or self.estimated > self.lim.max_estimated)
 
-    def _start_over(self, seen: datetime) -> None:
-        """The plant clock went back (a PLC or gateway restart, a clock set). Its readings are new:
-        start over from them, and remember how far the controllers have seen, since their
-        forecasts and day records are kept by plant time. Holding the last reading until the
-        clock caught up once fed the baseline 1.206 m for 60 ticks while the tunnel rose to 4.7 m."""
-        self.seen_until = max(seen, self.seen_until) if self.seen_until else seen
+    def _start_over(self) -> None:
+        """After the plant clock went back the readings are judged as new: a restarted simulator
+        is a new tunnel (holding the last reading fed the baseline 1.206 m while it rose to 4.7 m)."""
         self.last, self.raw_level_m, self.dead_m3, self.doubt_m3 = None, None, None, 0.0
         self.same_level, self.freezing, self.estimated = 0, False, 0
 
