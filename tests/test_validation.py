@@ -61,6 +61,27 @@ def test_a_frozen_level_is_flagged_and_estimated(site: Site) -> None:
     assert not frozen[0].degrade
 
 
+@pytest.mark.parametrize("rise_m_per_tick", [0.012, 0.0])
+def test_a_level_stuck_while_the_tunnel_moves_slowly_is_found_by_the_summed_balance(
+        site: Site, rise_m_per_tick: float) -> None:
+    """The balance says the tunnel rises 1.2 cm a tick and the reading stands: judged one tick
+    at a time (5 cm), it passed for as long as the fault lasted; summed since the reading
+    stuck it is 2.4 cm at the second identical reading, and flagged. A tunnel whose balance
+    stands still reads the same with no flag."""
+    geometry = LevelVolume(site.tunnel)
+    pumped = sum(p.flow_m3h for p in _series(site, [2.0])[0].pumps)
+    inflow = pumped + (geometry.volume(2.0 + rise_m_per_tick) - geometry.volume(2.0)) / 0.25
+    v = Validator(site)
+    results = [v.check(t) for t in _series(site, [2.0] * 4, inflow_m3h=inflow)]
+    level = [[f for f in r.flags if f.field == "level_m"] for r in results]
+    frozen = [any(f.kind == "frozen" for f in flags) for flags in level]
+    if rise_m_per_tick:
+        assert frozen == [False, False, True, True]
+        assert "moved +0.024 m since it stuck" in level[2][0].detail
+    else:
+        assert not any(frozen)
+
+
 def test_a_level_frozen_during_a_drawdown_stays_flagged_and_errs_low(site: Site) -> None:
     """Inflow 500 m3/h under one pump: the level falls while the reading stays at 1.5 m. Every
     identical reading is flagged (compared with the substituted level, every other one passed),
