@@ -25,7 +25,7 @@ from twin.trajectory import Trajectory
 
 def compare(scenario: str, site: Site, out: Path, prices: str | None = None, start: datetime | None = None,
             end: datetime | None = None, controllers: list[str] | None = None,
-            mpc: MpcSettings | None = None, inflow_forecast: Path | None = None) -> dict[str, Any]:
+            mpc: MpcSettings | None = None, inflow_forecast: str | Path | None = None) -> dict[str, Any]:
     setup = with_forecast(load_scenario(scenario, site, prices, start, end), inflow_forecast)
     names = controllers or [c for c in CONTROLLERS if c != "historical" or setup.recorded is not None]
     runs = {name: evaluate(setup, name, mpc) for name in names if name != "oracle"}

@@ -101,12 +101,18 @@ def evaluate(setup: ReplaySetup, controller: str, mpc: MpcSettings | None = None
     return traj, result
 
 
-def with_forecast(setup: ReplaySetup, inflow_forecast: Path | None) -> ReplaySetup:
-    """Attach an external inflow forecast (CSV ``time,inflow_m3h``, optional quantile columns
-    such as ``inflow_p90_m3h``) for the MPC to use."""
+PERFECT = "perfect"  # as an external forecast: the scenario's own inflow
+
+
+def with_forecast(setup: ReplaySetup, inflow_forecast: str | Path | None) -> ReplaySetup:
+    """Attach an external inflow forecast for the MPC to use: a CSV (``time,inflow_m3h``,
+    optional quantile columns such as ``inflow_p90_m3h``) or ``"perfect"``."""
     if inflow_forecast is None:
         return setup
-    return dataclasses.replace(setup, inflow_forecast=ExternalInflow.from_csv(inflow_forecast, setup.site.clock))
+    if str(inflow_forecast) == PERFECT:
+        return with_perfect_forecast(setup)
+    external = ExternalInflow.from_csv(Path(inflow_forecast), setup.site.clock)
+    return dataclasses.replace(setup, inflow_forecast=external)
 
 
 def with_perfect_forecast(setup: ReplaySetup) -> ReplaySetup:
@@ -122,7 +128,7 @@ def with_perfect_forecast(setup: ReplaySetup) -> ReplaySetup:
 
 def replay_to_dir(scenario: str, controller: str, out: Path, site: Site, prices: str | None = None,
                   start: datetime | None = None, end: datetime | None = None,
-                  mpc: MpcSettings | None = None, inflow_forecast: Path | None = None) -> dict[str, Any]:
+                  mpc: MpcSettings | None = None, inflow_forecast: str | Path | None = None) -> dict[str, Any]:
     setup = with_forecast(load_scenario(scenario, site, prices, start, end), inflow_forecast)
     traj, result = evaluate(setup, controller, mpc)
     write_run(traj, result, setup.site, out)

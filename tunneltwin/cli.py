@@ -163,9 +163,10 @@ def _data_window(p: argparse.ArgumentParser) -> None:
                    help="price series of a recorded data file")
     p.add_argument("--start", type=_time, help="first timestamp of a recorded data file to use")
     p.add_argument("--end", type=_time, help="last timestamp of a recorded data file to use")
-    p.add_argument("--inflow-forecast", type=Path,
-                   help="external inflow forecast for the MPC (CSV: time,inflow_m3h, optionally inflow_p10_m3h, "
-                        "inflow_p90_m3h, inflow_p99_m3h...), used where it covers the horizon")
+    p.add_argument("--inflow-forecast", metavar="perfect|CSV",
+                   help="external inflow forecast for the MPC: 'perfect' (the scenario's own inflow) or a CSV "
+                        "(time,inflow_m3h, optionally inflow_p10_m3h, inflow_p90_m3h, inflow_p99_m3h...), used "
+                        "where it covers the horizon")
     p.add_argument("--parquet", action="store_true",
                    help="also write each trajectory as trajectory.parquet (pip install 'tunneltwin[parquet]')")
     p.add_argument("--reproducible", action="store_true",
@@ -525,15 +526,11 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.opcua and not args.mqtt:
         raise ConfigError("simulate: give --opcua ENDPOINT and/or --mqtt URL")
-    from scenarios.runner import with_forecast, with_perfect_forecast
+    from scenarios.runner import with_forecast
 
     site = settings.site()
     setup = load_scenario(args.scenario, site, None, None, None)
-    if args.inflow_forecast == "perfect":
-        setup = with_perfect_forecast(setup)
-    elif args.inflow_forecast:
-        setup = with_forecast(setup, Path(args.inflow_forecast))
-    plant = LockstepPlant(setup)
+    plant = LockstepPlant(with_forecast(setup, args.inflow_forecast))
     asyncio.run(serve_simulator(plant, (args.opcua, args.opcua_tags) if args.opcua else None,
                                 (args.mqtt, args.mqtt_tags) if args.mqtt else None, args.speed, args.exit_at_end,
                                 _server_security(args)))
