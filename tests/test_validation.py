@@ -314,9 +314,31 @@ def test_a_wrong_inflow_reading_gives_way_to_the_level_and_the_pumped_flow(site:
     checked = v.check(wrong.model_copy(update={"time": first.time + STEP}))
     assert checked.telemetry.level_m == pytest.approx(after)
     assert checked.telemetry.inflow_m3h == pytest.approx(true_inflow, rel=0.01)
-    assert [(f.field, f.kind) for f in checked.flags if f.field != "inflow_m3h" or f.kind != "out_of_range"] == [
-        ("inflow_m3h", "inconsistent")]
+    # a negative reading is out of range, and replaced as such before the balance is asked
+    assert [(f.field, f.kind) for f in checked.flags if f.field != "inflow_m3h" or f.kind != "out_of_range"] == (
+        [("inflow_m3h", "inconsistent")] if factor > 0 else [])
     assert not checked.degrade
+
+
+def test_an_inflow_read_negative_near_the_bottom_is_not_passed_on(site: Site) -> None:
+    """The fault soak's sign error at 0.70 m: -6,680 m3/h agreed with the flow balance within
+    its 600 m3 (the balance stops at an empty tunnel, and the bottom holds a few hundred m3),
+    so it was passed on; the true 1.0-1.7 m after it were disbelieved as a jump from -6,680,
+    and the tunnel was believed empty for an hour while it filled. An inflow out of range is
+    replaced by the level's change and the pumped flow, and the levels after it stand."""
+    geometry = LevelVolume(site.tunnel)
+    on = {"2.1": 48.0, "2.2": 48.0, "2.3": 48.0}
+    v = Validator(site)
+    last = 0.76
+    v.check(telemetry(site, level_m=last, inflow_m3h=6682.0, on=on))
+    for k, level in enumerate([0.70, 1.0, 1.4, 1.7], start=1):
+        tel = telemetry(site, level_m=level, on=on)
+        true_inflow = (geometry.volume(level) - geometry.volume(last)) / 0.25 + tel.outflow_m3h
+        checked = v.check(tel.model_copy(update={"time": tel.time + k * STEP, "inflow_m3h": -true_inflow}))
+        assert checked.telemetry.level_m == pytest.approx(level)
+        assert checked.telemetry.inflow_m3h == pytest.approx(true_inflow)
+        assert ("inflow_m3h", "out_of_range") in {(f.field, f.kind) for f in checked.flags}
+        last = level
 
 
 @pytest.mark.parametrize("read_m", [5.0, 7.02])
