@@ -35,7 +35,8 @@ class BaselineSettings:
 
 @dataclass
 class DayTracker:
-    """Has the tunnel been emptied today? (Causal: from measured levels only.)"""
+    """Has the tunnel been emptied today? (Causal, and an estimated level counts only if its
+    high end is under the emptying level.)"""
 
     day: date | None = None
     emptied: bool = False
@@ -44,7 +45,7 @@ class DayTracker:
         today = tel.time.date()
         if self.day != today:
             self.day, self.emptied = today, False
-        if tel.level_m <= emptying_level_m:
+        if tel.level_at_most_m() <= emptying_level_m:
             self.emptied = True
 
 

@@ -28,7 +28,7 @@ class EmptyingTracker:
     def update(self, tel: Telemetry, step_h: float) -> None:
         day = day_of(tel.time)
         self.inflow_m3[day] = self.inflow_m3.get(day, 0.0) + tel.inflow_m3h * step_h
-        if tel.level_m <= self.level_m:
+        if tel.level_at_most_m() <= self.level_m:  # an estimate counts only if its high end is
             self.emptied.add(day)
         for old in [d for d in self.inflow_m3 if d < day - timedelta(days=7)]:
             del self.inflow_m3[old]

@@ -51,9 +51,17 @@ class Telemetry(_Frozen):
     outflow_m3h: float
     overflow_m3: float = Field(default=0.0, description="cumulative spilled volume")
     pumps: tuple[PumpTelemetry, ...]
+    level_high_m: float | None = Field(default=None, description=(
+        "where the level is an estimate (the sensor judged wrong): the highest the true level may "
+        "be; None for a measured level"))
 
     def pump(self, pump_id: str) -> PumpTelemetry:
         return next(p for p in self.pumps if p.id == pump_id)
+
+    def level_at_most_m(self) -> float:
+        """The highest the level may be: what a day's emptying is judged by, since an estimate
+        near the bottom is reported at its low end (safe for the floor, not proof of emptying)."""
+        return self.level_m if self.level_high_m is None else max(self.level_m, self.level_high_m)
 
 
 class PumpSetpoint(_Frozen):

@@ -99,6 +99,36 @@ def test_a_level_frozen_during_a_drawdown_stays_flagged_and_errs_low(site: Site)
         doubt += 0.15 * (tel.inflow_m3h + tel.outflow_m3h) * 0.25
         assert r.telemetry.volume_m3 == pytest.approx(max(0.0, central - doubt))
     assert results[-1].telemetry.level_m < results[1].telemetry.level_m < 1.5
+    # the estimate carries its high end: the central estimate plus the doubt
+    for r in results[1:]:
+        high = r.telemetry.level_high_m
+        assert high is not None and high > r.telemetry.level_m
+
+
+@pytest.mark.parametrize("controller", ["mpc", "baseline"])
+def test_an_estimated_level_counts_as_emptied_only_by_its_high_end(site: Site, controller: str) -> None:
+    """The fault soak: a level frozen at 1.1 m while the tunnel drained; the estimate's low end
+    read 0.08 m, the day was taken as emptied and the pumps stopped, while the tunnel stood at
+    0.95 m; no emptying followed that day. An estimate is credited only if its high end is
+    under the emptying level; a measured level as before."""
+    from controller.baseline import DayTracker
+    from controller.emptying import EmptyingTracker
+
+    level = site.rules.emptying_level_m
+    estimate = telemetry(site, level_m=0.08).model_copy(update={"level_high_m": 0.95})
+
+    def emptied(tel: Telemetry) -> bool:
+        if controller == "mpc":
+            mpc = EmptyingTracker(level)
+            mpc.update(tel, 0.25)
+            return bool(mpc.emptied)
+        day = DayTracker()
+        day.update(tel, level)
+        return day.emptied
+
+    assert not emptied(estimate)
+    assert emptied(estimate.model_copy(update={"level_high_m": level - 0.05}))
+    assert emptied(telemetry(site, level_m=level - 0.05))
 
 
 def test_an_impossible_level_is_replaced_and_long_estimation_degrades(site: Site) -> None:

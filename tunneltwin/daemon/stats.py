@@ -52,7 +52,7 @@ class Stats:
             kwh = sum(p.power_kw for p in tel.pumps) * self.step_h
             self.energy_kwh += kwh
             self.cost_eur += kwh * self._price
-        self.today.add(tel.level_m, tel.outflow_m3h, kwh, kwh * (self._price or 0.0))
+        self.today.add(tel.level_m, tel.level_at_most_m(), tel.outflow_m3h, kwh, kwh * (self._price or 0.0))
         self._price = obs.prices.eur_per_kwh[0] if obs.prices.eur_per_kwh else None
         self.decide_s.append(decide_s)
         self.io_s.append(io_s)
@@ -79,11 +79,13 @@ class Day:
     cost_eur: float = 0.0
     energy_kwh: float = 0.0
     level_min_m: float = float("inf")
+    level_min_high_m: float = float("inf")  # the lowest of the highest the level may have been (estimates)
     f2_changes_m3h: list[float] = field(default_factory=list)  # |F2 - F2 of the tick before|
     last_f2_m3h: float | None = None
 
-    def add(self, level_m: float, f2_m3h: float, kwh: float, eur: float) -> None:
+    def add(self, level_m: float, level_high_m: float, f2_m3h: float, kwh: float, eur: float) -> None:
         self.level_min_m = min(self.level_min_m, level_m)
+        self.level_min_high_m = min(self.level_min_high_m, level_high_m)
         self.energy_kwh += kwh
         self.cost_eur += eur
         if self.last_f2_m3h is not None:
@@ -94,5 +96,5 @@ class Day:
         changes = self.f2_changes_m3h
         return {"date": self.date.isoformat(), "cost_eur": round(self.cost_eur, 2),
                 "energy_kwh": round(self.energy_kwh, 1), "level_min_m": round(self.level_min_m, 3),
-                "emptied": None if emptying_level_m is None else self.level_min_m <= emptying_level_m,
+                "emptied": None if emptying_level_m is None else self.level_min_high_m <= emptying_level_m,
                 "f2_mean_abs_step_change_m3h": round(sum(changes) / len(changes), 1) if changes else None}

@@ -144,6 +144,37 @@ class StuckMeters:
         return flags
 
 
+class FrozenLevel:
+    """Identical level readings while the balance says the level moved since the reading stuck.
+    Counted on the raw readings and held until the reading changes: compared with the
+    substituted level, a frozen reading passed every other tick, and once the estimate had
+    drifted to the frozen value for a tick, the small moves after it passed too (a freeze
+    during a drawdown emptied the tunnel behind a steady 0.85 m). The move is summed over the
+    identical readings: judged one tick at a time, a level stuck while the tunnel moved 1-4 cm
+    a tick went unseen for up to 11 ticks in the fault soak."""
+
+    def __init__(self, geometry: LevelVolume, step_h: float, lim: Limits) -> None:
+        self.geometry, self.step_h, self.lim = geometry, step_h, lim
+        self.raw_m: float | None = None  # the last level as read, before any substitution
+        self.same = 0  # readings identical to the one before, in a row
+        self.net_m3 = 0.0  # the flow balance summed over the present run of identical readings
+        self.freezing = False  # the present run has been found frozen
+
+    def check(self, tel: Telemetry) -> bool:
+        same = tel.level_m == self.raw_m
+        self.raw_m = tel.level_m
+        self.same = self.same + 1 if same else 0
+        net = tel.inflow_m3h - sum(p.flow_m3h for p in tel.pumps)
+        self.net_m3 = self.net_m3 + net * self.step_h if same else 0.0
+        self.freezing = same and (self.freezing or (self.same >= self.lim.frozen_ticks
+                                                     and abs(self.moved_m(tel.level_m)) >= self.lim.frozen_move_m))
+        return self.freezing
+
+    def moved_m(self, level_m: float) -> float:
+        """How far the flow balance says the level moved since its reading stuck at ``level_m``."""
+        return self.geometry.level(max(0.0, self.geometry.volume(level_m) + self.net_m3)) - level_m
+
+
 class PlantClock:
     """The daemon's own timeline: the plant clock plus how far it is known to run ``behind``.
     The daemon's time never goes back. A plant clock that does (a PLC or gateway restart, a
@@ -187,10 +218,7 @@ class Validator:
         self.geometry = self.physics.geometry
         self.step_h = site.timing.control_interval_s / 3600
         self.last: Telemetry | None = None  # the last telemetry we passed on (level possibly estimated)
-        self.raw_level_m: float | None = None  # the last level as read, before any substitution
-        self.same_level = 0
-        self.stuck_net_m3 = 0.0  # the flow balance summed over the present run of identical level readings
-        self.freezing = False  # the present run of identical readings has been found frozen
+        self.frozen = FrozenLevel(self.geometry, self.step_h, self.lim)
         self.estimated = 0
         self.dead_m3: float | None = None  # while estimating: the volume dead-reckoned from flows
         self.doubt_m3 = 0.0  # ... and how far it may be off by now
@@ -232,8 +260,8 @@ class Validator:
 
     def _start_over(self) -> None:
         """After the plant clock went back the readings are new: a restarted simulator is a new tunnel."""
-        self.last, self.raw_level_m, self.dead_m3, self.doubt_m3 = None, None, None, 0.0
-        self.same_level, self.stuck_net_m3, self.freezing, self.estimated = 0, 0.0, False, 0
+        self.last, self.dead_m3, self.doubt_m3, self.estimated = None, None, 0.0, 0
+        self.frozen = FrozenLevel(self.geometry, self.step_h, self.lim)
 
     # -- the checks --------------------------------------------------------------------
 
@@ -274,13 +302,13 @@ class Validator:
         if not self._in_range(tel.level_m):
             return Flag("level_m", "out_of_range", f"{tel.level_m:.2f} m")
         if self.last is None:
-            self.raw_level_m = tel.level_m
+            self.frozen.check(tel)
             return None
         expected = self._expected_level(tel)
-        if self._frozen(tel):
-            return Flag("level_m", "frozen", f"{tel.level_m:.3f} m for {self.same_level + 1} readings; the flow "
-                                              f"balance says it moved {self._stuck_move_m(tel.level_m):+.3f} m since "
-                                              f"it stuck, to {expected:.2f} m")
+        if self.frozen.check(tel):
+            return Flag("level_m", "frozen", f"{tel.level_m:.3f} m for {self.frozen.same + 1} readings; the flow "
+                                              f"balance says it moved {self.frozen.moved_m(tel.level_m):+.3f} m "
+                                              f"since it stuck, to {expected:.2f} m")
         moved = self._moved_m3(tel)
         off = abs(self.geometry.volume(expected) - self.geometry.volume(tel.level_m))
         if off > max(self.lim.balance_tol_m3, self.lim.balance_tol_share * moved):
@@ -314,28 +342,6 @@ class Validator:
             return tel, flag
         return tel.model_copy(update={"inflow_m3h": max(0.0, inflow)}), None
 
-    def _frozen(self, tel: Telemetry) -> bool:
-        """Identical readings while the balance says the level moved since the reading stuck.
-        Counted on the raw readings and held until the reading changes: compared with the
-        substituted level, a frozen reading passed every other tick, and once the estimate had
-        drifted to the frozen value for a tick, the small moves after it passed too (a freeze
-        during a drawdown emptied the tunnel behind a steady 0.85 m). The move is summed over
-        the identical readings: judged one tick at a time, a level stuck while the tunnel
-        moved 1-4 cm a tick went unseen for up to 11 ticks in the fault soak."""
-        level_m = tel.level_m
-        same = level_m == self.raw_level_m
-        self.raw_level_m = level_m
-        self.same_level = self.same_level + 1 if same else 0
-        net = tel.inflow_m3h - sum(p.flow_m3h for p in tel.pumps)
-        self.stuck_net_m3 = self.stuck_net_m3 + net * self.step_h if same else 0.0
-        self.freezing = same and (self.freezing or (self.same_level >= self.lim.frozen_ticks
-                                                     and abs(self._stuck_move_m(level_m)) >= self.lim.frozen_move_m))
-        return self.freezing
-
-    def _stuck_move_m(self, level_m: float) -> float:
-        """How far the flow balance says the level moved since its reading stuck at ``level_m``."""
-        return self.geometry.level(max(0.0, self.geometry.volume(level_m) + self.stuck_net_m3)) - level_m
-
     def _expected_level(self, tel: Telemetry) -> float:
         """The last level moved by the interval's inflow minus the pumps' outflow. The pump flows read
         now are the interval's: the commands written at the last tick ran through it."""
@@ -361,7 +367,8 @@ class Validator:
             estimate = low if low < self.lim.low_m else high if high > self.lim.high_m else tel.level_m
             if estimate == tel.level_m:
                 return tel
-            return tel.model_copy(update={"level_m": estimate, "volume_m3": self.geometry.volume(estimate)})
+            return tel.model_copy(update={"level_m": estimate, "volume_m3": self.geometry.volume(estimate),
+                                          "level_high_m": high})
         return self._dead_reckoned(tel)
 
     def _dead_reckoned(self, tel: Telemetry) -> Telemetry:
@@ -369,7 +376,9 @@ class Validator:
         (the balance tolerance's share of what moved). Near the bottom or the top the reported
         level is the worse end of that doubt: pump flows read at the tick miss how they fell
         as the tunnel drained, and a frozen sensor during a drawdown had the estimate 0.2 m
-        high after six ticks and 0.35 m after eight, while the plant pumped on to 0.36 m."""
+        high after six ticks and 0.35 m after eight, while the plant pumped on to 0.36 m. The
+        high end goes with it (``level_high_m``): a low end at 0.08 m once counted as the day's
+        emptying while the tunnel stood at 0.95 m, and the day went unemptied (the fault soak)."""
         self.dead_m3 = self._expected_volume(tel)
         self.doubt_m3 += self.lim.balance_tol_share * self._moved_m3(tel)
         central = self.geometry.level(self.dead_m3)
@@ -378,4 +387,5 @@ class Validator:
             volume = max(0.0, volume - self.doubt_m3)
         elif central > self.lim.high_m:
             volume += self.doubt_m3
-        return tel.model_copy(update={"level_m": self.geometry.level(volume), "volume_m3": volume})
+        return tel.model_copy(update={"level_m": self.geometry.level(volume), "volume_m3": volume,
+                                      "level_high_m": self.geometry.level(self.dead_m3 + self.doubt_m3)})
