@@ -58,9 +58,13 @@ class Limits:
     pump_flow_tol: float = 0.6
     # an inflow, or the flow of a pump running throughout, read identical this many times in a
     # row is a stuck meter: in the recorded 10 days the inflow repeats at most twice in a row
-    # and a running pump's flow never (a steady level does repeat: 3 times at 1.8485 m with
-    # inflow and outflow level, so the level is judged by the flow balance instead)
+    # and a running pump's flow never
     stuck_readings: int = 3
+    # ... and the level this many: in the recorded 10 days it repeats at most 3 times (once, at
+    # 1.8485 m with inflow and outflow level). Where the tunnel stands still the balance cannot
+    # tell a stuck sensor (a freeze at 4.27 m was alarmed at the fourth reading, the balance
+    # then saying 1 cm); a moving one is the balance's to find (frozen_move_m)
+    stuck_level_readings: int = 4
     max_estimated: int = 8  # ticks in a row on an estimated level before degrading (2 h)
     low_m: float = 2.0  # below this, a disputed level is taken at the lower of reading and balance
     high_m: float = 5.0  # above this, at the higher
@@ -122,15 +126,18 @@ def _impossible(lim: Limits, step_h: float, tel: Telemetry, last: Telemetry, mov
 
 class StuckMeters:
     """Meters whose reading has not moved for ``readings`` readings: the inflow, and each pump's
-    flow while it runs. Alarmed, and kept: a reading stuck near the truth harms nothing, and once
-    it drifts from it the flow balance or the pump model replaces it."""
+    flow while it runs (the level: ``level_readings``, inside ``0 < level < top_m``: at the ends
+    of its range, an empty sump or a full tunnel, a true level stands still). Alarmed, and kept:
+    a reading stuck near the truth harms nothing, and once it drifts from it the flow balance
+    or the pump model replaces it."""
 
-    def __init__(self, readings: int) -> None:
-        self.readings = readings
+    def __init__(self, readings: int, level_readings: int, top_m: float) -> None:
+        self.readings, self.level_readings, self.top_m = readings, level_readings, top_m
         self.repeats: dict[str, tuple[float | None, int]] = {}  # meter -> (last reading, readings identical to it)
 
     def check(self, tel: Telemetry) -> list[Flag]:
-        meters = {"inflow_m3h": tel.inflow_m3h if tel.inflow_m3h > 0 else None}
+        meters = {"level_m": tel.level_m if 0 < tel.level_m < self.top_m else None,
+                  "inflow_m3h": tel.inflow_m3h if tel.inflow_m3h > 0 else None}
         meters |= {f"pump {p.id} flow_m3h": p.flow_m3h if p.status is PumpStatus.RUNNING and p.flow_m3h > 0 else None
                    for p in tel.pumps}
         flags = []
@@ -138,9 +145,10 @@ class StuckMeters:
             last, count = self.repeats.get(meter, (None, 0))
             count = count + 1 if value is not None and value == last else 1
             self.repeats[meter] = (value, count) if value is not None else (None, 0)
-            if value is not None and count >= self.readings:
-                flags.append(Flag(meter, "frozen", f"{value:.1f} m3/h for {count} readings in a row: a meter "
-                                                   "that does not move is stuck"))
+            if value is not None and count >= (self.level_readings if meter == "level_m" else self.readings):
+                flags.append(Flag(meter, "frozen", f"{value:.{3 if meter == 'level_m' else 1}f} "
+                                                   f"{meter.rsplit('_', 1)[1]} for {count} readings in a row: a "
+                                                   "meter that does not move is stuck"))
         return flags
 
 
@@ -225,7 +233,7 @@ class Validator:
         self.clock = PlantClock(timedelta(seconds=site.timing.control_interval_s))
         self.raw: Telemetry | None = None  # the last telemetry as read (on the plant's clock)
         self.pumps = {p.id: p for p in site.pumps}
-        self.stuck = StuckMeters(self.lim.stuck_readings)
+        self.stuck = StuckMeters(self.lim.stuck_readings, self.lim.stuck_level_readings, self.geometry.max_level_m)
 
     def check(self, tel: Telemetry) -> Checked:
         self.raw = tel  # as read, for the audit
@@ -246,8 +254,8 @@ class Validator:
             if tel is not read:
                 flags.append(Flag("inflow_m3h", "inconsistent", f"{read.inflow_m3h:.0f} m3/h read; the level's "
                                                                 f"change and the pumped flow say {tel.inflow_m3h:.0f}"))
-        if level_flag is not None:
-            flags.append(level_flag)
+        if level_flag is not None:  # it says more than the stuck-meter flag
+            flags = [f for f in flags if f.field != "level_m"] + [level_flag]
         use = tel
         if level_flag is not None and self.last is not None:
             use = self._substituted(tel, level_flag)
