@@ -3,8 +3,12 @@ the pumps (the inflow is the plant's, not ours), so the MPC's forecaster and spr
 run causally over each scenario's inflow, as the MPC calls them, and each quantile's coverage
 (the share of measured inflows at or under it) is counted at 1 h and 12 h lead.
 
-Usage: python bench/coverage.py [SCENARIO_OR_ENSEMBLE ...]   (default: storm-ensemble, and the
-       recorded 10 days where ../shared has them)
+Usage: python bench/coverage.py [--stretch] [SCENARIO_OR_ENSEMBLE ...]   (default: storm-ensemble,
+       and the recorded 10 days where ../shared has them)
+
+--stretch: instead, by weather state, the P99 of log(measured / forecast) of one step at a lead
+against that of the volume from now to the lead: what the storm reserve sums per step against
+the quantile of the window's own volume.
 """
 
 from __future__ import annotations
@@ -54,6 +58,35 @@ def hits(setup: ReplaySetup) -> dict[tuple[int, float], list[bool]]:
     return out
 
 
+STRETCH_LEADS_H = (1, 4, 12)
+
+
+def stretch(name: str, setups: list[ReplaySetup]) -> None:
+    """Per weather state and lead: P99 of the step's log error, and of the volume's up to it."""
+    cfg = load_mpc(DEFAULT_MPC)
+    errors: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for setup in setups:
+        step_s = setup.step_s
+        horizon = round(cfg.horizon_h * 3600 / step_s)
+        forecaster = InflowForecaster(step_s, cfg.forecast)
+        inflow = np.asarray(setup.inflow_m3h, dtype=float)
+        for k in range(1, len(inflow)):
+            t = setup.start + timedelta(seconds=k * step_s)
+            forecaster.observe(t, float(inflow[k - 1]))
+            point, state = forecaster.forecast(t, horizon), forecaster.weather(t)
+            for h in STRETCH_LEADS_H:
+                j = round(h * 3600 / step_s)
+                if k + j <= len(inflow):
+                    errors.setdefault((state, h), []).append(
+                        (float(np.log(inflow[k + j - 1] / point[j - 1])),
+                         float(np.log(inflow[k:k + j].sum() / point[:j].sum()))))
+    print(f"{name}: P99 of log(measured / forecast), one step at the lead / the volume up to it")
+    for (state, h), pairs in sorted(errors.items()):
+        a = np.array(pairs)
+        print(f"  {state:7s} {h:3d} h  {np.quantile(a[:, 0], 0.99):.3f} / {np.quantile(a[:, 1], 0.99):.3f}"
+              f"  (n={len(a)})")
+
+
 def table(name: str, setups: list[ReplaySetup]) -> None:
     total: dict[tuple[int, float], list[bool]] = {}
     for s in setups:
@@ -65,14 +98,16 @@ def table(name: str, setups: list[ReplaySetup]) -> None:
 
 def main(refs: list[str]) -> None:
     site = load_site()
+    show = stretch if "--stretch" in refs else table
+    refs = [r for r in refs if r != "--stretch"]
     for ref in refs or ["storm-ensemble"]:
-        table(ref, [m.load(site) for m in members([ref])])
+        show(ref, [m.load(site) for m in members([ref])])
     if not refs and RECORDED.exists():
         from scenarios.scenario import load_scenario
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table("recorded", [load_scenario(str(RECORDED), site, "normal", None, None)])
+            show("recorded", [load_scenario(str(RECORDED), site, "normal", None, None)])
 
 
 if __name__ == "__main__":
