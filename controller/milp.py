@@ -78,6 +78,8 @@ class Problem:
     block_flows: bool = False  # ... and so do the group flows (else flows change every step)
     reserve_m3: Array | None = None  # (H,) storm reserve: room to keep free under v_alarm_m3 after each step
     v_alarm_m3: float = 0.0  # the alarm volume the reserve is kept under
+    landing_miss: float = 0.0  # chance a landing ends over the emptying level (learnt; 0: never)
+    retry_miss: float = 0.0  # ... and that a retry right after a missed one does too
 
     @property
     def horizon(self) -> int:
@@ -374,6 +376,9 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
         return
     big_m = max(p.v_max_m3 - p.v_empty_m3, 0.0) + 1.0
     booked = {day[0]: j for j, day in enumerate(p.emptying_days) if len(day) == 1}
+    # a landing misses with chance landing_miss; each later candidate of its day is a retry, so a
+    # landing with r left risks the day's penalty with chance landing_miss * retry_miss ** r
+    retries = {k: len(day) - 1 - i for day in p.emptying_days for i, k in enumerate(sorted(day))}
     short = m.block("short", (len(booked),), 0.0, INF, p.weights.emptying_eur / max(low - p.v_empty_m3, 1.0))
     for k in range(p.horizon):
         if k in booked:  # a booked step: no binary, a shortfall in m3 pays instead
@@ -384,6 +389,7 @@ def _emptying(m: Model, p: Problem, v: _Vars) -> None:
             m.family("emptying_booked")
             m.row([(v.v[k], 1.0), (v.e[k], big_m), (v.hi[k], -1.0), (short[i], -1.0)], hi=p.v_empty_m3 + big_m)
         elif k in in_day:
+            m.cost[v.e[k]] = p.weights.emptying_eur * p.landing_miss * p.retry_miss ** retries[k]
             m.family("emptying_step")
             m.row([(v.v[k], 1.0), (v.e[k], big_m), (v.hi[k], -1.0)], hi=p.v_empty_m3 + big_m)
         else:

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from controller.base import PlanView, Report
 from controller.baseline import BaselineController
 from controller.dispatch import Dispatcher
-from controller.emptying import Bookings, EmptyingTracker
+from controller.emptying import Bookings, EmptyingTracker, Landings
 from controller.forecast import ExternalInflow, InflowForecaster, PriceBook
 from controller.milp import Ints, Plan, Problem
 from controller.model import StationModel
@@ -78,6 +78,7 @@ class MpcController:
         self.external_state: str | None = None  # the last decision's: "used", "stale", "unusable" or none given
         self.days = EmptyingTracker(site.rules.emptying_level_m)
         self.bookings = Bookings()
+        self.landings = Landings(site.rules.emptying_level_m)
         self.plan: Plan | None = None
         self.plan_time: datetime | None = None
         self.log: deque[StepLog] = deque(maxlen=log_limit)  # a daemon bounds it; a replay keeps all
@@ -121,6 +122,7 @@ class MpcController:
                                       float(plan.volumes_m3[0]), float(problem.inflow_m3h[0]), problem.v_empty_m3,
                                       self.dispatcher.preference(problem, plan))
             source, status = "mpc", plan.status
+        self.landings.dispatched(plan is not None and float(plan.volumes_m3[0]) <= problem.v_empty_m3 + 1.0)
         self._remember(tel, plan, source, status, inflow, spread)
         return self.supervisor.check(tel, sp, hold=source == "baseline")
 
@@ -170,6 +172,7 @@ class MpcController:
         self.forecaster.observe(tel.time, tel.inflow_m3h)
         self.prices.observe(obs.prices)
         self.days.update(tel, self.builder.step_h)
+        self.landings.update(tel)
         self.fallback.observe(tel)
 
     def problem(self, tel: Telemetry, inflow: Array, prices: Array,
@@ -178,7 +181,15 @@ class MpcController:
         ``candidates``: the days' emptying candidates, if the caller has them already;
         ``spread``: the forecast's quantiles (None: no storm reserve)."""
         return self.builder.problem(tel, inflow, prices, self.emptying_days(tel, inflow, candidates, spread),
-                                    self.level_guess(tel), spread)
+                                    self.level_guess(tel), spread, self.landing_miss(spread))
+
+    def landing_miss(self, spread: Spread | None) -> tuple[float, float]:
+        """The chances that a landing, and a retry after a missed one, miss: the record's, or none
+        where the forecast has no spread (the oracle's, a perfect external forecast's): a landing
+        then ends where it aims, and a prior of misses would only move it off the cheapest step."""
+        if spread is None or np.array_equal(spread.at(0.01), spread.at(0.99)):
+            return 0.0, 0.0
+        return self.landings.miss, self.landings.retry_miss
 
     def emptying_days(self, tel: Telemetry, inflow: Array, candidates: dict[date, list[int]] | None = None,
                       spread: Spread | None = None) -> tuple[tuple[int, ...], ...]:

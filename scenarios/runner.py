@@ -70,7 +70,10 @@ def _loop(setup: ReplaySetup, mpc: MpcController) -> Run:
              "forecast_coverage_by_lead_h": forecast_coverage(traj, [s.inflow_quantiles_m3h for s in mpc.log]),
              "solver_s": solves, "fallbacks": sum(s.source != "mpc" for s in mpc.log),
              "external_forecast_fallbacks": mpc.external_misses if mpc.forecaster.external is not None else None,
-             "supervisor_overrides": dict(mpc.supervisor.counts)}
+             "supervisor_overrides": dict(mpc.supervisor.counts),
+             "landings": {"attempts": mpc.landings.attempts, "misses": mpc.landings.misses,
+                          "first_made_missed": list(mpc.landings.first),
+                          "retry_made_missed": list(mpc.landings.retry)}}
     return traj, extra
 
 

@@ -179,6 +179,32 @@ def test_daily_emptying_reaches_the_emptying_volume_once() -> None:
     assert plan.volumes_m3.min() <= 500.0 + 1e-6
 
 
+@pytest.mark.parametrize("miss", [0.0, 0.25])
+def test_a_landing_that_may_miss_keeps_retries_in_its_day(miss: float) -> None:
+    """Prices fall over the day, so a sure landing comes at the last step. If a landing misses
+    with chance ``miss``, landing at step k risks the day's penalty only if it and each of the
+    7 - k later steps miss: 5000 x miss ** (8 - k). The plan lands where energy plus that risk is
+    least, the energy of each landing step found by booking it alone."""
+    base = problem(volume0_m3=3000.0, v_empty_m3=500.0, price_eur_per_kwh=np.linspace(1.0, 0.1, H),
+                   inflow_m3h=np.full(H, 1200.0))
+
+    def landed(plan) -> int:  # type: ignore[no-untyped-def]
+        return int(np.flatnonzero(plan.volumes_m3 <= 500.0 + 1e-6)[0])
+
+    def energy_eur(plan) -> float:  # type: ignore[no-untyped-def]
+        return float(np.sum(plan.power_kw * base.price_eur_per_kwh))  # one-hour steps
+
+    booked = {k: plan_of(dataclasses.replace(base, emptying_days=((k,),))) for k in range(H)}
+    reachable = [k for k, plan in booked.items() if plan.volumes_m3[k] <= 500.0 + 1e-6]  # from step 3
+    best = min(reachable, key=lambda k: energy_eur(booked[k]) + 5000.0 * miss ** (H - k))
+    plan = plan_of(dataclasses.replace(base, emptying_days=(tuple(range(H)),), landing_miss=miss, retry_miss=miss))
+    assert plan.emptying_missed == 0
+    assert landed(plan) == best
+    # sure: the last step (563 EUR of energy); one in four: step 4 (668 EUR, and 20 EUR of risk
+    # against 1,250 at the last step), three retries left
+    assert best == (H - 1 if miss == 0.0 else 4)
+
+
 def test_unreachable_emptying_is_reported_not_infeasible() -> None:
     plan = plan_of(problem(volume0_m3=50000.0, v_empty_m3=500.0, emptying_days=((0, 1),)))
     assert plan.emptying_missed == 1
