@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sys
 import warnings
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controller.config import DEFAULT_MPC, load_mpc
 from controller.forecast import InflowForecaster
+from controller.milp import Array
+from controller.settings import MpcSettings
 from controller.uncertainty import ForecastSpread
 from kernel.site import load_site
 from scenarios.ensemble import members
@@ -34,24 +37,33 @@ LEADS_H = (1, 12)
 RECORDED = Path(__file__).resolve().parents[2] / "shared" / "hsy-data" / "Hackathon_HSY_data.xlsx"
 
 
+def forecasts(setup: ReplaySetup) -> Iterator[tuple[int, datetime, Array, str]]:
+    """Step by step through the scenario, as the MPC calls them: the forecaster observes the
+    interval ending at step k, then gives its point forecast and weather state at that time."""
+    cfg = load_mpc(DEFAULT_MPC)
+    horizon = horizon_steps(setup, cfg)
+    forecaster = InflowForecaster(setup.step_s, cfg.forecast)
+    for k in range(1, len(setup.inflow_m3h)):
+        t = setup.start + timedelta(seconds=k * setup.step_s)
+        forecaster.observe(t, float(setup.inflow_m3h[k - 1]))  # the interval ending now
+        yield k, t, forecaster.forecast(t, horizon), forecaster.weather(t)
+
+
+def horizon_steps(setup: ReplaySetup, cfg: MpcSettings) -> int:
+    return round(cfg.horizon_h * 3600 / setup.step_s)
+
+
 def hits(setup: ReplaySetup) -> dict[tuple[int, float], list[bool]]:
     """(lead h, p) -> for each forecast, whether the measured inflow was at or under its p-quantile."""
-    cfg = load_mpc(DEFAULT_MPC)
-    step_s = setup.step_s
-    horizon = round(cfg.horizon_h * 3600 / step_s)
-    forecaster, spread = InflowForecaster(step_s, cfg.forecast), ForecastSpread(step_s, horizon)
+    spread = ForecastSpread(setup.step_s, horizon_steps(setup, load_mpc(DEFAULT_MPC)))
     inflow = np.asarray(setup.inflow_m3h, dtype=float)
     out: dict[tuple[int, float], list[bool]] = {(h, p): [] for h in LEADS_H for p in PS}
-    for k in range(1, len(inflow)):
-        t = setup.start + timedelta(seconds=k * step_s)
-        forecaster.observe(t, float(inflow[k - 1]))  # the interval ending now
+    for k, t, point, state in forecasts(setup):
         spread.observe(t, float(inflow[k - 1]))
-        point = forecaster.forecast(t, horizon)
-        state = forecaster.weather(t)
         spread.issued(t, state, point)
         band = spread.spread(state, point)
         for h in LEADS_H:
-            j = round(h * 3600 / step_s) - 1
+            j = round(h * 3600 / setup.step_s) - 1
             if k + j < len(inflow):
                 for p in PS:
                     out[(h, p)].append(bool(inflow[k + j] <= band.at(p)[j]))
@@ -63,19 +75,12 @@ STRETCH_LEADS_H = (1, 4, 12)
 
 def stretch(name: str, setups: list[ReplaySetup]) -> None:
     """Per weather state and lead: P99 of the step's log error, and of the volume's up to it."""
-    cfg = load_mpc(DEFAULT_MPC)
     errors: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for setup in setups:
-        step_s = setup.step_s
-        horizon = round(cfg.horizon_h * 3600 / step_s)
-        forecaster = InflowForecaster(step_s, cfg.forecast)
         inflow = np.asarray(setup.inflow_m3h, dtype=float)
-        for k in range(1, len(inflow)):
-            t = setup.start + timedelta(seconds=k * step_s)
-            forecaster.observe(t, float(inflow[k - 1]))
-            point, state = forecaster.forecast(t, horizon), forecaster.weather(t)
+        for k, _, point, state in forecasts(setup):
             for h in STRETCH_LEADS_H:
-                j = round(h * 3600 / step_s)
+                j = round(h * 3600 / setup.step_s)
                 if k + j <= len(inflow):
                     errors.setdefault((state, h), []).append(
                         (float(np.log(inflow[k + j - 1] / point[j - 1])),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.milp import Array, Group, Ints, Plan, Problem
+from controller.milp import Array, Group, Ints, Plan, Problem, lands
 from controller.model import StationModel
 from controller.settings import MpcSettings
 from controller.supervisor import Supervisor
@@ -107,7 +107,7 @@ class Dispatcher:
         (flow falls fast as the level nears the bottom), so a miss is rare."""
         mid = self.model.level(0.5 * (tel.volume_m3 + end_volume_m3))
         sp = self.with_stop_levels(tel, dispatch(tel, self.model, groups, counts, flows_m3h, mid, prefer))
-        if end_volume_m3 > v_empty_m3 + 1.0:
+        if not lands(end_volume_m3, v_empty_m3):
             return sp
         on = [i for i, p in enumerate(sp.pumps) if p.on]
         f = min(self.model.freq_to_land(on, v_empty_m3, tel.volume_m3, inflow_m3h, self.step_s),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from controller.milp import Plan
+from controller.milp import Plan, lands
 from kernel.contracts import Telemetry
 
 STAMP = timedelta(seconds=1)  # a reading stamped at a step's end belongs to the step's day
@@ -68,7 +68,7 @@ def emptied_steps(days: list[tuple[int, ...]], ends: list[datetime], v_empty_m3:
     """Day -> end of the first step of that day's candidates where the plan is emptied."""
     out = {}
     for day in days:
-        hit = [k for k in day if plan.volumes_m3[k] <= v_empty_m3 + 1.0]
+        hit = [k for k in day if lands(float(plan.volumes_m3[k]), v_empty_m3)]
         if hit:
             out[day_of(ends[hit[0]])] = ends[hit[0]]
     return out

@@ -123,6 +123,15 @@ class Problem:
         return out
 
 
+LANDED_SLACK_M3 = 1.0  # a planned volume this little over the emptying volume still lands (solver tolerance)
+
+
+def lands(volume_m3: float, v_empty_m3: float) -> bool:
+    """A plan step ending at ``volume_m3`` is an emptying landing: dispatch lands it, the
+    bookings keep it, and the MPC's landing record counts it."""
+    return volume_m3 <= v_empty_m3 + LANDED_SLACK_M3
+
+
 @dataclass(frozen=True)
 class Plan:
     counts: Ints  # (G, H), expanded from blocks

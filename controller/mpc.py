@@ -28,7 +28,7 @@ from controller.baseline import BaselineController
 from controller.dispatch import Dispatcher
 from controller.emptying import Bookings, EmptyingTracker, Landings
 from controller.forecast import ExternalInflow, InflowForecaster, PriceBook
-from controller.milp import Ints, Plan, Problem
+from controller.milp import Ints, Plan, Problem, lands
 from controller.model import StationModel
 from controller.problem import ProblemBuilder
 from controller.settings import MpcSettings
@@ -122,7 +122,7 @@ class MpcController:
                                       float(plan.volumes_m3[0]), float(problem.inflow_m3h[0]), problem.v_empty_m3,
                                       self.dispatcher.preference(problem, plan))
             source, status = "mpc", plan.status
-        self.landings.dispatched(plan is not None and float(plan.volumes_m3[0]) <= problem.v_empty_m3 + 1.0)
+        self.landings.dispatched(plan is not None and lands(float(plan.volumes_m3[0]), problem.v_empty_m3))
         self._remember(tel, plan, source, status, inflow, spread)
         return self.supervisor.check(tel, sp, hold=source == "baseline")
 
