@@ -1,7 +1,8 @@
 """Calibration of the learnt inflow spread without the optimiser: the forecast does not depend on
 the pumps (the inflow is the plant's, not ours), so the MPC's forecaster and spread learner are
 run causally over each scenario's inflow, as the MPC calls them, and each quantile's coverage
-(the share of measured inflows at or under it) is counted at 1 h and 12 h lead.
+(the share of measured inflows at or under it) is counted at 1 h and 12 h lead, with the point
+forecast's median |log(measured / forecast)| at each.
 
 Usage: python bench/coverage.py [--stretch] [SCENARIO_OR_ENSEMBLE ...]   (default: storm-ensemble,
        and the recorded 10 days where ../shared has them)
@@ -53,11 +54,12 @@ def horizon_steps(setup: ReplaySetup, cfg: MpcSettings) -> int:
     return round(cfg.horizon_h * 3600 / setup.step_s)
 
 
-def hits(setup: ReplaySetup) -> dict[tuple[int, float], list[bool]]:
-    """(lead h, p) -> for each forecast, whether the measured inflow was at or under its p-quantile."""
+def hits(setup: ReplaySetup) -> dict[tuple[int, float], list[float]]:
+    """(lead h, p) -> for each forecast, whether the measured inflow was at or under its p-quantile;
+    (lead h, 0.5) -> the point forecast's error, |log(measured / forecast)| (as floats)."""
     spread = ForecastSpread(setup.step_s, horizon_steps(setup, load_mpc(DEFAULT_MPC)))
     inflow = np.asarray(setup.inflow_m3h, dtype=float)
-    out: dict[tuple[int, float], list[bool]] = {(h, p): [] for h in LEADS_H for p in PS}
+    out: dict[tuple[int, float], list[float]] = {(h, p): [] for h in LEADS_H for p in (*PS, 0.5)}
     for k, t, point, state in forecasts(setup):
         spread.observe(t, float(inflow[k - 1]))
         spread.issued(t, state, point)
@@ -66,7 +68,8 @@ def hits(setup: ReplaySetup) -> dict[tuple[int, float], list[bool]]:
             j = round(h * 3600 / setup.step_s) - 1
             if k + j < len(inflow):
                 for p in PS:
-                    out[(h, p)].append(bool(inflow[k + j] <= band.at(p)[j]))
+                    out[(h, p)].append(float(inflow[k + j] <= band.at(p)[j]))
+                out[(h, 0.5)].append(abs(float(np.log(max(inflow[k + j], 1.0) / max(point[j], 1.0)))))
     return out
 
 
@@ -93,12 +96,13 @@ def stretch(name: str, setups: list[ReplaySetup]) -> None:
 
 
 def table(name: str, setups: list[ReplaySetup]) -> None:
-    total: dict[tuple[int, float], list[bool]] = {}
+    total: dict[tuple[int, float], list[float]] = {}
     for s in setups:
         for key, v in hits(s).items():
             total.setdefault(key, []).extend(v)
     cells = "  ".join(f"P{round(p * 100):02d}@{h}h {np.mean(total[(h, p)]):.3f}" for h in LEADS_H for p in PS)
-    print(f"{name:16s} {cells}  (n={len(total[(1, 0.1)])})")
+    error = "  ".join(f"|log error|@{h}h median {np.median(total[(h, 0.5)]):.3f}" for h in LEADS_H)
+    print(f"{name:16s} {cells}  {error}  (n={len(total[(1, 0.1)])})")
 
 
 def main(refs: list[str]) -> None:
