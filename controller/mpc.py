@@ -181,13 +181,13 @@ class MpcController:
         ``candidates``: the days' emptying candidates, if the caller has them already;
         ``spread``: the forecast's quantiles (None: no storm reserve)."""
         return self.builder.problem(tel, inflow, prices, self.emptying_days(tel, inflow, candidates, spread),
-                                    self.level_guess(tel), spread, self.landing_miss(spread))
+                                    self.level_guess(tel), spread, *self.landing_miss(spread))
 
     def landing_miss(self, spread: Spread | None) -> tuple[float, float]:
         """The chances that a landing, and a retry after a missed one, miss: the record's, or none
         where the forecast has no spread (the oracle's, a perfect external forecast's): a landing
         then ends where it aims, and a prior of misses would only move it off the cheapest step."""
-        if spread is None or np.array_equal(spread.at(0.01), spread.at(0.99)):
+        if spread is None or spread.is_point:
             return 0.0, 0.0
         return self.landings.miss, self.landings.retry_miss
 

@@ -33,7 +33,8 @@ class ProblemBuilder:
         self.steps = max(1, round(cfg.horizon_h * 3600 / self.step_s))
 
     def problem(self, tel: Telemetry, inflow: Array, prices: Array, emptying_days: tuple[tuple[int, ...], ...],
-                guess: Array, spread: Spread | None = None, landing_miss: tuple[float, float] = (0.0, 0.0)) -> Problem:
+                guess: Array, spread: Spread | None = None, landing_miss: float = 0.0,
+                retry_miss: float = 0.0) -> Problem:
         rules, cfg = self.site.rules, self.cfg
         groups = self.groups(tel)
         locked_on, locked_off = self.locks(tel, groups)
@@ -58,8 +59,7 @@ class ProblemBuilder:
             fine_steps=self.fine_steps(tel.time), block_flows=cfg.solver.block_flows,
             reserve_m3=None if spread is None else self.storm_reserve(tel, groups, spread, cfg.solver.flow_margin
                                                                         * rules.max_outflow_m3h),
-            v_alarm_m3=self.model.volume(rules.alarm_level_m), landing_miss=landing_miss[0],
-            retry_miss=landing_miss[1])
+            v_alarm_m3=self.model.volume(rules.alarm_level_m), landing_miss=landing_miss, retry_miss=retry_miss)
 
     def storm_reserve(self, tel: Telemetry, groups: tuple[Group, ...], spread: Spread, f2_max_m3h: float) -> Array:
         """Per step k, the room to keep free under the alarm: the most inflow, on the high

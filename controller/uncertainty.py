@@ -74,6 +74,11 @@ class Spread:
         ordered = np.maximum.accumulate(np.array([merged[p] for p in ps]), axis=0)
         return Spread("external", {p: ordered[i] for i, p in enumerate(ps)})
 
+    @property
+    def is_point(self) -> bool:
+        """No spread at all: every quantile the same inflow (the oracle's, a perfect forecast's)."""
+        return np.array_equal(self.at(0.01), self.at(0.99))
+
     def at(self, p: float) -> Array:
         """The p-quantile: between the known ones, interpolated on the normal scale in log
         space; beyond them (a risk of 0.001 when P99 is the last learnt), extrapolated along the
