@@ -5,8 +5,9 @@ log(measured / forecast) under the weather state at issue and the lead bucket, t
 quantile table to paste. The series is the generator's everyday inflow and rain (fitted to the
 recorded data). STORMS_PER_WEEK adds design storms on top, which ten recorded days cannot show:
 each 1.5-4x the inflow for 4-16 h with a 12-h recession (the storm ensemble's span) at a random
-hour. The shipped prior has none: at 0.5 a week the recorded days cost 58.7 % of the plant's
-operation, not 43.7 % (docs/storm-safety.md, "A storm climate in the prior").
+hour. The shipped prior has none: at 0.5 a week (and the learner's errors weighed by days) the
+recorded days cost 58.7 % of the plant's operation, not 43.7 % (docs/storm-safety.md, "A storm
+climate in the prior").
 
 Usage: python scripts/fit-spread-prior.py [DAYS] [SEED] [STORMS_PER_WEEK]
 """
@@ -42,6 +43,8 @@ def main() -> None:
     days = int(sys.argv[1]) if len(sys.argv) > 1 else 730
     seed = int(sys.argv[2]) if len(sys.argv) > 2 else 7
     per_week = float(sys.argv[3]) if len(sys.argv) > 3 else DESIGN_STORMS
+    if not per_week >= 0:
+        sys.exit(f"fit-spread-prior: STORMS_PER_WEEK = {per_week} must be a rate >= 0")
     step_s, horizon = 900.0, 96
     start = datetime(2025, 1, 6)
     steps = days * 96
