@@ -22,7 +22,9 @@ SECTIONS: dict[str, type[Any]] = {"weights": Weights, "forecast": ForecastSettin
 NOT_SETTINGS = {"mpc.solver": "the solver's tuning is measured and changed in code (controller/settings.py, "
                               "SolverSettings)",
                 "mpc.weights.terminal_eur_per_m3": "the value of stored water is the horizon's mean price "
-                                                   "(controller/problem.py)"}
+                                                   "(controller/problem.py)",
+                "mpc.weights.reserve_eur_per_m3": "the storm reserve is priced by its expected overflow since "
+                                                  "0.2.0: weights.overflow_eur_per_m3h"}
 
 
 def load_mpc(path: Path, overrides: Mapping[str, Any] | None = None) -> MpcSettings:

@@ -23,7 +23,7 @@ TERMS = {"n": "energy (pumps on)", "q": "energy (flow)", "s": "starts", "d": "st
          "lo": "under the floor", "hi": "over the ceiling", "dq": "F2 changes", "miss": "emptying missed",
          "short": "booked emptying short",
          "guard_slack": "guard broken", "landing_slack": "landing guard broken",
-         "reserve": "storm reserve not kept"}
+         "overflow": "expected overflow (storm reserve)"}
 
 # the hard rules and the emptying first when listing binding rows; the modelling rows after
 FIRST = ("floor", "storm_reserve", "emptying_booked", "emptying_step", "emptying_day", "end_cap",
@@ -42,7 +42,7 @@ def problem_to_json(p: Problem) -> dict[str, Any]:
             value = dataclasses.asdict(value)
         elif f.name == "emptying_days":
             value = [list(day) for day in value]
-        elif f.name == "guard_steps":
+        elif f.name in ("guard_steps", "reserve_p"):
             value = list(value)
         out[f.name] = value
     return out
@@ -60,7 +60,7 @@ def problem_from_json(data: dict[str, Any]) -> Problem:
             value = Weights(**value)
         elif f.name == "emptying_days":
             value = tuple(tuple(day) for day in value)
-        elif f.name == "guard_steps":
+        elif f.name in ("guard_steps", "reserve_p"):
             value = tuple(value)
         elif isinstance(value, list):  # every other list is an array
             value = np.asarray(value, dtype=np.int64 if f.name in INTS else float)

@@ -41,7 +41,8 @@ class Weights:
     emptying_eur: float = 5000.0  # per required daily emptying the plan cannot reach
     terminal_eur_per_m3: float = 0.0  # value of each m3 left stored at the horizon's end (a cost)
     run_hour_eur: float = 0.02  # per run hour, when dispatch picks which pump of a group runs (wear balance)
-    reserve_eur_per_m3: float = 100.0  # per m3 of storm reserve the plan leaves unkept (a risk, not a breach)
+    overflow_eur_per_m3h: float = 10.0  # per m3*h over the alarm the inflow's upper tail could bring, times its
+    # probability: the price of the expected overflow a plan leaves room for (a risk, not a breach)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ class Problem:
     block_steps: int = 1  # beyond fine_steps, pump counts change only every this many steps
     fine_steps: int = 0  # the first steps, where counts may change at every step
     block_flows: bool = False  # ... and so do the group flows (else flows change every step)
-    reserve_m3: Array | None = None  # (H,) storm reserve: room to keep free under v_alarm_m3 after each step
+    reserve_m3: Array | None = None  # (T, H) storm reserve per tail quantile: room to keep free under v_alarm_m3
+    reserve_p: tuple[float, ...] = (1.0,)  # (T,) the probability each tail quantile of reserve_m3 stands for
     v_alarm_m3: float = 0.0  # the alarm volume the reserve is kept under
     landing_miss: float = 0.0  # chance a landing ends over the emptying level (learnt; 0: never)
     retry_miss: float = 0.0  # ... and that a retry right after a missed one does too
@@ -184,7 +186,7 @@ class _Vars:
     miss: Block | None
     flow_of: Ints  # (H,) each step's flow column (Problem.flow_index, derived once per build)
     short: Block | None = None  # shortfall (m3) of booked emptying steps
-    reserve: Block | None = None  # storm reserve not kept (m3), per reserved step
+    reserve: list[Block] | None = None  # storm reserve not kept (m3), per tail quantile and reserved step
 
 
 def build(p: Problem, coef: Coefficients, empty_floor: bool = True) -> tuple[Model, _Vars]:
@@ -338,20 +340,30 @@ def _smoothness(m: Model, p: Problem, v: _Vars) -> None:
 
 
 def _storm_reserve(m: Model, p: Problem, v: _Vars) -> None:
-    """V_k + R_k <= V_alarm at every step with a reserve: the water stored, plus the inflow the
-    station cannot remove within its F2 limit over the coming hours on the high quantile, stays
-    under the alarm volume. Soft (``reserve``, priced per m3): a storm beyond the station's
-    capacity leaves a shortfall, which the plan then makes as small as it can."""
+    """The expected overflow, priced: for each tail quantile t of the inflow (probability p_t),
+    the water stored after step k plus the inflow the station cannot remove within its F2 limit
+    over the coming hours on that quantile, R_tk, would stand over the alarm volume by
+
+        o_tk >= V_k + R_tk - V_alarm,   o_tk >= 0,
+
+    and the plan pays p_t x overflow_eur_per_m3h x step_h per m3 of o_tk: the expected m3*h over
+    the alarm, summed over its steps. Room for a likely excess is bought at nearly any price;
+    room for a rare one only where it is cheap, as a thin tail far past a full station's
+    capacity asks little and a thick one near a reduced station's asks much."""
     if p.reserve_m3 is None:
         return
-    steps = np.flatnonzero(p.reserve_m3 > 0)
-    if steps.size == 0:
-        return
-    v.reserve = m.block("reserve", (steps.size,), 0.0, INF, p.weights.reserve_eur_per_m3)
-    cols = np.column_stack([v.v.index()[steps], v.reserve.index()])
-    coefs = np.tile([1.0, -1.0], (steps.size, 1))
+    reserve = np.atleast_2d(p.reserve_m3)
+    v.reserve = []
     m.family("storm_reserve")
-    m.rows_of(cols, coefs, hi=p.v_alarm_m3 - p.reserve_m3[steps])
+    for r, prob in zip(reserve, p.reserve_p, strict=True):
+        steps = np.flatnonzero(r > 0)
+        if steps.size == 0:
+            continue
+        price = prob * p.weights.overflow_eur_per_m3h * p.step_h
+        o = m.block("overflow", (steps.size,), 0.0, INF, price)
+        v.reserve.append(o)
+        cols = np.column_stack([v.v.index()[steps], o.index()])
+        m.rows_of(cols, np.tile([1.0, -1.0], (steps.size, 1)), hi=p.v_alarm_m3 - r[steps])
 
 
 def _emptying(m: Model, p: Problem, v: _Vars) -> None:

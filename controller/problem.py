@@ -25,6 +25,21 @@ from kernel.site import Site
 Array = NDArray[np.float64]
 
 
+def tail_quantiles(risk: float) -> tuple[tuple[float, float], ...]:
+    """The inflow's upper tail as a few quantiles, each with the probability it stands for,
+    down to the rarest storm the reserve plans for (quantile 1 - risk): P90 for 0.90-0.99, P99
+    for 0.99-0.999, and so on by decades; the last, 1 - risk, for the risk itself. Summing
+    over them undercounts the expected excess (each band counts at its lower edge, and the
+    tail past 1 - risk at 1 - risk). Risk 0: none."""
+    if risk <= 0:
+        return ()
+    edges = [0.9]
+    while 1 - edges[-1] > risk * (1 + 1e-9):
+        edges.append(round(1 - (1 - edges[-1]) / 10, 12))
+    edges[-1] = 1 - risk
+    return tuple((q, round(hi - q, 12)) for q, hi in zip(edges, [*edges[1:], 1.0], strict=True))
+
+
 class ProblemBuilder:
     def __init__(self, site: Site, cfg: MpcSettings, model: StationModel, supervisor: Supervisor) -> None:
         self.site, self.cfg, self.model, self.supervisor = site, cfg, model, supervisor
@@ -59,26 +74,29 @@ class ProblemBuilder:
             fine_steps=self.fine_steps(tel.time), block_flows=cfg.solver.block_flows,
             reserve_m3=None if spread is None else self.storm_reserve(tel, groups, spread, cfg.solver.flow_margin
                                                                         * rules.max_outflow_m3h),
+            reserve_p=tuple(p for _, p in tail_quantiles(cfg.storm_risk)),
             v_alarm_m3=self.model.volume(rules.alarm_level_m), landing_miss=landing_miss, retry_miss=retry_miss)
 
     def storm_reserve(self, tel: Telemetry, groups: tuple[Group, ...], spread: Spread, f2_max_m3h: float) -> Array:
-        """Per step k, the room to keep free under the alarm: the most inflow, on the high
-        quantile (1 - storm_risk), that the pumps available now cannot remove within the F2
-        limit over any stretch of the next ``storm_window_h`` hours:
-        R_k = max(0, max_m sum_(j=k+1..k+m) e_j), e_j the excess volume of step j. Zero in dry
-        weather (the high quantile stays far under the capacity); it grows with wet weather, a
-        forecast that sees rain, and with pumps out of service (a lower capacity)."""
+        """Per tail quantile t of ``tail_quantiles(storm_risk)`` (rows) and step k (columns),
+        the room to keep free under the alarm: the most inflow, on that quantile, that the pumps
+        available now cannot remove within the F2 limit over any stretch of the next
+        ``storm_window_h`` hours: R_tk = max(0, max_m sum_(j=k+1..k+m) e_tj), e_tj the excess
+        volume of step j. Zero in dry weather (the tail stays far under the capacity); it grows
+        with wet weather, a forecast that sees rain, and with pumps out of service."""
         n = len(spread.at(0.5))
-        if self.cfg.storm_risk <= 0:
-            return np.zeros(n)
+        tails = tail_quantiles(self.cfg.storm_risk)
+        if not tails:
+            return np.zeros((0, n))
         level = np.array([self.site.rules.alarm_level_m])
         capacity = sum(float(self.model.band(i, level)[1][0]) for g in groups for i in g.members)
-        excess = (spread.at(1 - self.cfg.storm_risk) - min(capacity, f2_max_m3h)) * self.step_h
         window = max(1, round(self.cfg.storm_window_h / self.step_h))
-        total = np.r_[0.0, np.cumsum(excess)]  # total[j] = excess of steps 0..j-1
-        reserve = np.zeros(n)
-        for k in range(n - 1):
-            reserve[k] = max(0.0, float(np.max(total[k + 2:min(k + 1 + window, n) + 1])) - total[k + 1])
+        reserve = np.zeros((len(tails), n))
+        for t, (q, _) in enumerate(tails):
+            excess = (spread.at(q) - min(capacity, f2_max_m3h)) * self.step_h
+            total = np.r_[0.0, np.cumsum(excess)]  # total[j] = excess of steps 0..j-1
+            for k in range(n - 1):
+                reserve[t, k] = max(0.0, float(np.max(total[k + 2:min(k + 1 + window, n) + 1])) - total[k + 1])
         return reserve
 
     def step_end(self, now: datetime, k: int) -> datetime:

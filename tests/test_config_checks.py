@@ -85,6 +85,9 @@ def test_a_pump_the_site_has_out_of_service_cannot_run_at_the_start(tmp_path: Pa
     ("horizon_h = 1e9", "mpc.horizon_h = 1000000000.0: must be between"),
     ("storm_risk = 0.7", "mpc.storm_risk = 0.7: must be between 0.0 and 0.5"),
     ("block_steps = 4", "[mpc] unknown key 'block_steps'"),
+    ("weights.reserve_eur_per_m3 = 100.0", "[mpc.weights] reserve_eur_per_m3: not a setting; the storm reserve is "
+                                           "priced by its expected overflow since 0.2.0: weights.overflow_eur_per_m3h"),
+    ("weights.overflow_eur_per_m3h = -1.0", "mpc.weights.overflow_eur_per_m3h"),
 ])
 def test_mpc_settings_out_of_bounds_are_refused(tmp_path: Path, body: str, says: str) -> None:
     path = tmp_path / "mpc.toml"

@@ -3,6 +3,7 @@ errors, the reserve on hand-solvable cases, and the supervisor's F2 limit over t
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from controller.forecast import ExternalInflow
 from controller.milp import Group
 from controller.mpc import MpcController
+from controller.problem import tail_quantiles
 from controller.settings import MpcSettings
 from controller.supervisor import Supervisor, rising
 from controller.uncertainty import PRIOR, QUANTILES, ForecastSpread, Spread, bucket_of
@@ -88,6 +90,28 @@ def test_reserve_forces_pumping_before_a_forecast_storm() -> None:
     assert coef().q_max[0, 0] == 2000.0 and NO_SOFT.switch_eur == 0.0
 
 
+@pytest.mark.parametrize(("price_eur_per_m3h", "room_bought_m3"), [(5.0, 500.0), (20.0, 1000.0)])
+def test_expected_overflow_buys_room_for_a_rare_storm_only_when_its_risk_outprices_the_pumping(
+        price_eur_per_m3h: float, room_bought_m3: float) -> None:
+    """Hand case (1 h steps, one pump of 1,000-2,000 m3/h, flat 0.1 EUR/kWh: each m3 pumped
+    early costs 0.01 EUR). The free plan ends hour 0 at 5,500 m3. Over the next hours a likely
+    excess (probability 0.09) needs 3,000 m3 of the 8,000 under the alarm and a rare one (0.001)
+    3,500. Room from 5,500 down to 5,000 m3 saves (0.09 + 0.001) x price per m3; from 5,000 to
+    4,500 only 0.001 x price: bought at 20 EUR/m3*h (0.02 > 0.01), not at 5 (0.005)."""
+    w = dataclasses.replace(NO_SOFT, overflow_eur_per_m3h=price_eur_per_m3h)
+    free = plan_of(problem(volume0_m3=5000.0, weights=w))
+    assert free.volumes_m3[0] == pytest.approx(5500.0)
+    reserve = np.zeros((2, len(free.volumes_m3)))
+    reserve[:, 0] = (3000.0, 3500.0)
+    plan = plan_of(problem(volume0_m3=5000.0, weights=w, v_alarm_m3=8000.0, reserve_m3=reserve,
+                           reserve_p=(0.09, 0.001)))
+    assert plan.volumes_m3[0] == pytest.approx(5500.0 - room_bought_m3)
+    left_m3 = 1000.0 - room_bought_m3  # the rare excess's room not bought
+    expected_overflow_eur = 0.001 * price_eur_per_m3h * left_m3
+    assert plan.objective - free.objective == pytest.approx(
+        room_bought_m3 * 0.1 * KW_PER_M3H + expected_overflow_eur, rel=1e-6)
+
+
 def test_builder_reserve_is_zero_in_dry_weather_and_grows_with_wet_weather_and_pumps_out(site: Site) -> None:
     mpc = MpcController(site, MpcSettings())
     tel = telemetry(site, level_m=3.0, inflow_m3h=4000.0)
@@ -98,16 +122,19 @@ def test_builder_reserve_is_zero_in_dry_weather_and_grows_with_wet_weather_and_p
     assert not mpc.builder.storm_reserve(tel, groups, learner.spread("dry", dry), f2).any()
     wet = np.full(96, 9000.0)
     r_wet = mpc.builder.storm_reserve(tel, groups, learner.spread("wet", wet), f2)
-    assert r_wet[0] > 0 and r_wet[-1] == 0.0
-    # by hand: the excess of steps 1..48 (12 h), on the high quantile over the capacity
+    assert tail_quantiles(0.001) == ((0.9, 0.09), (0.99, 0.009), (0.999, 0.001))  # rows: P90, P99, P99.9
+    assert tail_quantiles(0.01) == ((0.9, 0.09), (0.99, 0.01)) and tail_quantiles(0.0) == ()
+    assert r_wet[2, 0] > r_wet[1, 0] > r_wet[0, 0] >= 0.0 and not r_wet[:, -1].any()
+    # by hand: the excess of steps 1..48 (12 h), on each tail quantile over the capacity
     level = np.array([site.rules.alarm_level_m])
     capacity = min(sum(float(mpc.model.band(i, level)[1][0]) for g in groups for i in g.members), f2)
-    high = learner.spread("wet", wet).at(0.99)
-    assert r_wet[0] == pytest.approx(max(0.0, max(np.cumsum((high[1:49] - capacity) * 0.25))))
+    for row, q in enumerate((0.9, 0.99, 0.999)):
+        high = learner.spread("wet", wet).at(q)
+        assert r_wet[row, 0] == pytest.approx(max(0.0, max(np.cumsum((high[1:49] - capacity) * 0.25))))
     out = telemetry(site, level_m=3.0, inflow_m3h=9000.0, unavailable=("2.3", "2.4", "1.2"))
     fewer = mpc.builder.groups(out)
     assert sum(len(g.members) for g in fewer) < sum(len(g.members) for g in groups)
-    assert mpc.builder.storm_reserve(out, fewer, learner.spread("wet", wet), f2)[0] > r_wet[0]
+    assert mpc.builder.storm_reserve(out, fewer, learner.spread("wet", wet), f2)[1, 0] > r_wet[1, 0]
     # risk 0 turns it off
     off = MpcController(site, MpcSettings(storm_risk=0.0))
     assert not off.builder.storm_reserve(tel, groups, learner.spread("wet", wet), f2).any()
@@ -150,10 +177,12 @@ def test_an_external_forecast_with_quantiles_sets_the_spread(site: Site, tmp_pat
     assert np.allclose(spread.at(0.99), 12000.0) and np.allclose(spread.at(0.9), 4400.0)
     groups = mpc.builder.groups(tel)
     f2 = 0.97 * site.rules.max_outflow_m3h
-    assert mpc.builder.storm_reserve(tel, groups, spread, f2)[0] == pytest.approx(0.0)  # 12,000 < capacity
+    reserve = mpc.builder.storm_reserve(tel, groups, spread, f2)  # rows P90, P99, P99.9
+    assert not reserve[:2, 0].any()  # 4,400 and 12,000 m3/h: under the capacity
+    assert reserve[2, 0] > 0  # the P99.9, extrapolated along P90 -> P99: about 25,000 m3/h
     wetter = ExternalInflow.from_csv(_forecast_csv(tmp_path / "g.csv", 200, p99=5.0))
     mpc.forecaster.external = wetter
-    assert mpc.builder.storm_reserve(tel, groups, mpc.spread_of(tel, inflow), f2)[0] > 0  # 20,000 m3/h
+    assert mpc.builder.storm_reserve(tel, groups, mpc.spread_of(tel, inflow), f2)[1, 0] > 0  # P99 20,000 m3/h
     assert mpc.external_misses == 0
 
 
