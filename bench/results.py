@@ -82,7 +82,8 @@ def suite(work: Path) -> dict[str, str]:
     wall = time.perf_counter() - t0
     tail = out.stdout + out.stderr
     counts = re.findall(r"(\d+) (passed|skipped|failed)", tail)
-    assert out.returncode == 0 and counts, tail[-3000:]
+    failures = [line for line in tail.splitlines() if re.match(r"(_{3,} \S.* _{3,}|FAILED |ERROR )", line)]
+    assert out.returncode == 0 and counts, "\n".join(failures) + "\n" + tail[-3000:]
     n = {kind: int(k) for k, kind in counts}
     minutes, seconds = divmod(round(wall), 60)
     return {"suite": f"{n.get('passed', 0) + n.get('skipped', 0)} tests; on a fresh clone here (`scripts/test.sh`, "
