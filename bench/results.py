@@ -78,8 +78,12 @@ def suite(work: Path) -> dict[str, str]:
     clone = work / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     t0 = time.perf_counter()
-    out = subprocess.run(["bash", "scripts/test.sh"], cwd=clone, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
+    try:
+        out = subprocess.run(["bash", "scripts/test.sh"], cwd=clone, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - t0
+    finally:  # scripts/test.sh installs the clone, editable, into the python3 it finds: point it back here
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                        "-e", str(ROOT)], check=True)
     tail = out.stdout + out.stderr
     counts = re.findall(r"(\d+) (passed|skipped|failed)", tail)
     failures = [line for line in tail.splitlines() if re.match(r"(_{3,} \S.* _{3,}|FAILED |ERROR )", line)]

@@ -186,7 +186,7 @@ class _Vars:
     miss: Block | None
     flow_of: Ints  # (H,) each step's flow column (Problem.flow_index, derived once per build)
     short: Block | None = None  # shortfall (m3) of booked emptying steps
-    reserve: list[Block] | None = None  # storm reserve not kept (m3), per tail quantile and reserved step
+    reserve: list[Block] | None = None  # per tail quantile: m3 over the alarm if it came, per reserved step
 
 
 def build(p: Problem, coef: Coefficients, empty_floor: bool = True) -> tuple[Model, _Vars]:
