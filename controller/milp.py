@@ -186,7 +186,6 @@ class _Vars:
     miss: Block | None
     flow_of: Ints  # (H,) each step's flow column (Problem.flow_index, derived once per build)
     short: Block | None = None  # shortfall (m3) of booked emptying steps
-    reserve: list[Block] | None = None  # per tail quantile: m3 over the alarm if it came, per reserved step
 
 
 def build(p: Problem, coef: Coefficients, empty_floor: bool = True) -> tuple[Model, _Vars]:
@@ -353,7 +352,6 @@ def _storm_reserve(m: Model, p: Problem, v: _Vars) -> None:
     if p.reserve_m3 is None:
         return
     reserve = np.atleast_2d(p.reserve_m3)
-    v.reserve = []
     m.family("storm_reserve")
     for r, prob in zip(reserve, p.reserve_p, strict=True):
         steps = np.flatnonzero(r > 0)
@@ -361,7 +359,6 @@ def _storm_reserve(m: Model, p: Problem, v: _Vars) -> None:
             continue
         price = prob * p.weights.overflow_eur_per_m3h * p.step_h
         o = m.block("overflow", (steps.size,), 0.0, INF, price)
-        v.reserve.append(o)
         cols = np.column_stack([v.v.index()[steps], o.index()])
         m.rows_of(cols, np.tile([1.0, -1.0], (steps.size, 1)), hi=p.v_alarm_m3 - r[steps])
 
