@@ -116,8 +116,8 @@ class MpcController:
             sp = self.dispatcher.with_stop_levels(tel, self.fallback.decide(obs))
             source, status = "baseline", "no plan"
         else:
-            if choosing(solved):
-                self.bookings.book([d for d in solved.emptying_days if len(d) > 1], ends, solved.v_empty_m3, plan)
+            if choosing(problem):
+                self.bookings.book([d for d in problem.emptying_days if len(d) > 1], ends, problem.v_empty_m3, plan)
             sp = self.dispatcher.step(tel, problem.groups, plan.counts[:, 0], plan.flows_m3h[:, 0],
                                       float(plan.volumes_m3[0]), float(problem.inflow_m3h[0]), problem.v_empty_m3,
                                       self.dispatcher.preference(problem, plan))

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import structlog
 
-from controller.milp import Ints, Plan, Problem, coefficients, solve
+from controller.milp import Ints, Plan, Problem, coefficients, lands, solve
 from controller.problem import ProblemBuilder
 from controller.settings import MpcSettings
 
@@ -25,12 +25,15 @@ def relinearised(builder: ProblemBuilder, cfg: MpcSettings, problem: Problem,
                  start: Ints | None = None) -> tuple[Plan | None, Problem]:
     """Solve; if the plan's near-term levels stray from the levels its flows were linearised
     at (it matters most near the bottom, where flow falls fast with level), solve again at
-    the plan's own levels, within one time budget per interval. Returns the plan (None when
-    there is none) and the problem it solved last."""
-    limit = cfg.solver.choose_time_limit_s if choosing(problem) else cfg.solver.time_limit_s
-    deadline = time.perf_counter() + max(limit, cfg.solver.step_budget_s)
+    the plan's own levels, within one time budget per interval. A day's emptying step is
+    chosen by the first solve; the passes after it keep that step (``held``), as the next
+    interval's solve would keep it booked. Returns the plan (None when there is none) and the
+    problem it solved last."""
+    deadline = time.perf_counter() + max(cfg.solver.choose_time_limit_s if choosing(problem)
+                                         else cfg.solver.time_limit_s, cfg.solver.step_budget_s)
     plan: Plan | None = None
     for _ in range(1 + cfg.solver.relinearise):
+        limit = cfg.solver.choose_time_limit_s if choosing(problem) else cfg.solver.time_limit_s
         remaining = deadline - time.perf_counter()
         if plan is not None and remaining < 0.1:
             break
@@ -48,5 +51,15 @@ def relinearised(builder: ProblemBuilder, cfg: MpcSettings, problem: Problem,
         near = slice(0, cfg.solver.relinearise_steps)
         if np.max(np.abs(levels[near] - problem.level_guess_m[near])) <= cfg.solver.relinearise_m:
             break
-        problem = dataclasses.replace(problem, level_guess_m=levels, guard_steps=builder.guard_steps(levels))
+        problem = dataclasses.replace(problem, level_guess_m=levels, guard_steps=builder.guard_steps(levels),
+                                      emptying_days=held(problem, plan))
     return plan, problem
+
+
+def held(problem: Problem, plan: Plan) -> tuple[tuple[int, ...], ...]:
+    """The days' emptying steps as ``plan`` chose them: each day still choosing keeps the
+    first of its candidates where the plan lands, or all of them where it lands on none."""
+    def chosen(day: tuple[int, ...]) -> tuple[int, ...]:
+        hit = next((k for k in day if lands(float(plan.volumes_m3[k]), problem.v_empty_m3)), None)
+        return day if len(day) == 1 or hit is None else (hit,)
+    return tuple(chosen(day) for day in problem.emptying_days)

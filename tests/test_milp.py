@@ -14,6 +14,7 @@ import pytest
 
 from controller.lp import HEURISTICS_OFF, INF, Model
 from controller.milp import Coefficients, Group, Problem, Weights, solve
+from controller.solve import held
 
 H = 8
 Q_MIN, Q_MAX, KW_PER_M3H = 1000.0, 2000.0, 0.1
@@ -203,6 +204,18 @@ def test_a_landing_that_may_miss_keeps_retries_in_its_day(miss: float) -> None:
     # sure: the last step (563 EUR of energy); one in four: step 4 (668 EUR, and 20 EUR of risk
     # against 1,250 at the last step), three retries left
     assert best == (H - 1 if miss == 0.0 else 4)
+
+
+def test_relinearising_keeps_the_emptying_step_the_first_solve_chose() -> None:
+    """Prices fall over the day, so the day's emptying lands at its last candidate, step 3 (as
+    above). The passes that re-solve at the plan's own levels keep that step, as the next
+    interval's booking would; a booked day stays booked, and a day the plan cannot land on
+    still chooses."""
+    p = problem(volume0_m3=3000.0, v_empty_m3=500.0, emptying_days=(tuple(range(4)), (H - 1,)),
+                price_eur_per_kwh=np.linspace(1.0, 0.1, H), inflow_m3h=np.full(H, 1200.0))
+    assert held(p, plan_of(p)) == ((3,), (H - 1,))
+    unreachable = problem(volume0_m3=50000.0, v_empty_m3=500.0, emptying_days=((0, 1),))
+    assert held(unreachable, plan_of(unreachable)) == ((0, 1),)
 
 
 def test_unreachable_emptying_is_reported_not_infeasible() -> None:
