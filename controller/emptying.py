@@ -63,14 +63,18 @@ class Bookings:
         self.appointments.update(emptied_steps(days, ends, v_empty_m3, plan))
 
 
+def first_landing(day: tuple[int, ...], v_empty_m3: float, plan: Plan) -> int | None:
+    """The first of a day's candidate steps where the plan is emptied, or None."""
+    return next((k for k in day if lands(float(plan.volumes_m3[k]), v_empty_m3)), None)
+
+
 def emptied_steps(days: list[tuple[int, ...]], ends: list[datetime], v_empty_m3: float,
                   plan: Plan) -> dict[date, datetime]:
     """Day -> end of the first step of that day's candidates where the plan is emptied."""
     out = {}
     for day in days:
-        hit = [k for k in day if lands(float(plan.volumes_m3[k]), v_empty_m3)]
-        if hit:
-            out[day_of(ends[hit[0]])] = ends[hit[0]]
+        if (k := first_landing(day, v_empty_m3, plan)) is not None:
+            out[day_of(ends[k])] = ends[k]
     return out
 
 

@@ -9,7 +9,8 @@ import time
 import numpy as np
 import structlog
 
-from controller.milp import Ints, Plan, Problem, coefficients, lands, solve
+from controller.emptying import first_landing
+from controller.milp import Ints, Plan, Problem, coefficients, solve
 from controller.problem import ProblemBuilder
 from controller.settings import MpcSettings
 
@@ -21,6 +22,11 @@ def choosing(problem: Problem) -> bool:
     return any(len(day) > 1 for day in problem.emptying_days)
 
 
+def time_limit_s(cfg: MpcSettings, problem: Problem) -> float:
+    """One solve's time limit: the choosing one while it still chooses a day's emptying step."""
+    return cfg.solver.choose_time_limit_s if choosing(problem) else cfg.solver.time_limit_s
+
+
 def relinearised(builder: ProblemBuilder, cfg: MpcSettings, problem: Problem,
                  start: Ints | None = None) -> tuple[Plan | None, Problem]:
     """Solve; if the plan's near-term levels stray from the levels its flows were linearised
@@ -29,11 +35,10 @@ def relinearised(builder: ProblemBuilder, cfg: MpcSettings, problem: Problem,
     chosen by the first solve; the passes after it keep that step (``held``), as the next
     interval's solve would keep it booked. Returns the plan (None when there is none) and the
     problem it solved last."""
-    deadline = time.perf_counter() + max(cfg.solver.choose_time_limit_s if choosing(problem)
-                                         else cfg.solver.time_limit_s, cfg.solver.step_budget_s)
+    deadline = time.perf_counter() + max(time_limit_s(cfg, problem), cfg.solver.step_budget_s)
     plan: Plan | None = None
     for _ in range(1 + cfg.solver.relinearise):
-        limit = cfg.solver.choose_time_limit_s if choosing(problem) else cfg.solver.time_limit_s
+        limit = time_limit_s(cfg, problem)
         remaining = deadline - time.perf_counter()
         if plan is not None and remaining < 0.1:
             break
@@ -60,6 +65,6 @@ def held(problem: Problem, plan: Plan) -> tuple[tuple[int, ...], ...]:
     """The days' emptying steps as ``plan`` chose them: each day still choosing keeps the
     first of its candidates where the plan lands, or all of them where it lands on none."""
     def chosen(day: tuple[int, ...]) -> tuple[int, ...]:
-        hit = next((k for k in day if lands(float(plan.volumes_m3[k]), problem.v_empty_m3)), None)
+        hit = first_landing(day, problem.v_empty_m3, plan)
         return day if len(day) == 1 or hit is None else (hit,)
     return tuple(chosen(day) for day in problem.emptying_days)
