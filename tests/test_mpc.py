@@ -346,6 +346,12 @@ def test_default_mpc_toml_lists_every_setting() -> None:
         assert {f.name for f in dataclasses.fields(cls)} - {"terminal_eur_per_m3"} == set(table[name])
     keys = [k for k in table if k not in SECTIONS] + [k for name in SECTIONS for k in table[name]]
     assert len(keys) <= 20, keys  # each one an operator understands: a risk, a margin, a price, a memory
+    # the file's values are the defaults a partial file gets, but for the site's diurnal shape
+    default = MpcSettings()
+    differ = {f"{name}.{k}" for name in SECTIONS for k, v in table[name].items()
+              if (tuple(v) if isinstance(v, list) else v) != getattr(getattr(default, name), k)}
+    differ |= {k for k, v in table.items() if k not in SECTIONS and v != getattr(default, k)}
+    assert differ == {"forecast.prior_hourly"} and default.forecast.prior_hourly == ()
 
 
 @pytest.mark.parametrize("given", ["csv", "perfect"])
