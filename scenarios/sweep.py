@@ -68,9 +68,9 @@ def jobs(members: Sequence[Member], controllers: Sequence[str], grid: dict[str, 
 COVER_LEADS = ("1", "12")  # lead times (h) whose quantile coverage a row carries
 
 COLUMNS = ("scenario", "controller", "settings", "status", "error", "cost_eur", "hard_violations",
-           *(f"breaches_{r}" for r in HARD_RULES), "level_max_m", "m3h_above_max_level", "m3h_above_alarm",
-           "f2_max_m3h", "f2_mean_abs_step_change_m3h", "f2_jumps", "f2_std_m3h", "f2_max_hourly_swing_m3h",
-           "pump_starts", "run_hour_spread_h", "decision_p95_s",
+           *(f"breaches_{r}" for r in HARD_RULES), "level_min_m", "level_max_m", "m3h_above_max_level",
+           "m3h_above_alarm", "f2_max_m3h", "f2_mean_abs_step_change_m3h", "f2_jumps", "f2_std_m3h",
+           "f2_max_hourly_swing_m3h", "pump_starts", "run_hour_spread_h", "decision_p95_s",
            "decision_max_s", *(f"cover_{q}_{lead}h" for lead in COVER_LEADS for q in ("p10", "p90", "p99")),
            "cover_n", "wall_s")
 
@@ -111,7 +111,7 @@ def kpis(traj: Trajectory, result: dict[str, Any], max_level_m: float, alarm_lev
     return {
         "cost_eur": result["cost_eur"], "hard_violations": result["hard_violations"],
         **{f"breaches_{r}": counts[r]["count"] for r in HARD_RULES},
-        "level_max_m": result["level_max_m"],
+        "level_min_m": result["level_min_m"], "level_max_m": result["level_max_m"],
         "m3h_above_max_level": round(float(np.maximum(volume - volume_of(max_level_m), 0).sum() * hours), 1),
         "m3h_above_alarm": round(float(np.maximum(volume - volume_of(alarm_level_m), 0).sum() * hours), 1),
         "f2_max_m3h": round(float(outflow.max()), 1),

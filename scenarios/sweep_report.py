@@ -44,7 +44,7 @@ def write_sweep(rows: Sequence[dict[str, Any]], out: Path, alarm_level_m: float,
 
 def markdown(rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
     """The sweep as a page for docs/: versions, totals, storm safety, and per scenario each run's
-    cost, highest level, volume-hours over the alarm, F2 max and hard breaches."""
+    cost, lowest and highest level, volume-hours over the alarm, F2 max and hard breaches."""
     lines = [f"{summary['runs']} runs, {summary['failed']} failed, {summary['wall_s']} s wall time. Versions: "
              + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()) + ".", "",
              "| controller and settings | runs | cost EUR | m3*h over the alarm | hard breaches | decision max s |",
@@ -64,15 +64,16 @@ def markdown(rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
         lines += ["", f"Storm safety against the baseline: {len(safety) - len(failed)} of {len(safety)} runs pass."]
         lines += [f"- {v['scenario']} ({v['settings']}) fails: "
                   + ", ".join(k for k, ok in v.items() if ok is False and k != "ok") for v in failed]
-    lines += ["", "| scenario | controller | settings | cost EUR | highest level m | m3*h over the alarm "
-              "| F2 max m3/h | hard breaches | starts |",
-              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["", "| scenario | controller | settings | cost EUR | lowest level m | highest level m "
+              "| m3*h over the alarm | F2 max m3/h | hard breaches | starts |",
+              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         if r["status"] != "ok":
-            lines.append(f"| {r['scenario']} | {r['controller']} | {r['settings']} | failed: {r['error']} |||||| ")
+            lines.append(f"| {r['scenario']} | {r['controller']} | {r['settings']} | failed: {r['error']} ||||||| ")
             continue
         lines.append(f"| {r['scenario']} | {r['controller']} | {r['settings']} | {r['cost_eur']:,.0f} | "
-                     f"{r['level_max_m']:.2f} | {r['m3h_above_alarm']:,.0f} | {r['f2_max_m3h']:,.0f} | "
+                     f"{r['level_min_m']:.3f} | {r['level_max_m']:.2f} | {r['m3h_above_alarm']:,.0f} | "
+                     f"{r['f2_max_m3h']:,.0f} | "
                      f"{r['hard_violations']} | {r['pump_starts']} |")
     lines += front.markdown(rows)
     return "\n".join(lines) + "\n"

@@ -71,6 +71,7 @@ def test_local_pool_and_dask_give_the_same_rows(tmp_path: Path) -> None:
     wet, calm = (next(r for r in pooled if r["scenario"] == s and r["controller"] == "baseline")
                  for s in ("wet", "calm"))
     assert wet["level_max_m"] > calm["level_max_m"] + 2 and wet["f2_max_m3h"] > calm["f2_max_m3h"]
+    assert all(0.0 < r["level_min_m"] < r["level_max_m"] for r in pooled)
     planned = next(r for r in pooled if r["controller"] == "mpc")
     assert 0.0 <= planned["cover_p10_1h"] <= planned["cover_p90_1h"] <= 1.0 and planned["cover_n"] > 0
     assert "cover_n" not in wet  # the baseline forecasts nothing
@@ -180,7 +181,8 @@ def test_the_front_marks_the_runs_another_beats_on_cost_and_roughness(tmp_path: 
         return {"scenario": "days", "controller": controller, "settings": settings, "status": "ok",
                 "cost_eur": cost, "f2_mean_abs_step_change_m3h": step, "f2_jumps": 1, "f2_std_m3h": 1.0,
                 "f2_max_hourly_swing_m3h": 1.0, "pump_starts": starts, "run_hour_spread_h": 1.0,
-                "hard_violations": 0, "level_max_m": 3.0, "m3h_above_alarm": 0.0, "m3h_above_max_level": 0.0,
+                "hard_violations": 0, "level_min_m": 0.6, "level_max_m": 3.0, "m3h_above_alarm": 0.0,
+                "m3h_above_max_level": 0.0,
                 "f2_max_m3h": 9000.0, "decision_max_s": 1.0, "wall_s": 1.0}
     rows = [row("historical", "default", 200, 200, 10), row("mpc", "s=1", 100, 400, 50),
             row("mpc", "s=2", 120, 250, 40), row("mpc", "s=3", 130, 300, 30), row("mpc", "s=4", 160, 150, 45)]
