@@ -23,11 +23,12 @@ TERMS = {"n": "energy (pumps on)", "q": "energy (flow)", "s": "starts", "d": "st
          "lo": "under the floor", "hi": "over the ceiling", "dq": "F2 changes", "miss": "emptying missed",
          "short": "booked emptying short",
          "guard_slack": "guard broken", "landing_slack": "landing guard broken",
+         "committed_slack": "committed pumps under the floor",
          "overflow": "expected overflow (storm reserve)"}
 
 # the hard rules and the emptying first when listing binding rows; the modelling rows after
 FIRST = ("floor", "storm_reserve", "emptying_booked", "emptying_step", "emptying_day", "end_cap",
-         "max_outflow", "min_pumps", "guard", "landing_guard", "timers")
+         "max_outflow", "min_pumps", "guard", "landing_guard", "committed", "timers")
 
 
 def problem_to_json(p: Problem) -> dict[str, Any]:

@@ -306,6 +306,27 @@ def test_floor_keeps_the_low_sides_shortfall_outside_the_emptying() -> None:
     assert buffered.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
 
 
+def test_pumps_inside_their_run_keep_the_floor_over_the_rest_of_it() -> None:
+    """Three pumps, all inside their minimum run for steps 0-3 (1,000-2,000 m3/h each), 12,000
+    m3 stored over a floor of 1,000, inflow 1,500 m3/h forecast and 500 on the low side. Stored
+    water is dear and power is cheapest now, so the plan pumps all it may at step 0. If the
+    inflow stays low, the three pumps still take 3 x 1,000 m3/h over steps 1-3: 7,500 m3 more
+    than comes in. So step 0 may end no lower than 8,500 m3, i.e. pump 12,000 + 1,500 - 8,500
+    = 5,000 m3/h. On the forecast alone (a 4,500 m3 fall) it would pump the station's 6,000."""
+    prices = np.full(H, 1.0)
+    prices[0] = 0.5
+    locked = np.zeros((1, H), dtype=np.int64)
+    locked[0, :4] = 3
+    base = dict(groups=(Group("p", (0, 1, 2)),), n_now=np.array([3]), locked_on=locked, volume0_m3=12000.0,
+                v_min_m3=1000.0, min_on_steps=4, price_eur_per_kwh=prices,
+                weights=dataclasses.replace(NO_SOFT, terminal_eur_per_m3=0.2))
+    assert plan_of(problem(**base)).flows_m3h[0, 0] == pytest.approx(6000.0)
+    low = plan_of(problem(**base, inflow_low_m3h=np.full(H, 500.0)))
+    assert low.flows_m3h[0, 0] == pytest.approx(5000.0)
+    assert low.volumes_m3[0] == pytest.approx(8500.0)
+    assert low.band_slack_m3 == pytest.approx(0.0, abs=1e-6)
+
+
 def test_guards_assume_the_low_side_of_the_inflow() -> None:
     """Stored water is dear, so the plan wants the most flow the guard admits at step 0. Floor
     flows: big 1,500, small 400, forecast 2,000 m3/h. On the forecast both pass (1,900); on a
