@@ -6,12 +6,11 @@ from __future__ import annotations
 import html
 import importlib.metadata
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kernel.site_io import write_text
 from scenarios import front, svg
 from scenarios.sweep import COLUMNS, storm_safety, totals, verdicts_table, write_csv
 
@@ -36,9 +35,9 @@ def write_sweep(rows: Sequence[dict[str, Any]], out: Path, alarm_level_m: float,
                "run_s_sum": round(sum(r["wall_s"] for r in rows), 1), "versions": versions(),
                "totals": totals(rows),
                "storm_safety": verdicts_table(storm_safety(rows, alarm_level_m, f2_limit_m3h))}
-    _atomic(out / "sweep.json", json.dumps(summary, indent=2) + "\n")
-    _atomic(out / "report.html", _page(rows, summary))
-    _atomic(out / "sweep.md", markdown(rows, summary))
+    write_text(out / "sweep.json", json.dumps(summary, indent=2) + "\n")
+    write_text(out / "report.html", _page(rows, summary))
+    write_text(out / "sweep.md", markdown(rows, summary))
     return summary
 
 
@@ -77,13 +76,6 @@ def markdown(rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
                      f"{r['hard_violations']} | {r['pump_starts']} |")
     lines += front.markdown(rows)
     return "\n".join(lines) + "\n"
-
-
-def _atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:

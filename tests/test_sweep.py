@@ -197,3 +197,23 @@ def test_the_front_marks_the_runs_another_beats_on_cost_and_roughness(tmp_path: 
     table = (tmp_path / "sweep.md").read_text()
     assert "| mpc s=3 | 130 | 300 | 1 | 1.0 | 1.0 | 30 | 1.0 | yes | no |" in table
     assert "| historical default | 200 | 200 |" in table and "reference | reference |" in table
+
+
+def test_sweep_files_are_readable_like_any_written_file_and_a_failed_write_keeps_the_old(tmp_path: Path) -> None:
+    """The report files are written through a temp file and a rename; the temp file's 0600 must
+    not reach them (a web server or a colleague reads the report). Under umask 022: 0644."""
+    import os
+
+    from kernel.site_io import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_sweep([], tmp_path, 7.2, 16000.0, wall_s=1.0)
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+        assert modes and set(modes.values()) == {0o644}, modes
+        with pytest.raises(TypeError):
+            write_text(tmp_path / "sweep.md", None)  # type: ignore[arg-type]
+    finally:
+        os.umask(old)
+    assert (tmp_path / "sweep.md").read_text(encoding="utf-8").startswith("0 runs")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(modes)
