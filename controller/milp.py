@@ -463,9 +463,9 @@ def _committed(m: Model, p: Problem, coef: Coefficients, v: _Vars) -> None:
     L_gi the pumps of group g still inside their run at step i: those locked now, and those
     started in a block up to k less than min_on steps before i. A shortfall of inflow that lasts
     a recession's hours is not met by the next interval's plan when the pumps are locked (e20:
-    six pumps started at 2.2 m for the storm reserve, the inflow fell from 7,400 to 4,500 m3/h
-    within their run, and the level reached 0.29 m). Soft, priced as the level band, since the
-    pumps locked now may already break it."""
+    four pumps started beside one at 2.2 m, then a fifth; the inflow fell from 7,400 to 4,500
+    m3/h within their run, and the level reached 0.295 m). Soft, priced as the level band, since
+    the pumps locked now may already break it."""
     if p.min_on_steps <= 0:
         return
     G, H = len(p.groups), p.horizon
