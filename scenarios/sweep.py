@@ -9,6 +9,7 @@ distributed cluster given its scheduler address, so a utility can validate on ma
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import os
 import time
@@ -24,6 +25,7 @@ import numpy as np
 from controller.config import load_mpc
 from kernel.physics import LevelVolume
 from kernel.site import load_site
+from kernel.site_io import write_text
 from scenarios.ensemble import Member
 from scenarios.rules import HARD_RULES
 from scenarios.runner import evaluate, with_perfect_forecast
@@ -178,12 +180,13 @@ def sweep(batch: Sequence[Job], executor: Executor, progress: Callable[[int, int
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: row.get(k, "") for k in COLUMNS})
+    """The table, written as the report's other files are (atomically, readable by others)."""
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: row.get(k, "") for k in COLUMNS})
+    write_text(path, text.getvalue())
 
 
 @dataclass(frozen=True)

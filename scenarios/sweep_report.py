@@ -72,8 +72,7 @@ def markdown(rows: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
             continue
         lines.append(f"| {r['scenario']} | {r['controller']} | {r['settings']} | {r['cost_eur']:,.0f} | "
                      f"{r['level_min_m']:.3f} | {r['level_max_m']:.2f} | {r['m3h_above_alarm']:,.0f} | "
-                     f"{r['f2_max_m3h']:,.0f} | "
-                     f"{r['hard_violations']} | {r['pump_starts']} |")
+                     f"{r['f2_max_m3h']:,.0f} | {r['hard_violations']} | {r['pump_starts']} |")
     lines += front.markdown(rows)
     return "\n".join(lines) + "\n"
 

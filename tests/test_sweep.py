@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from controller.config import DEFAULT_MPC, load_mpc
 from kernel.errors import ConfigError
 from kernel.site import DEFAULT_SITE
+from kernel.site_io import write_text
 from scenarios import front, sweep
 from scenarios.ensemble import Member, members
 from scenarios.sweep_report import write_sweep
@@ -202,10 +204,6 @@ def test_the_front_marks_the_runs_another_beats_on_cost_and_roughness(tmp_path: 
 def test_sweep_files_are_readable_like_any_written_file_and_a_failed_write_keeps_the_old(tmp_path: Path) -> None:
     """The report files are written through a temp file and a rename; the temp file's 0600 must
     not reach them (a web server or a colleague reads the report). Under umask 022: 0644."""
-    import os
-
-    from kernel.site_io import write_text
-
     old = os.umask(0o022)
     try:
         write_sweep([], tmp_path, 7.2, 16000.0, wall_s=1.0)
