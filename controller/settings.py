@@ -58,7 +58,7 @@ class MpcSettings:
     emptying_below_m: float = 0.08  # the emptying step aims this far under the emptying level
     guard_level_m: float = 1.0  # near-term steps expected below this keep a self-regulating pump set
     stop_levels: bool = True  # give running pumps the floor as a stop level the PLC executes by itself
-    floor_risk: float = 0.05  # the floor, guards and dry-day test hold unless the inflow falls under its this-quantile
+    floor_risk: float = 0.003  # the floor, guards and dry-day test hold unless the inflow falls under its this-quantile
     storm_risk: float = 0.001  # the rarest storm the reserve plans for: the inflow's (1 - this) quantile; 0: none
     storm_window_h: float = 12.0  # ... over any stretch of this many hours ahead
     weights: Weights = field(default_factory=Weights)

@@ -4,7 +4,7 @@ the controller's own record of forecast errors.
 Every forecast issued is kept until its steps have been measured. Each measurement then gives
 one error per pending forecast, ``log(measured / forecast)``, filed under the weather at the
 time the forecast was made (dry, wet, rising) and its lead time. Quantiles of those errors
-scale the point forecast into P10, P50, P90 and P99 forecasts. Until a bucket holds enough
+scale the point forecast into P1, P10, P50, P90, P99 and P99.9 forecasts. Until a bucket holds enough
 errors, the prior below (fitted on the synthetic generator's wet and dry year, see
 ``scripts/fit-spread-prior.py``) is blended in, weighted as ``PRIOR_WEIGHT`` errors.
 
@@ -26,7 +26,7 @@ Array = NDArray[np.float64]
 
 STATES = ("dry", "wet", "rising")
 LEAD_EDGES_H = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # bucket upper edges; longer leads share the last bucket
-QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99)  # what is learnt; others interpolate between them
+QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99, 0.999)  # what is learnt; others interpolate between them
 KEEP = 4000  # errors kept per weather state and lead bucket (the most recent)
 PRIOR_WEIGHT = 200  # the prior counts as this many errors
 
@@ -38,17 +38,20 @@ PRIOR: dict[str, tuple[tuple[float, ...], ...]] = {
             (-0.113, -0.131, -0.149, -0.170, -0.189, -0.202, -0.207),
             (-0.005, -0.007, -0.009, -0.012, -0.018, -0.021, -0.022),
             (0.100, 0.113, 0.124, 0.136, 0.147, 0.164, 0.201),
-            (0.330, 0.354, 0.400, 0.480, 0.579, 0.656, 0.700)),
+            (0.330, 0.354, 0.400, 0.480, 0.579, 0.656, 0.700),
+            (0.606, 0.642, 0.723, 0.799, 0.855, 0.909, 1.046)),
     "wet": ((-0.360, -0.351, -0.372, -0.414, -0.444, -0.483, -0.474),
             (-0.088, -0.110, -0.131, -0.159, -0.187, -0.207, -0.209),
             (0.015, 0.013, 0.008, 0.003, -0.007, -0.018, -0.027),
             (0.131, 0.146, 0.161, 0.179, 0.197, 0.209, 0.261),
-            (0.364, 0.394, 0.439, 0.530, 0.664, 0.735, 0.733)),
+            (0.364, 0.394, 0.439, 0.530, 0.664, 0.735, 0.733),
+            (0.632, 0.696, 0.768, 0.834, 0.919, 0.988, 0.987)),
     "rising": ((-0.380, -0.451, -0.424, -0.448, -0.477, -0.498, -0.493),
                (-0.155, -0.166, -0.177, -0.202, -0.226, -0.229, -0.224),
                (0.023, 0.012, -0.000, -0.007, -0.017, -0.021, -0.025),
                (0.224, 0.234, 0.245, 0.270, 0.297, 0.313, 0.321),
-               (0.522, 0.624, 0.644, 0.661, 0.704, 0.755, 0.817)),
+               (0.522, 0.624, 0.644, 0.661, 0.704, 0.755, 0.817),
+               (0.680, 0.831, 0.906, 0.913, 0.965, 1.007, 1.115)),
 }
 
 
@@ -68,8 +71,10 @@ class Spread:
     quantiles: dict[float, Array]
 
     def given(self, quantiles: dict[float, Array]) -> Spread:
-        """An external forecast's quantiles where it gives them, these elsewhere, kept in order."""
-        merged = {**self.quantiles, **quantiles}
+        """An external forecast's quantiles where it gives them, these between them, kept in order.
+        Beyond its outermost quantiles the external forecast's own tail is extrapolated (``at``)."""
+        lo, hi = (min(quantiles), max(quantiles)) if quantiles else (0.0, 1.0)
+        merged = {**{p: q for p, q in self.quantiles.items() if lo <= p <= hi}, **quantiles}
         ps = sorted(merged)
         ordered = np.maximum.accumulate(np.array([merged[p] for p in ps]), axis=0)
         return Spread("external", {p: ordered[i] for i, p in enumerate(ps)})
@@ -81,7 +86,7 @@ class Spread:
 
     def at(self, p: float) -> Array:
         """The p-quantile: between the known ones, interpolated on the normal scale in log
-        space; beyond them (a risk of 0.001 when P99 is the last learnt), extrapolated along the
+        space; beyond them (a floor risk of 0.003 under the learnt P1), extrapolated along the
         last two, as a log-normal tail would be. A spread of zero stays zero."""
         if p in self.quantiles:
             return self.quantiles[p]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def test_quantiles_learnt_on_a_series_with_a_known_spread() -> None:
     learner = ForecastSpread(STEP_S, horizon_steps=8)
     forecast = np.full(8, 3000.0)
     sigma = 0.2
-    truth = {p: sigma * z for p, z in zip(QUANTILES, (-2.326, -1.2816, 0.0, 1.2816, 2.326), strict=True)}
+    truth = {p: sigma * NormalDist().inv_cdf(p) for p in QUANTILES}
     t = T0
     for _ in range(6000):
         t += timedelta(seconds=STEP_S)
@@ -51,7 +52,7 @@ def test_quantiles_learnt_on_a_series_with_a_known_spread() -> None:
 def test_no_errors_yet_gives_the_prior_and_errors_are_filed_by_weather_and_lead() -> None:
     learner = ForecastSpread(STEP_S, horizon_steps=96)
     spread = learner.spread("wet", np.full(96, 1000.0))
-    assert spread.at(0.99)[0] == pytest.approx(1000.0 * np.exp(PRIOR["wet"][-1][0]))
+    assert spread.at(0.99)[0] == pytest.approx(1000.0 * np.exp(PRIOR["wet"][QUANTILES.index(0.99)][0]))
     learner.issued(T0, "rising", np.full(96, 1000.0))
     learner.observe(T0 + timedelta(hours=3), 2000.0)  # step 11 of that forecast: lead 3 h
     assert list(learner.errors[("rising", bucket_of(3.0))]) == [pytest.approx(np.log(2.0))]
@@ -180,6 +181,9 @@ def test_an_external_forecast_with_quantiles_sets_the_spread(site: Site, tmp_pat
     reserve = mpc.builder.storm_reserve(tel, groups, spread, f2)  # rows P90, P99, P99.9
     assert not reserve[:2, 0].any()  # 4,400 and 12,000 m3/h: under the capacity
     assert reserve[2, 0] > 0  # the P99.9, extrapolated along P90 -> P99: about 25,000 m3/h
+    z = NormalDist().inv_cdf  # the external tail is its own, not the learnt P99.9 filled in
+    w = (z(0.999) - z(0.9)) / (z(0.99) - z(0.9))
+    assert np.allclose(spread.at(0.999), np.exp(np.log(4400.0) + w * np.log(12000.0 / 4400.0)))
     wetter = ExternalInflow.from_csv(_forecast_csv(tmp_path / "g.csv", 200, p99=5.0))
     mpc.forecaster.external = wetter
     assert mpc.builder.storm_reserve(tel, groups, mpc.spread_of(tel, inflow), f2)[1, 0] > 0  # P99 20,000 m3/h
