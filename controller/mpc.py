@@ -151,11 +151,13 @@ class MpcController:
         """How far the inflow may move within the next interval, for the supervisor, the
         landing cap and dispatch: the floor_risk and 1 - storm_risk quantiles one interval
         ahead, as factors on the forecast (the supervisor applies them to the measured
-        inflow, so a forecast gone wrong does not loosen its check). Zero spread: (1, 1)."""
+        inflow, so a forecast gone wrong does not loosen its check), and the high one as the
+        forecast gives it (a forecast that sees the inflow rise tightens the check). Zero
+        spread: (1, 1) and the forecast."""
         ahead = max(float(inflow[0]), 1e-9)
         low = float(spread.at(self.cfg.floor_risk)[0]) / ahead if self.cfg.floor_risk > 0 else 1.0
-        high = float(spread.at(1 - self.cfg.storm_risk)[0]) / ahead if self.cfg.storm_risk > 0 else 1.0
-        return InflowBand(low=min(max(low, 0.0), 1.0), high=max(high, 1.0))
+        top = float(spread.at(1 - self.cfg.storm_risk)[0]) if self.cfg.storm_risk > 0 else ahead
+        return InflowBand(low=min(max(low, 0.0), 1.0), high=max(top / ahead, 1.0), ahead_high_m3h=max(top, ahead))
 
     def observe(self, obs: Observation) -> None:
         """Learn from the interval just measured; take the external forecast the plant serves

@@ -16,7 +16,7 @@ from controller.milp import Group
 from controller.mpc import MpcController
 from controller.problem import tail_quantiles
 from controller.settings import MpcSettings
-from controller.supervisor import Supervisor, rising
+from controller.supervisor import InflowBand, Supervisor, rising
 from controller.uncertainty import PRIOR, QUANTILES, ForecastSpread, Spread, bucket_of
 from kernel.contracts import PumpSetpoint, Setpoints
 from kernel.errors import DataError
@@ -155,6 +155,27 @@ def test_supervisor_keeps_f2_over_the_alarm_and_names_the_overflow_risk(site: Si
     assert model.flow_of(running, 7.6) >= 0.9 * site.rules.max_outflow_m3h
     assert sup.counts["overflow_risk"] == 1
     assert "overflows" in next(o.detail for o in sup.overrides if o.rule == "overflow_risk")
+
+
+def test_a_forecast_that_sees_the_inflow_rise_tightens_the_f2_check_and_a_low_one_does_not_loosen_it(
+        site: Site) -> None:
+    """The F2 check holds at the level the interval can reach. With a perfect forecast the band is
+    (1, 1) on the measured inflow, so a storm still rising (14,000 measured, 20,000 coming: e21's
+    16,003.8 m3/h) was checked at too low a level; the forecast's own high side now counts too."""
+    tel = telemetry(site, level_m=7.0, inflow_m3h=14000.0, on={"1.2": 49.0})
+    model = station(site)
+    levels = {}
+    for ahead in (0.0, 5000.0, 20000.0):
+        sup = Supervisor(site, station(site))
+        sup.band = InflowBand(1.0, 1.0, ahead_high_m3h=ahead)
+        out = sup.check(tel, Setpoints(pumps=(PumpSetpoint(id="1.2", on=True, freq_hz=49.0),)))
+        levels[ahead] = rising(sup, tel).level_m
+        running = {site.pump_ids.index(p.id): p.freq_hz for p in out.pumps if p.on}
+        assert model.flow_of(running, levels[ahead]) <= site.rules.max_outflow_m3h + 1.0
+    hours = site.timing.control_interval_s / 3600
+    assert levels[20000.0] == pytest.approx(model.level_reached(7.0, tel.volume_m3, 20000.0 - tel.outflow_m3h, hours))
+    assert levels[20000.0] > levels[0.0] + 0.05  # the coming inflow, not the measured one
+    assert levels[5000.0] == levels[0.0]  # a forecast under the measured inflow loosens nothing
 
 
 def _forecast_csv(path: Path, steps: int, p99: float | None = 3.0, start: datetime = T0) -> Path:
