@@ -78,7 +78,11 @@ def emptied_steps(days: list[tuple[int, ...]], ends: list[datetime], v_empty_m3:
     return out
 
 
-PRIOR_LANDINGS, PRIOR_MISSES = 4, 1  # the prior: one landing in four misses, until its own record outweighs it
+# the priors, each counting as four landings until the record outweighs it: one first landing
+# in four misses; three retries in four miss (a retry meets what the missed landing met: on
+# the recorded days 6 of 8 retries missed, on the bundled dry week 5 of 7)
+PRIOR_FIRST = (3, 1)  # made, missed
+PRIOR_RETRY = (1, 3)
 
 
 class Landings:
@@ -123,13 +127,13 @@ class Landings:
     @property
     def miss(self) -> float:
         """The chance a first landing misses."""
-        return _rate(self.first)
+        return _rate(self.first, PRIOR_FIRST)
 
     @property
     def retry_miss(self) -> float:
         """The chance a retry misses too."""
-        return _rate(self.retry)
+        return _rate(self.retry, PRIOR_RETRY)
 
 
-def _rate(record: list[int]) -> float:
-    return (record[1] + PRIOR_MISSES) / (sum(record) + PRIOR_LANDINGS)
+def _rate(record: list[int], prior: tuple[int, int]) -> float:
+    return (record[1] + prior[1]) / (sum(record) + sum(prior))

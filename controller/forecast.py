@@ -4,6 +4,15 @@ Inflow: a diurnal profile (median of the same time slot over the last days, so o
 day does not become the norm), scaled by how far the last hour runs above or below it;
 that ratio fades back to the profile over a few hours. A rain onset therefore lifts the
 forecast at once, and a dry night after a storm does not keep it high for a day.
+
+Until ``history_days`` days have been seen, the days missing from the median count as the
+site's diurnal shape (``prior_hourly``) at the dry-weather level measured so far: the median,
+over the shape, of the readings under WET_RATIO times their profile (rain only adds). Without
+this a run's first wet day was the whole profile of the next and was forecast to come again
+(e20 of the storm ensemble: 19,000-35,000 m3/h forecast for hours that brought
+10,000-22,000). A reading is judged against the profile of the days before it, never one
+that already holds it (with one day seen, the median of yesterday and today read an hour
+at twice the usual as 1.33 times).
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import csv
 import itertools
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,7 +45,7 @@ class ForecastSettings:
     history_days: int = 7  # days kept for the diurnal profile
     decay_h: float = 6.0  # how fast the correction fades back to the profile
     wet_decay_h: float = 24.0  # ... in wet weather: the rain's recession (generator.toml rain_decay_h)
-    prior_hourly: tuple[float, ...] = ()  # diurnal shape (24 factors) for slots without history yet
+    prior_hourly: tuple[float, ...] = ()  # diurnal shape (24 factors) for the days not seen yet
 
 
 class InflowForecaster:
@@ -45,8 +55,12 @@ class InflowForecaster:
         self.slots = max(1, round(86400 / step_s))
         self.by_slot: list[deque[float]] = [deque(maxlen=self.cfg.history_days) for _ in range(self.slots)]
         self.medians: list[float | None] = [None] * self.slots  # of by_slot, kept as it changes
-        self.recent: deque[tuple[int, float]] = deque(maxlen=max(1, round(RECENT_H * 3600 / step_s)))
-        self.window: deque[tuple[int, float]] = deque(maxlen=max(2, round(2 * 3600 / step_s) + 1))  # weather
+        # dry readings over the site's diurnal shape, the last history_days: the dry level's median
+        self.scaled: deque[float] = deque(maxlen=self.slots * self.cfg.history_days)
+        self.dry_level_m3h: float | None = None
+        # (reading, its slot's profile before it): a reading is judged against the days before it
+        self.recent: deque[tuple[float, float | None]] = deque(maxlen=max(1, round(RECENT_H * 3600 / step_s)))
+        self.window: deque[tuple[float, float | None]] = deque(maxlen=max(2, round(2 * 3600 / step_s) + 1))  # weather
         self.external: ExternalInflow | None = None
 
     def slot(self, time: datetime) -> int:
@@ -58,10 +72,24 @@ class InflowForecaster:
         if not math.isfinite(inflow_m3h):
             return
         s = self.slot(time)
+        before = self.profile(s)
+        if self.cfg.prior_hourly and self._prior(s) > 0 and (before is None or inflow_m3h < WET_RATIO * before):
+            self.scaled.append(inflow_m3h / self._prior(s))
+            self.dry_level_m3h = float(np.median(np.fromiter(self.scaled, float, len(self.scaled))))
         self.by_slot[s].append(inflow_m3h)
         self.medians[s] = float(np.median(self.by_slot[s]))
-        self.recent.append((s, inflow_m3h))
-        self.window.append((s, inflow_m3h))
+        self.recent.append((inflow_m3h, before))
+        self.window.append((inflow_m3h, before))
+
+    def profile(self, slot: int) -> float | None:
+        """The slot's dry-weather inflow: the median of the same slot over the last history_days
+        days. Days not yet seen count as the site's diurnal shape at the dry level measured so
+        far, so that one wet day among few does not become the norm. None: nothing to go on."""
+        seen = self.by_slot[slot]
+        if len(seen) >= self.cfg.history_days or self.dry_level_m3h is None:
+            return self.medians[slot]
+        dry = self.dry_level_m3h * self._prior(slot)
+        return float(np.median([*seen, *[dry] * (self.cfg.history_days - len(seen))]))
 
     def forecast(self, now: datetime, steps: int) -> Array:
         """Mean inflow for each step (now + k dt, now + (k+1) dt]."""
@@ -71,12 +99,10 @@ class InflowForecaster:
                 return ext
         if not self.recent:
             raise ValueError("no inflow observed yet: the forecaster needs one measurement")
-        recent_mean = float(np.mean([v for _, v in self.recent]))
+        recent_mean = float(np.mean([v for v, _ in self.recent]))
         slots = [self.slot(now + timedelta(seconds=(k + 1) * self.step_s)) for k in range(steps)]
-        level = self._prior_level(recent_mean)
-        base = np.array([self._profile(s, recent_mean if level is None else level * self._prior(s))
-                         for s in slots])
-        ratio = self._ratio(recent_mean)
+        base = np.array([_or(self.profile(s), recent_mean) for s in slots])
+        ratio = min(max(recent_mean / max(_expected(self.recent), 1e-9), RATIO_MIN), RATIO_MAX)
         lead_h = (np.arange(steps) + 1) * self.step_s / 3600
         decay_h = self.cfg.decay_h if self.weather(now) == "dry" else self.cfg.wet_decay_h
         return np.asarray(base * (1 + (ratio - 1) * np.exp(-lead_h / decay_h)))
@@ -87,43 +113,25 @@ class InflowForecaster:
         last two hours run clearly over the profile, else "dry". Clearly: WET_RATIO."""
         if not self.recent:
             return "dry"
-        level = self._prior_level(float(np.mean([v for _, v in self.recent])))
-        now_slot, last = self.recent[-1]
-        ratio_now = last / max(self._expected(now_slot, last, level), 1e-9)
+        last, before = self.recent[-1]
+        ratio_now = last / max(_or(before, last), 1e-9)
         window = list(self.window)[:-1]
-        if window:
-            expected = float(np.mean([self._expected(s, v, level) for s, v in window]))
-            ratio_before = float(np.mean([v for _, v in window])) / max(expected, 1e-9)
-        else:
-            ratio_before = ratio_now
+        ratio_before = float(np.mean([v for v, _ in window])) / max(_expected(window), 1e-9) if window else ratio_now
         if ratio_now >= WET_RATIO and ratio_now >= RISING_FACTOR * ratio_before:
             return "rising"
         return "wet" if max(ratio_now, ratio_before) >= WET_RATIO else "dry"
 
-    def _expected(self, slot: int, value: float, level: float | None) -> float:
-        return self._profile(slot, value if level is None else level * self._prior(slot))
-
     def _prior(self, slot: int) -> float:
         return self.cfg.prior_hourly[int(slot * self.step_s // 3600) % len(self.cfg.prior_hourly)]
 
-    def _prior_level(self, recent_mean: float) -> float | None:
-        """Mean inflow implied by the recent measurements and the prior shape (cold start: a
-        night's falling inflow must not be carried flat into the morning)."""
-        if not self.cfg.prior_hourly:
-            return None
-        shape = float(np.mean([self._prior(s) for s, _ in self.recent]))
-        return recent_mean / shape if shape > 0 else None
 
-    def _profile(self, slot: int, fallback: float) -> float:
-        """The slot's median, computed once per measurement rather than per forecast step."""
-        median = self.medians[slot]
-        return fallback if median is None else median
+def _or(value: float | None, fallback: float) -> float:
+    return fallback if value is None else value
 
-    def _ratio(self, recent_mean: float) -> float:
-        expected = float(np.mean([self._profile(s, v) for s, v in self.recent]))
-        if expected <= 0:
-            return 1.0
-        return min(max(recent_mean / expected, RATIO_MIN), RATIO_MAX)
+
+def _expected(readings: Iterable[tuple[float, float | None]]) -> float:
+    """The mean profile of these readings (a reading with none stands for itself)."""
+    return float(np.mean([_or(before, v) for v, before in readings]))
 
 
 class ExternalInflow:
