@@ -55,7 +55,7 @@ class InflowForecaster:
         self.slots = max(1, round(86400 / step_s))
         self.by_slot: list[deque[float]] = [deque(maxlen=self.cfg.history_days) for _ in range(self.slots)]
         self.medians: list[float | None] = [None] * self.slots  # of by_slot, kept as it changes
-        # dry readings over the site's diurnal shape, the last history_days: the dry level's median
+        # the last history_days' worth of dry readings over the site's diurnal shape: the dry level is their median
         self.scaled: deque[float] = deque(maxlen=self.slots * self.cfg.history_days)
         self.dry_level_m3h: float | None = None
         # (reading, its slot's profile before it): a reading is judged against the days before it
