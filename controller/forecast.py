@@ -57,7 +57,7 @@ class InflowForecaster:
         self.medians: list[float | None] = [None] * self.slots  # of by_slot, kept as it changes
         # the last history_days' worth of dry readings over the site's diurnal shape: the dry level is their median
         self.scaled: deque[float] = deque(maxlen=self.slots * self.cfg.history_days)
-        self.dry_level_m3h: float | None = None
+        self._dry_level_m3h: float | None = None  # their median, taken when a missing day asks for it
         # (reading, its slot's profile before it): a reading is judged against the days before it
         self.recent: deque[tuple[float, float | None]] = deque(maxlen=max(1, round(RECENT_H * 3600 / step_s)))
         self.window: deque[tuple[float, float | None]] = deque(maxlen=max(2, round(2 * 3600 / step_s) + 1))  # weather
@@ -75,7 +75,7 @@ class InflowForecaster:
         before = self.profile(s)
         if self.cfg.prior_hourly and self._prior(s) > 0 and (before is None or inflow_m3h < WET_RATIO * before):
             self.scaled.append(inflow_m3h / self._prior(s))
-            self.dry_level_m3h = float(np.median(np.fromiter(self.scaled, float, len(self.scaled))))
+            self._dry_level_m3h = None
         self.by_slot[s].append(inflow_m3h)
         self.medians[s] = float(np.median(self.by_slot[s]))
         self.recent.append((inflow_m3h, before))
@@ -86,10 +86,19 @@ class InflowForecaster:
         days. Days not yet seen count as the site's diurnal shape at the dry level measured so
         far, so that one wet day among few does not become the norm. None: nothing to go on."""
         seen = self.by_slot[slot]
-        if len(seen) >= self.cfg.history_days or self.dry_level_m3h is None:
+        level = None if len(seen) >= self.cfg.history_days else self.dry_level_m3h
+        if level is None:
             return self.medians[slot]
-        dry = self.dry_level_m3h * self._prior(slot)
+        dry = level * self._prior(slot)
         return float(np.median([*seen, *[dry] * (self.cfg.history_days - len(seen))]))
+
+    @property
+    def dry_level_m3h(self) -> float | None:
+        """The dry-weather level: the median of the dry readings over the shape (None: none yet).
+        Taken only while a slot still misses days, once per new reading, not at every reading."""
+        if self._dry_level_m3h is None and self.scaled:
+            self._dry_level_m3h = float(np.median(np.fromiter(self.scaled, float, len(self.scaled))))
+        return self._dry_level_m3h
 
     def forecast(self, now: datetime, steps: int) -> Array:
         """Mean inflow for each step (now + k dt, now + (k+1) dt]."""

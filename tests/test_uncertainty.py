@@ -166,7 +166,7 @@ def test_a_forecast_that_sees_the_inflow_rise_tightens_the_f2_check_and_a_low_on
     model = station(site)
     levels = {}
     for ahead in (0.0, 5000.0, 20000.0):
-        sup = Supervisor(site, station(site))
+        sup = Supervisor(site, model)
         sup.band = InflowBand(1.0, 1.0, ahead_high_m3h=ahead)
         out = sup.check(tel, Setpoints(pumps=(PumpSetpoint(id="1.2", on=True, freq_hz=49.0),)))
         levels[ahead] = rising(sup, tel).level_m
