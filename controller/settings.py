@@ -31,7 +31,8 @@ class SolverSettings:
     fine_steps: int = 8  # the first steps, where counts may change every step
     block_steps: int = 4  # beyond fine_steps, pump counts change only every this many steps
     block_flows: bool = False  # beyond fine_steps, flows are held for a clock hour too (not near emptying)
-    choose_time_limit_s: float = 1.0  # for the once-a-day solve that picks the emptying time
+    choose_time_limit_s: float = 3.0  # for the once-a-day solve that picks the emptying time (about 15
+    # in 10 days; at 1 s a few stopped with a choice up to 30 % dearer: docs/benchmarks.md)
     step_budget_s: float = 2.0  # all solves of one interval together (relinearisation passes)
     relinearise: int = 2  # extra solves allowed when the plan strays from its linearisation levels
     relinearise_m: float = 0.2  # ... by more than this
