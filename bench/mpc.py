@@ -14,6 +14,7 @@ import logging
 import statistics
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,9 @@ class Probe:
 
     def report(self) -> Report:
         return self.mpc.report()
+
+    def recall(self, history: Sequence[Telemetry]) -> None:
+        self.mpc.recall(history)
 
 
 def naive(mpc: MpcController, p: Problem, tel: Telemetry) -> Problem:

@@ -4,12 +4,13 @@ nothing else of a controller."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from controller.milp import Problem
-from kernel.contracts import Observation, Setpoints
+from kernel.contracts import Observation, Setpoints, Telemetry
 from kernel.site import Site
 
 
@@ -72,4 +73,10 @@ class Controller(Protocol):
 
     def report(self) -> Report:
         """What it planned and forecast at its last decision, and what the supervisor changed."""
+        ...
+
+    def recall(self, history: Sequence[Telemetry]) -> None:
+        """Learn from readings taken before this run, oldest first (a restarted daemon's audit
+        log): what each would have taught ``decide`` (forecasts, their errors, day records),
+        with nothing decided. A controller that learns nothing ignores them."""
         ...

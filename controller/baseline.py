@@ -9,6 +9,7 @@ set at minimum speed, never stops the last pump, and checks the predicted level.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -86,6 +87,11 @@ class BaselineController:
         on, freq = self._f2_limit(tel, on, freq, target)
         on, freq = self._guard(tel, on, freq)
         return self._setpoints(on, freq)
+
+    def recall(self, history: Sequence[Telemetry]) -> None:
+        """The day and inflow history from readings taken before this run."""
+        for tel in history:
+            self.observe(tel)
 
     def observe(self, tel: Telemetry) -> None:
         """Keep the day and inflow history current even on intervals another controller decides."""

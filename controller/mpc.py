@@ -16,6 +16,7 @@ import dataclasses
 import itertools
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -110,7 +111,9 @@ class MpcController:
         candidates = self.builder.emptying_candidates(tel, inflow, self.days, self.builder.low_side(spread))
         self.bookings.forget_stale(candidates, ends)
         problem = self.last_problem = self.problem(tel, inflow, prices, candidates, spread)
-        plan, solved = relinearised(self.builder, self.cfg, problem, self._start_counts(tel.time, problem))
+        shift = None if self.plan_time is None else round((tel.time - self.plan_time).total_seconds() / self.step_s)
+        start = start_counts(self.plan, shift, problem) if self.cfg.solver.warm_start else None
+        plan, solved = relinearised(self.builder, self.cfg, problem, start)
         self.solved = solved if plan is not None else None
         if plan is None:
             sp = self.dispatcher.with_stop_levels(tel, self.fallback.decide(obs))
@@ -140,11 +143,9 @@ class MpcController:
             if self.external_misses == 1 or self.external_used:
                 log.warning("external_forecast_stale", time=tel.time.isoformat(),
                             detail="the external inflow forecast does not cover the horizon: internal forecast used")
-            self.external_used = False
-            self.external_state = "stale"
+            self.external_used, self.external_state = False, "stale"
             return learnt
-        self.external_used = True
-        self.external_state = "used"
+        self.external_used, self.external_state = True, "used"
         return learnt.given(external.window_quantiles(tel.time, self.steps, self.step_s) or {})
 
     def interval_band(self, spread: Spread, inflow: Array) -> InflowBand:
@@ -170,12 +171,23 @@ class MpcController:
             self.forecaster.external = None
             self.external_misses += 1
             self.external_state = "unusable"
+        self.prices.observe(obs.prices)
+        self.landings.update(tel)
+        self.learn(tel)
+
+    def learn(self, tel: Telemetry) -> None:
+        """What one reading teaches: the inflow profile, the waiting forecasts' errors, the days."""
         self.spread.observe(tel.time, tel.inflow_m3h)
         self.forecaster.observe(tel.time, tel.inflow_m3h)
-        self.prices.observe(obs.prices)
         self.days.update(tel, self.builder.step_h)
-        self.landings.update(tel)
         self.fallback.observe(tel)
+
+    def recall(self, history: Sequence[Telemetry]) -> None:
+        """Learn from readings before this run as ``decide`` did (not the landings: they need plans)."""
+        for tel in history:
+            self.learn(tel)
+            inflow = self.forecaster.forecast(tel.time, self.steps)
+            self.spread.issued(tel.time, self.forecaster.weather(tel.time), inflow)
 
     def problem(self, tel: Telemetry, inflow: Array, prices: Array,
                 candidates: dict[date, list[int]] | None = None, spread: Spread | None = None) -> Problem:
@@ -232,18 +244,6 @@ class MpcController:
                       overrides=tuple(reversed(list(made))), problem=self.solved,
                       external_forecast=self.external_state)
 
-    def _start_counts(self, now: datetime, problem: Problem) -> Ints | None:
-        """The previous plan's pump counts from now on, its last step repeated to fill the
-        horizon: the issue's warm start, which HiGHS completes into a first incumbent."""
-        if not self.cfg.solver.warm_start or self.plan is None or self.plan_time is None:
-            return None
-        shift = round((now - self.plan_time).total_seconds() / self.step_s)
-        old = self.plan.counts[:, shift:]
-        if shift < 0 or old.shape[1] == 0 or old.shape[0] != len(problem.groups):
-            return None
-        pad = np.repeat(old[:, -1:], problem.horizon - old.shape[1], axis=1)
-        return np.concatenate([old, pad], axis=1)[:, :problem.horizon]
-
     def _remember(self, tel: Telemetry, plan: Plan | None, source: str, status: str, inflow: Array,
                   spread: Spread) -> None:
         self.plan, self.plan_time = plan, tel.time
@@ -255,3 +255,12 @@ class MpcController:
         if source != "mpc":
             log.warning("fallback", time=tel.time.isoformat(), reason=status)
 
+
+def start_counts(plan: Plan | None, shift: int | None, problem: Problem) -> Ints | None:
+    """The pump counts of a plan made ``shift`` steps ago, from now on, its last step repeated
+    to fill the horizon: the issue's warm start, which HiGHS completes into a first incumbent."""
+    old = None if plan is None or shift is None or shift < 0 else plan.counts[:, shift:]
+    if old is None or old.shape[1] == 0 or old.shape[0] != len(problem.groups):
+        return None
+    pad = np.repeat(old[:, -1:], problem.horizon - old.shape[1], axis=1)
+    return np.concatenate([old, pad], axis=1)[:, :problem.horizon]

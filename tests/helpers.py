@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from controller.base import Controller, Report
@@ -60,6 +60,9 @@ def fake_controller(name: str, decide: Callable[[Observation], Setpoints]) -> Co
 
         def report(self) -> Report:
             return Report()
+
+        def recall(self, history: Sequence[Telemetry]) -> None:
+            return None
 
     return Fake()
 

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import sqlite3
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from adapters.client.sim import SimPort
 from adapters.served.opcua import OpcuaSimulator
 from adapters.tagmap import load_tagmap
 from controller.baseline import BaselineController
+from controller.config import DEFAULT_MPC, load_mpc
 from controller.mpc import MpcController
 from kernel.contracts import Setpoints
 from kernel.errors import ConfigError
@@ -69,6 +70,68 @@ async def test_the_mpc_ticks_carry_their_plan_and_inflow_forecast(tmp_path: Path
     for row in rows:
         assert len(row["plan"]["level_m"]) == mpc.steps and row["plan"]["status"]
         assert len(row["forecast"]["inflow_m3h_next"]) == 4 and row["forecast"]["inflow_m3h_mean"] > 0
+
+
+async def test_a_restarted_daemon_recalls_what_the_readings_taught(tmp_path: Path, day: ReplaySetup) -> None:
+    """Killed after 40 ticks and started again on the same audit log, the optimiser forecasts
+    the next interval as the one that ran on would have: the inflow profile and the record of
+    forecast errors come back from the audit's readings. Without the log it forecasts else."""
+    step, k = timedelta(seconds=day.site.timing.control_interval_s), 40
+    config = load_mpc(DEFAULT_MPC)
+    ran_on = MpcController(day.site, config)
+    await Service(SimPort(LockstepPlant(day)), ran_on, BaselineController(day.site), day.site,
+                  max_ticks=k + 1).run()
+    path = tmp_path / "audit.sqlite"
+    first = AuditLog(path)
+    short = dataclasses.replace(day, inflow_m3h=day.inflow_m3h[:k], price_eur_per_kwh=day.price_eur_per_kwh[:k])
+    await Service(SimPort(LockstepPlant(short)), BaselineController(day.site), BaselineController(day.site),
+                  day.site, max_ticks=k, audit=first).run()
+    first.close()
+    # a plant's first reading is its first interval's inflow; the one ran on read interval k - 1's at tick k
+    later = dataclasses.replace(day, start=day.start + k * step, inflow_m3h=day.inflow_m3h[k - 1:],
+                                price_eur_per_kwh=day.price_eur_per_kwh[k - 1:])
+    restarted, fresh = MpcController(day.site, config), MpcController(day.site, config)
+    audit = AuditLog(path)
+    await Service(SimPort(LockstepPlant(later)), restarted, BaselineController(day.site), day.site, max_ticks=1,
+                  audit=audit).run()
+    audit.close()
+    await Service(SimPort(LockstepPlant(later)), fresh, BaselineController(day.site), day.site, max_ticks=1).run()
+    history, unread = AuditLog(path).telemetry_before(day.start + k * step, timedelta(days=8))
+    assert len(history) == k and unread == 0 and history[0].time == day.start
+    assert ran_on.log[-1].time == restarted.log[-1].time == day.start + k * step
+    assert restarted.report().inflow_forecast_m3h == pytest.approx(ran_on.report().inflow_forecast_m3h, rel=1e-12)
+    band, ran_band = restarted.report().inflow_quantiles_m3h, ran_on.report().inflow_quantiles_m3h
+    assert band is not None and ran_band is not None and band.keys() == ran_band.keys()
+    for p, values in band.items():  # the learnt errors came back: the spread as well
+        assert values == pytest.approx(ran_band[p], rel=1e-9)
+    def counts(mpc: MpcController) -> dict[tuple[str, int], int]:
+        return {key: len(errors) for key, errors in mpc.spread.errors.items()}
+
+    assert counts(restarted) == counts(ran_on)
+    assert fresh.report().inflow_forecast_m3h != pytest.approx(ran_on.report().inflow_forecast_m3h, rel=0.01)
+
+
+async def test_a_reading_the_restart_cannot_read_back_is_counted_and_alarmed(tmp_path: Path, day: ReplaySetup) -> None:
+    path = tmp_path / "audit.sqlite"
+    audit = AuditLog(path)
+    baseline = BaselineController(day.site)
+    await Service(SimPort(LockstepPlant(day)), baseline, baseline, day.site, max_ticks=12, audit=audit).run()
+    audit.close()
+    db = sqlite3.connect(path)
+    db.execute("""UPDATE ticks SET telemetry = '{"time": "2025-01-06T01:00:00", "level_m": "high"}' WHERE tick = 4""")
+    db.commit()
+    db.close()
+    step = timedelta(seconds=day.site.timing.control_interval_s)
+    history, unread = AuditLog(path).telemetry_before(day.start + 12 * step, timedelta(days=8))
+    assert unread == 1 and len(history) == 11 and step * 4 not in [t.time - day.start for t in history]
+    later = dataclasses.replace(day, start=day.start + 12 * step, inflow_m3h=day.inflow_m3h[11:],
+                                price_eur_per_kwh=day.price_eur_per_kwh[11:])
+    reopened = AuditLog(path)
+    again = Service(SimPort(LockstepPlant(later)), baseline, baseline, day.site, max_ticks=1, audit=reopened)
+    await again.run()
+    reopened.close()
+    message = next(a["message"] for a in again.alerts if a["kind"] == "history_unreadable")
+    assert message.startswith(f"1 reading(s) in the audit log {path}")
 
 
 def test_a_full_disk_loses_nothing(tmp_path: Path, day: ReplaySetup) -> None:

@@ -15,7 +15,7 @@ from controller.dispatch import Preference, choose_pumps, cost_rank, dispatch
 from controller.emptying import Landings
 from controller.forecast import ExternalInflow, ForecastSettings, InflowForecaster, PriceBook
 from controller.milp import Group, Plan
-from controller.mpc import MpcController
+from controller.mpc import MpcController, start_counts
 from controller.oracle import OracleController
 from controller.settings import MpcSettings
 from controller.uncertainty import QUANTILES, Spread
@@ -495,12 +495,10 @@ def test_the_warm_start_is_the_previous_plan_shifted_to_now(site: Site) -> None:
     counts = np.vstack([np.arange(mpc.steps), np.arange(mpc.steps) + 100]).astype(np.int64)[:len(problem.groups)]
     zeros = np.zeros((len(problem.groups), mpc.steps))
     mpc.plan = Plan(counts, zeros, np.zeros(mpc.steps), np.zeros(mpc.steps), "optimal", 0.0, 0.0, 0.0, 0.0, 0)
-    mpc.plan_time = tel.time - timedelta(seconds=2 * STEP)
-    start = mpc._start_counts(tel.time, problem)
+    start = start_counts(mpc.plan, 2, problem)  # made two steps ago
     assert start is not None and start.shape == counts.shape
     assert np.array_equal(start[:, 0], counts[:, 2]) and np.array_equal(start[:, -3:], counts[:, -1:].repeat(3, 1))
-    mpc.cfg = mpc.cfg.with_solver(warm_start=False)
-    assert mpc._start_counts(tel.time, problem) is None
+    assert start_counts(mpc.plan, -1, problem) is None and start_counts(None, 0, problem) is None
 
 
 def test_the_oracle_sees_every_price_and_caps_the_scenarios_last_step(site: Site) -> None:

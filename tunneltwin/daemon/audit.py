@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from kernel.contracts import Telemetry
 from kernel.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -58,6 +59,7 @@ CREATE INDEX IF NOT EXISTS problems_plant_time ON problems (plant_time);
 COLUMNS = ("run_id", "tick", "plant_time", "wall_time", "controller", "telemetry", "forecast", "plan", "setpoints",
            "readback", "overrides", "alarms", "solver_status", "decide_s")
 BACKLOG_CAP = 20_000  # ticks kept in memory while the disk refuses writes (~7 months at 15 min)
+RECALL_ROWS = 20_000  # ticks a restart reads back at most (8 days at 1-min intervals: 11,520)
 
 
 @dataclass
@@ -151,6 +153,31 @@ class AuditLog:
         return cur.rowcount
 
     # -- reading -----------------------------------------------------------------------
+
+    def telemetry_before(self, until: datetime, span: timedelta) -> tuple[list[Telemetry], int]:
+        """The readings recorded in the ``span`` before ``until`` (plant time), oldest first, one
+        per time (the latest recorded), and how many rows in that stretch could not be read back.
+        Reads at most the last ``RECALL_ROWS`` ticks."""
+        since = until - span
+        rows: dict[datetime, str] = {}
+        unread = 0
+        for plant_time, telemetry in self.db.execute(
+                "SELECT plant_time, telemetry FROM ticks ORDER BY seq DESC LIMIT ?", (RECALL_ROWS,)):
+            try:
+                t = datetime.fromisoformat(plant_time)
+                if since <= t < until:
+                    rows.setdefault(t, telemetry)
+            except (ValueError, TypeError):  # not a time, or one without its zone
+                unread += 1
+        out = []
+        for t in sorted(rows):
+            try:
+                data = json.loads(rows[t])
+                data.pop("raw", None)  # what the plant said where validation replaced it
+                out.append(Telemetry.model_validate(data))
+            except (ValueError, TypeError, AttributeError):  # pydantic's ValidationError is a ValueError
+                unread += 1
+        return out, unread
 
     def state(self, key: str) -> Any:
         row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()

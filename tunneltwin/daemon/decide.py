@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -65,6 +65,11 @@ class Decider:
         elif state == "used" and self._forecast in ("stale", "unusable"):
             self.alert("external_forecast_restored", "the external inflow forecast is used again")
         self._forecast = state
+
+    def recall(self, history: Sequence[Telemetry]) -> None:
+        """Every controller learns from the readings taken before this run (blocking: a thread's)."""
+        for c in self._controllers():
+            c.recall(history)
 
     def _controllers(self) -> list[Controller]:
         """The optimiser and the baseline, once each (they may be the same one)."""

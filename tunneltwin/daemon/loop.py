@@ -36,6 +36,7 @@ log = structlog.get_logger()
 T = TypeVar("T")
 RETRY_S = 1.0
 PRUNE_EVERY = 96  # ticks between retention passes (a day at 15 min)
+RECALL = timedelta(days=8)  # readings a restart learns from: the forecast profile's week, and a day
 
 
 class Service:
@@ -61,6 +62,7 @@ class Service:
         self._flagged: set[tuple[str, str]] = set()
         self._decided: tuple[datetime, Controller, Setpoints] | None = None  # the last decision, by plant time
         self._audit_failing = False
+        self._recalled = False  # the first tick has had the audit log's readings from before it
 
     def stop(self) -> None:
         """Finish the tick in hand, then close (SIGTERM/SIGINT)."""
@@ -139,6 +141,9 @@ class Service:
         else:
             plant_time = obs.telemetry.time
             obs, degrade = self._validated(obs)
+            if not self._recalled and self.audit is not None:  # a restart's first tick
+                await recall(self.audit, self.decider, obs.telemetry.time, self.alert)
+            self._recalled = True
             self.decider.follow(cmd)
             await self.decider.settle_late()
             controller = self.decider.choose(cmd, degrade)
@@ -262,6 +267,21 @@ def resume(audit: AuditLog, desk: OperatorDesk, port: PlantPort, clock: PlantClo
                                   "run stopped: its readings are moved on by that")
     if timers and port.restore_timers(timers):
         log.info("pump timers restored", pumps=len(timers))
+
+
+async def recall(audit: AuditLog, decider: Decider, now: datetime, alert: Callable[[str, str], None]) -> None:
+    """Before the first decision, the controllers learn from the audit log's readings of the
+    ``RECALL`` before it (a first start finds none): a restart does not forget the inflow's
+    profile, the forecast's errors or which days were emptied."""
+    history, unread = await asyncio.to_thread(audit.telemetry_before, now, RECALL)
+    if unread:
+        alert("history_unreadable", f"{unread} reading(s) in the audit log {audit.path} from the {RECALL.days} "
+                                    f"days before {now.isoformat()} could not be read; the controllers learn from "
+                                    "the others")
+    if history:
+        await asyncio.to_thread(decider.recall, history)
+        log.info("history recalled", readings=len(history), first=history[0].time.isoformat(),
+                 last=history[-1].time.isoformat())
 
 
 def least_outflow(baseline: BaselineController, site: Site) -> float:
