@@ -87,7 +87,7 @@ async def test_a_restarted_daemon_recalls_what_the_readings_taught(tmp_path: Pat
     await Service(SimPort(LockstepPlant(short)), BaselineController(day.site), BaselineController(day.site),
                   day.site, max_ticks=k, audit=first).run()
     first.close()
-    # a plant's first reading is its first interval's inflow; the one ran on read interval k - 1's at tick k
+    # a plant's first reading is its first interval's inflow; the run that went on read interval k - 1's at tick k
     later = dataclasses.replace(day, start=day.start + k * step, inflow_m3h=day.inflow_m3h[k - 1:],
                                 price_eur_per_kwh=day.price_eur_per_kwh[k - 1:])
     restarted, fresh = MpcController(day.site, config), MpcController(day.site, config)
@@ -112,6 +112,8 @@ async def test_a_restarted_daemon_recalls_what_the_readings_taught(tmp_path: Pat
 
 
 async def test_a_reading_the_restart_cannot_read_back_is_counted_and_alarmed(tmp_path: Path, day: ReplaySetup) -> None:
+    """A row whose telemetry no longer validates is skipped, the others are learnt from, and the
+    restart says how many it could not read and where."""
     path = tmp_path / "audit.sqlite"
     audit = AuditLog(path)
     baseline = BaselineController(day.site)
