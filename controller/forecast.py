@@ -38,6 +38,11 @@ WET_RATIO = 1.2  # inflow this far over its dry-weather profile is wet weather (
 RISING_FACTOR = 1.1  # ... and rising when the last interval is this far over the two hours before
 RECENT_H = 1.0  # measured window the correction ratio is taken over
 RATIO_MIN, RATIO_MAX = 0.5, 4.0  # the correction ratio's bounds (a reading's fault, not the weather, beyond)
+# The dry level takes its first readings as they come, this many hours of them, before it judges any: resting on
+# fewer, a few readings at a fault (the recorded F1 has single readings at a third of the flow) would be its
+# median, and every later reading, over 1.2 times it, would look wet and be kept out. A run started in rain
+# instead has its dry readings outvote the wet ones within a day.
+FIRST_READINGS_H = 6.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class InflowForecaster:
         self.medians: list[float | None] = [None] * self.slots  # of by_slot, kept as it changes
         # the last history_days' worth of dry readings over the site's diurnal shape: the dry level is their median
         self.scaled: deque[float] = deque(maxlen=self.slots * self.cfg.history_days)
+        self.first_readings = max(1, round(FIRST_READINGS_H * 3600 / step_s))
         self._dry_level_m3h: float | None = None  # their median, taken when a missing day asks for it
         # (reading, its slot's profile before it): a reading is judged against the days before it
         self.recent: deque[tuple[float, float | None]] = deque(maxlen=max(1, round(RECENT_H * 3600 / step_s)))
@@ -73,7 +79,8 @@ class InflowForecaster:
             return
         s = self.slot(time)
         before = self.profile(s)
-        if self.cfg.prior_hourly and self._prior(s) > 0 and (before is None or inflow_m3h < WET_RATIO * before):
+        if self.cfg.prior_hourly and self._prior(s) > 0 and (
+                len(self.scaled) < self.first_readings or before is None or inflow_m3h < WET_RATIO * before):
             self.scaled.append(inflow_m3h / self._prior(s))
             self._dry_level_m3h = None
         self.by_slot[s].append(inflow_m3h)

@@ -3,11 +3,14 @@
 # report.html): the bundled storm ensemble, baseline against the MPC with its learnt forecast
 # and with a perfect one. With the recorded data present (TUNNELTWIN_RECORDED, default
 # ../shared/hsy-data/derived/hsy_timeseries_tidy.csv) it also writes docs/recorded-days/:
-# the MPC on the recorded 10 days at both price series, solved to the MIP gap.
-# Takes about 20 min on 2 cores.
+# the MPC on the recorded 10 days at both price series, solved to the MIP gap. docs/storm-holdout/:
+# the held-out ensemble (scripts/draw-ensemble.py), baseline against the MPC, which no model
+# choice was measured on before it was drawn.
+# Takes about 30 min on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tunneltwin sweep storm-ensemble --controllers baseline,mpc --forecast internal,perfect --out docs/storm-ensemble
+tunneltwin sweep storm-holdout --controllers baseline,mpc --out docs/storm-holdout
 data="${TUNNELTWIN_RECORDED:-../shared/hsy-data/derived/hsy_timeseries_tidy.csv}"
 if [ -f "$data" ]; then
   tmp="$(mktemp -d)"

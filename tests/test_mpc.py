@@ -269,6 +269,31 @@ def test_a_wet_day_in_a_short_history_does_not_become_the_profile() -> None:
     assert np.allclose(fc, [dry(t) for t in ends], rtol=1e-9)  # 12:00-18:00 too: not 9,000 x shape
 
 
+def test_first_readings_at_a_fault_do_not_lock_the_dry_level_low() -> None:
+    """A run's first two readings at a third of the flow (an F1 reading fault, or a dip; a
+    closed loop reads the first interval twice), another at eight hours, then dry weather:
+    the dry level is the dry weather's, and a rain at four times it is forecast as such. When
+    each reading was judged against a level resting on the first one, every later reading
+    looked wet and was kept out, and the level stayed at a third for days (a held-out ensemble
+    run: a 5x rain forecast at 1.4x, capped at RATIO_MAX over a third of the profile; the
+    tunnel filled over the alarm where the baseline stayed at 5.3 m)."""
+    prior = tuple(float(1.0 + 0.3 * np.sin(2 * np.pi * h / 24)) for h in range(24))
+    f = InflowForecaster(STEP, ForecastSettings(prior_hourly=prior))
+    def dry(t: datetime) -> float:
+        return 3000.0 * prior[t.hour]
+
+    for k in range(48):
+        t = T0 + timedelta(seconds=(k + 1) * STEP)
+        f.observe(t, dry(t) * (0.33 if k in (0, 1, 32) else 1.0))
+    assert f.dry_level_m3h == pytest.approx(3000.0)
+    for k in range(48, 52):  # an hour of rain at 4x
+        t = T0 + timedelta(seconds=(k + 1) * STEP)
+        f.observe(t, dry(t) * 4.0)
+    now = T0 + timedelta(seconds=52 * STEP)
+    ahead = now + timedelta(seconds=STEP)
+    assert f.forecast(now, 96)[0] == pytest.approx(dry(ahead) * (1 + 3.0 * np.exp(-0.25 / 24)), rel=0.02)
+
+
 def test_prices_beyond_publication_repeat_the_day_before() -> None:
     book = PriceBook()
     book.observe(PriceCurve(start=T0, step_s=STEP, eur_per_kwh=tuple(float(k) for k in range(96))))
