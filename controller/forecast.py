@@ -39,7 +39,7 @@ RISING_FACTOR = 1.1  # ... and rising when the last interval is this far over th
 RECENT_H = 1.0  # measured window the correction ratio is taken over
 RATIO_MIN, RATIO_MAX = 0.5, 4.0  # the correction ratio's bounds (a reading's fault, not the weather, beyond)
 # The dry level takes its first readings as they come, this many hours of them, before it judges any: resting on
-# fewer, a few readings at a fault (the recorded F1 has single readings at a third of the flow) would be its
+# fewer, a few readings at a fault (the recorded F1 has two in a row at 5 and 16 % of their neighbours) would be its
 # median, and every later reading, over 1.2 times it, would look wet and be kept out. A run started in rain
 # instead has its dry readings outvote the wet ones within a day.
 FIRST_READINGS_H = 6.0
