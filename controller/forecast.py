@@ -7,7 +7,8 @@ forecast at once, and a dry night after a storm does not keep it high for a day.
 
 Until ``history_days`` days have been seen, the days missing from the median count as the
 site's diurnal shape (``prior_hourly``) at the dry-weather level measured so far: the median,
-over the shape, of the readings under WET_RATIO times their profile (rain only adds). Without
+over the shape, of the first FIRST_READINGS_H hours' readings and of the later ones under
+WET_RATIO times their profile (rain only adds). Without
 this a run's first wet day was the whole profile of the next and was forecast to come again
 (e20 of the storm ensemble: 19,000-35,000 m3/h forecast for hours that brought
 10,000-22,000). A reading is judged against the profile of the days before it, never one
