@@ -4,12 +4,18 @@ run causally over each scenario's inflow, as the MPC calls them, and each quanti
 (the share of measured inflows at or under it) is counted at 1 h and 12 h lead, and the point
 forecast's median |log(measured / forecast)| at 1, 4 and 12 h.
 
-Usage: python bench/coverage.py [--stretch] [SCENARIO_OR_ENSEMBLE ...]   (default: storm-ensemble,
-       and the recorded 10 days where ../shared has them)
+Usage: python bench/coverage.py [--stretch | --onsets] [SCENARIO_OR_ENSEMBLE ...]   (default:
+       storm-ensemble, and the recorded 10 days where ../shared has them)
 
 --stretch: instead, by weather state, the P99 of log(measured / forecast) of one step at a lead
 against that of the volume from now to the lead: what the storm reserve sums per step against
 the quantile of the window's own volume.
+
+--onsets: instead, the 12-h forecasts of an ensemble's inline members (not its included scenario
+files) split by what they aim at: an interval outside the member's storms (from its start to the
+end of its recession), one in a storm that began after the forecast was issued (an onset no
+forecast from telemetry sees), or one in a storm already under way; each class's share of
+misses over P90 and P99 and under P10.
 """
 
 from __future__ import annotations
@@ -30,10 +36,10 @@ from controller.milp import Array
 from controller.settings import MpcSettings
 from controller.uncertainty import ForecastSpread
 from kernel.site import load_site
-from scenarios.ensemble import members
+from scenarios.ensemble import Member, members
 from scenarios.replay import ReplaySetup
 
-PS = (0.1, 0.9, 0.99)
+PS = (0.1, 0.9, 0.99, 0.999)
 LEADS_H = (1, 12)
 RECORDED = Path(__file__).resolve().parents[2] / "shared" / "hsy-data" / "Hackathon_HSY_data.xlsx"
 
@@ -111,14 +117,55 @@ def table(name: str, setups: list[ReplaySetup]) -> None:
             total.setdefault(key, []).extend(v)
         for h, e in missed_by.items():
             errors.setdefault(h, []).extend(e)
-    cells = "  ".join(f"P{round(p * 100):02d}@{h}h {np.mean(total[(h, p)]):.3f}" for h in LEADS_H for p in PS)
+    cells = "  ".join(f"P{p * 100:02g}@{h}h {np.mean(total[(h, p)]):.3f}" for h in LEADS_H for p in PS)
     error = " / ".join(f"{np.median(errors[h]):.3f}" for h in ERROR_LEADS_H)
     hours = "/".join(str(h) for h in ERROR_LEADS_H)
     print(f"{name:16s} {cells}  median |log error| at {hours} h {error}  (n={len(total[(1, 0.1)])})")
 
 
+def storm_class(storms: list[dict[str, float]], issued_h: float, aimed_h: float) -> str:
+    for s in storms:
+        if s["start_h"] <= aimed_h <= s["start_h"] + s["duration_h"] + s.get("decay_h", 12.0):
+            return "storm begun after issue" if issued_h < s["start_h"] else "storm under way"
+    return "no storm"
+
+
+def onsets(name: str, runs: list[Member]) -> None:
+    """12-h coverage by what the forecast aims at (module docstring, --onsets)."""
+    site = load_site()
+    counts: dict[str, np.ndarray] = {}
+    for member in runs:
+        if member.inline is None:  # an included scenario file: its storms are not read here
+            continue
+        setup = member.load(site)
+        storms = member.inline.get("storm", [])
+        spread = ForecastSpread(setup.step_s, horizon_steps(setup, load_mpc(DEFAULT_MPC)))
+        inflow = np.asarray(setup.inflow_m3h, dtype=float)
+        j = round(12 * 3600 / setup.step_s) - 1
+        for k, t, point, state in forecasts(setup):
+            spread.observe(t, float(inflow[k - 1]))
+            spread.issued(t, state, point)
+            if k + j >= len(inflow):
+                continue
+            band = spread.spread(state, point)
+            hours = setup.step_s / 3600
+            cls = storm_class(storms, k * hours, (k + j + 1) * hours)
+            came = inflow[k + j]
+            counts.setdefault(cls, np.zeros(4))[:] += (1, came > band.at(0.9)[j], came > band.at(0.99)[j],
+                                                        came < band.at(0.1)[j])
+    n = sum(c[0] for c in counts.values())
+    print(f"{name}: 12-h forecasts by what they aim at (n={int(n)})")
+    for cls, (m, over90, over99, under10) in counts.items():
+        print(f"  {cls:24s} share {m / n:.3f}  over P90 {over90 / m:.3f}  over P99 {over99 / m:.3f}  "
+              f"under P10 {under10 / m:.3f}  (its misses over P90: {over90 / n:.3f} of all)")
+
+
 def main(refs: list[str]) -> None:
     site = load_site()
+    if "--onsets" in refs:
+        for ref in [r for r in refs if r != "--onsets"] or ["storm-ensemble"]:
+            onsets(ref, members([ref]))
+        return
     show = stretch if "--stretch" in refs else table
     refs = [r for r in refs if r != "--stretch"]
     for ref in refs or ["storm-ensemble"]:
