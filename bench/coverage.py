@@ -35,9 +35,10 @@ from controller.forecast import InflowForecaster
 from controller.milp import Array
 from controller.settings import MpcSettings
 from controller.uncertainty import ForecastSpread
-from kernel.site import load_site
+from kernel.site import Site, load_site
 from scenarios.ensemble import Member, members
 from scenarios.replay import ReplaySetup
+from scenarios.scenario import Storm, load_scenario
 
 PS = (0.1, 0.9, 0.99, 0.999)
 LEADS_H = (1, 12)
@@ -123,22 +124,21 @@ def table(name: str, setups: list[ReplaySetup]) -> None:
     print(f"{name:16s} {cells}  median |log error| at {hours} h {error}  (n={len(total[(1, 0.1)])})")
 
 
-def storm_class(storms: list[dict[str, float]], issued_h: float, aimed_h: float) -> str:
+def storm_class(storms: list[Storm], issued_h: float, aimed_h: float) -> str:
     for s in storms:
-        if s["start_h"] <= aimed_h <= s["start_h"] + s["duration_h"] + s.get("decay_h", 12.0):
-            return "storm begun after issue" if issued_h < s["start_h"] else "storm under way"
+        if s.start_h <= aimed_h <= s.start_h + s.duration_h + s.decay_h:
+            return "storm begun after issue" if issued_h < s.start_h else "storm under way"
     return "no storm"
 
 
-def onsets(name: str, runs: list[Member]) -> None:
+def onsets(name: str, runs: list[Member], site: Site) -> None:
     """12-h coverage by what the forecast aims at (module docstring, --onsets)."""
-    site = load_site()
     counts: dict[str, np.ndarray] = {}
     for member in runs:
         if member.inline is None:  # an included scenario file: its storms are not read here
             continue
         setup = member.load(site)
-        storms = member.inline.get("storm", [])
+        storms = [Storm.model_validate(s) for s in member.inline.get("storm", [])]
         spread = ForecastSpread(setup.step_s, horizon_steps(setup, load_mpc(DEFAULT_MPC)))
         inflow = np.asarray(setup.inflow_m3h, dtype=float)
         j = round(12 * 3600 / setup.step_s) - 1
@@ -164,15 +164,13 @@ def main(refs: list[str]) -> None:
     site = load_site()
     if "--onsets" in refs:
         for ref in [r for r in refs if r != "--onsets"] or ["storm-ensemble"]:
-            onsets(ref, members([ref]))
+            onsets(ref, members([ref]), site)
         return
     show = stretch if "--stretch" in refs else table
     refs = [r for r in refs if r != "--stretch"]
     for ref in refs or ["storm-ensemble"]:
         show(ref, [m.load(site) for m in members([ref])])
     if not refs and RECORDED.exists():
-        from scenarios.scenario import load_scenario
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             show("recorded", [load_scenario(str(RECORDED), site, "normal", None, None)])
