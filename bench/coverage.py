@@ -34,7 +34,7 @@ from controller.config import DEFAULT_MPC, load_mpc
 from controller.forecast import InflowForecaster
 from controller.milp import Array
 from controller.settings import MpcSettings
-from controller.uncertainty import ForecastSpread
+from controller.uncertainty import ForecastSpread, Spread
 from kernel.site import Site, load_site
 from scenarios.ensemble import Member, members
 from scenarios.replay import ReplaySetup
@@ -64,17 +64,23 @@ def horizon_steps(setup: ReplaySetup, cfg: MpcSettings) -> int:
 ERROR_LEADS_H = (1, 4, 12)
 
 
+def bands(setup: ReplaySetup) -> Iterator[tuple[int, Array, Spread]]:
+    """``forecasts`` with the spread learner fed as the MPC feeds it: step k, the point forecast
+    and its learnt quantiles."""
+    spread = ForecastSpread(setup.step_s, horizon_steps(setup, load_mpc(DEFAULT_MPC)))
+    for k, t, point, state in forecasts(setup):
+        spread.observe(t, float(setup.inflow_m3h[k - 1]))
+        spread.issued(t, state, point)
+        yield k, point, spread.spread(state, point)
+
+
 def hits(setup: ReplaySetup) -> tuple[dict[tuple[int, float], list[bool]], dict[int, list[float]]]:
     """(lead h, p) -> for each forecast, whether the measured inflow was at or under its
     p-quantile; and lead h -> the point forecast's |log(measured / forecast)| for each."""
-    spread = ForecastSpread(setup.step_s, horizon_steps(setup, load_mpc(DEFAULT_MPC)))
     inflow = np.asarray(setup.inflow_m3h, dtype=float)
     out: dict[tuple[int, float], list[bool]] = {(h, p): [] for h in LEADS_H for p in PS}
     errors: dict[int, list[float]] = {h: [] for h in ERROR_LEADS_H}
-    for k, t, point, state in forecasts(setup):
-        spread.observe(t, float(inflow[k - 1]))
-        spread.issued(t, state, point)
-        band = spread.spread(state, point)
+    for k, point, band in bands(setup):
         for h in LEADS_H:
             j = round(h * 3600 / setup.step_s) - 1
             if k + j < len(inflow):
@@ -139,16 +145,12 @@ def onsets(name: str, runs: list[Member], site: Site) -> None:
             continue
         setup = member.load(site)
         storms = [Storm.model_validate(s) for s in member.inline.get("storm", [])]
-        spread = ForecastSpread(setup.step_s, horizon_steps(setup, load_mpc(DEFAULT_MPC)))
         inflow = np.asarray(setup.inflow_m3h, dtype=float)
         j = round(12 * 3600 / setup.step_s) - 1
-        for k, t, point, state in forecasts(setup):
-            spread.observe(t, float(inflow[k - 1]))
-            spread.issued(t, state, point)
+        hours = setup.step_s / 3600
+        for k, _, band in bands(setup):
             if k + j >= len(inflow):
                 continue
-            band = spread.spread(state, point)
-            hours = setup.step_s / 3600
             cls = storm_class(storms, k * hours, (k + j + 1) * hours)
             came = inflow[k + j]
             counts.setdefault(cls, np.zeros(4))[:] += (1, came > band.at(0.9)[j], came > band.at(0.99)[j],
